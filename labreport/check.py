@@ -1,0 +1,55 @@
+"""Is a run's output what the lab program must print? A sample counts only if this says yes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from labreport.config import CheckConfig
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str = ""
+
+
+def check_output(stdout: str, rules: CheckConfig, now_unix_s: float) -> Verdict:
+    """Valid JSON with the required keys; local time at the configured offset; near now."""
+    try:
+        document = json.loads(stdout)
+    except json.JSONDecodeError as error:
+        shown = stdout.strip()[:80] or "(empty)"
+        return Verdict(False, f"not JSON ({error.msg}): {shown!r}")
+    if not isinstance(document, dict):
+        return Verdict(False, f"JSON is a {type(document).__name__}, not an object")
+    missing = [key for key in rules.required_keys if key not in document]
+    if missing:
+        return Verdict(False, f"missing keys: {', '.join(missing)}")
+    timestamp = document[rules.timestamp_key]
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        return Verdict(False, f"{rules.timestamp_key} is not an integer: {timestamp!r}")
+    local_text = document[rules.local_time_key]
+    try:
+        local = datetime.strptime(str(local_text), rules.local_time_format)
+    except ValueError:
+        return Verdict(
+            False,
+            f"{rules.local_time_key} {local_text!r} does not match {rules.local_time_format!r}",
+        )
+    zone = timezone(timedelta(hours=rules.utc_offset_hours))
+    expected_local = datetime.fromtimestamp(timestamp, zone).replace(tzinfo=None)
+    if local != expected_local:
+        return Verdict(
+            False,
+            f"{rules.local_time_key} {local_text!r} is not {rules.timestamp_key} {timestamp} "
+            f"at UTC{rules.utc_offset_hours:+d} ({expected_local:%Y-%m-%d %H:%M:%S})",
+        )
+    skew = abs(timestamp - now_unix_s)
+    if skew > rules.max_clock_skew_s:
+        return Verdict(
+            False,
+            f"{rules.timestamp_key} is {skew:.0f} s from now (limit {rules.max_clock_skew_s:g} s)",
+        )
+    return Verdict(True)

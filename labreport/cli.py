@@ -1,0 +1,111 @@
+"""The command line: parses options and calls one function per command; no logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+from labreport import __version__, config, doctor, workflows
+from labreport.errors import LabreportError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="Measure a container lab from real builds and render an honest report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="The lab config.", dir_okay=False)
+]
+
+
+def fail(message: str, hint: str = "", code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """A LabreportError or Ctrl-C becomes `error:` + `hint:` and a non-zero exit, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except LabreportError as error:
+            fail(error.message, error.hint)
+        except KeyboardInterrupt:
+            fail("interrupted", "nothing half-written was kept; run the command again", code=130)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+@app.command("doctor")
+@user_errors
+def doctor_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 when a required component is missing.")
+    ] = False,
+) -> None:
+    """Show every component labreport can use on this host: found with its version, or why not."""
+    components = doctor.diagnose()
+    if as_json:
+        typer.echo(json.dumps([c.as_dict() for c in components], indent=2, sort_keys=True))
+    else:
+        typer.echo(doctor.format_table(components))
+    missing = [c.name for c in components if not c.found and not c.optional]
+    if strict and missing:
+        fail(f"missing: {', '.join(missing)}", "run scripts/setup", code=1)
+
+
+@app.command("build")
+@user_errors
+def build_command(config_path: ConfigOption = config.DEFAULT_CONFIG) -> None:
+    """Build the lab's program natively, as a WASI module and as the scratch image; show sizes."""
+    typer.echo(workflows.build_all(config.load(config_path)))
+
+
+@app.command("measure")
+@user_errors
+def measure_command(config_path: ConfigOption = config.DEFAULT_CONFIG) -> None:
+    """Build every variant, run it on every runtime the host has, write measurements/*.json."""
+    config.load(config_path)
+    raise LabreportError(
+        "'labreport measure' is not implemented yet",
+        "use 'labreport build' and 'labreport doctor' for now",
+    )
+
+
+@app.command("render")
+@user_errors
+def render_command() -> None:
+    """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
+    raise LabreportError(
+        "'labreport render' is not implemented yet", "it arrives with the render issue"
+    )
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print labreport's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app(prog_name="labreport")
+
+
+if __name__ == "__main__":
+    main()

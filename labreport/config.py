@@ -1,0 +1,119 @@
+"""The lab config (lab.toml): what a lab run builds, runs and checks."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from labreport.errors import LabreportError
+
+CONFIG_SCHEMA_VERSION = 1
+DEFAULT_CONFIG = Path("lab.toml")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GoBuild(Strict):
+    description: str
+    env: dict[str, str] = Field(default_factory=dict)
+    args: list[str] = Field(default_factory=list)
+    output: str
+
+
+class ImageConfig(Strict):
+    dockerfile: str
+    repository: str
+    binary_path: str
+    same_as_build: str
+
+
+class OnceConfig(Strict):
+    env: dict[str, str]
+
+
+class CheckConfig(Strict):
+    required_keys: list[str]
+    local_time_key: str
+    local_time_format: str
+    utc_offset_hours: int
+    timestamp_key: str
+    max_clock_skew_s: float = Field(gt=0)
+
+
+class ServerConfig(Strict):
+    env: dict[str, str] = Field(default_factory=dict)
+    port: int = Field(gt=0, lt=65536)
+    path: str = "/"
+    load_requests: int = Field(gt=0, le=10_000)
+    idle_seconds: float = Field(gt=0, le=60)
+
+
+class MeasureDefaults(Strict):
+    runs: int = Field(ge=1)
+    warmup: int = Field(ge=0)
+    timeout_s: float = Field(gt=0)
+
+
+class LabConfig(Strict):
+    schema_version: int
+    name: str
+    title: str
+    app_dir: str
+    sources: list[str]
+    builds: dict[str, GoBuild]
+    image: ImageConfig
+    once: OnceConfig
+    check: CheckConfig
+    server: ServerConfig
+    measure: MeasureDefaults
+
+    # Set by load(): where the file was, so relative paths resolve against it.
+    base_dir: Path = Field(default=Path(), exclude=True)
+
+    @property
+    def app_path(self) -> Path:
+        return (self.base_dir / self.app_dir).resolve()
+
+
+def describe_validation_error(source: str, error: ValidationError) -> str:
+    """One line: the file, the first field path and what is wrong with it."""
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{source}: {location}: {first['msg']}{more}"
+
+
+def load(path: Path = DEFAULT_CONFIG) -> LabConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise LabreportError(
+            f"lab config {path} not found", "run from the project root or pass --config"
+        ) from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise LabreportError(f"{path}: not valid TOML: {error}", "fix the file") from error
+    version = raw.get("schema_version")
+    if version != CONFIG_SCHEMA_VERSION:
+        raise LabreportError(
+            f"{path}: schema_version is {version!r}, this labreport reads {CONFIG_SCHEMA_VERSION}",
+            "use a lab config written for this version of labreport",
+        )
+    try:
+        config = LabConfig.model_validate({**raw, "base_dir": path.resolve().parent})
+    except ValidationError as error:
+        raise LabreportError(describe_validation_error(str(path), error), "fix the file") from error
+    if config.image.same_as_build not in config.builds:
+        raise LabreportError(
+            f"{path}: image.same_as_build names {config.image.same_as_build!r}, "
+            f"which is not one of builds ({', '.join(config.builds)})",
+            "fix the file",
+        )
+    if not config.app_path.is_dir():
+        raise LabreportError(
+            f"{path}: app_dir {config.app_path} is not a directory", "fix the file"
+        )
+    return config

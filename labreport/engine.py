@@ -1,0 +1,54 @@
+"""The Docker engine through docker-py: one connection helper, with a timeout."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from labreport.errors import LabreportError
+
+API_TIMEOUT_S = 60
+
+
+def engine_url() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def connect(timeout_s: int = API_TIMEOUT_S) -> docker.DockerClient:
+    """A client whose every call has a timeout; a clear error when the daemon is not there."""
+    try:
+        client = docker.from_env(timeout=timeout_s)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        raise LabreportError(
+            f"Docker daemon not reachable at {engine_url()}",
+            "start it (scripts/setup starts one if none runs), "
+            "or leave out the docker runtimes with --skip docker",
+        ) from error
+    return client
+
+
+def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
+    """The engine's version, storage driver and cgroup setup, as the daemon reports them."""
+    info = client.info()
+    version = client.version()
+    return {
+        "engine_version": str(version.get("Version", "unknown")),
+        "api_version": str(version.get("ApiVersion", "unknown")),
+        "storage_driver": str(info.get("Driver", "unknown")),
+        "cgroup_version": str(info.get("CgroupVersion", "unknown")),
+        "cgroup_driver": str(info.get("CgroupDriver", "unknown")),
+        "runtimes": sorted(info.get("Runtimes", {})),
+        "containerd_version": next(
+            (
+                str(component.get("Version"))
+                for component in version.get("Components", [])
+                if component.get("Name") == "containerd"
+            ),
+            "unknown",
+        ),
+    }

