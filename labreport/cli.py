@@ -10,7 +10,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from labreport import __version__, config, doctor, workflows
+from labreport import __version__, config, doctor, measure, workflows
 from labreport.errors import LabreportError
 
 P = ParamSpec("P")
@@ -77,15 +77,49 @@ def build_command(config_path: ConfigOption = config.DEFAULT_CONFIG) -> None:
     typer.echo(workflows.build_all(config.load(config_path)))
 
 
+def _names(values: list[str] | None) -> tuple[str, ...]:
+    """Runtime names from repeated options, each of which may be a comma-separated list."""
+    return tuple(
+        part.strip() for value in values or [] for part in value.split(",") if part.strip()
+    )
+
+
 @app.command("measure")
 @user_errors
-def measure_command(config_path: ConfigOption = config.DEFAULT_CONFIG) -> None:
+def measure_command(
+    config_path: ConfigOption = config.DEFAULT_CONFIG,
+    runs: Annotated[int | None, typer.Option(help="Measured runs per runtime.", min=1)] = None,
+    warmup: Annotated[int | None, typer.Option(help="Warm-up runs, not counted.", min=0)] = None,
+    runtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only these runtimes (repeat or comma-separate); each must be available."
+        ),
+    ] = None,
+    skip: Annotated[
+        list[str] | None, typer.Option(help="Leave these runtimes out (repeat or comma-separate).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Default: measurements/<lab>.json")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds one run may take before it is killed.", min=0.1)
+    ] = None,
+    memory: Annotated[bool, typer.Option(help="Measure server-mode memory.")] = True,
+) -> None:
     """Build every variant, run it on every runtime the host has, write measurements/*.json."""
-    config.load(config_path)
-    raise LabreportError(
-        "'labreport measure' is not implemented yet",
-        "use 'labreport build' and 'labreport doctor' for now",
+    lab = config.load(config_path)
+    plan = measure.Plan(
+        runs=runs or lab.measure.runs,
+        warmup=lab.measure.warmup if warmup is None else warmup,
+        timeout_s=timeout or lab.measure.timeout_s,
+        output=output or Path("measurements") / f"{lab.name}.json",
+        include=_names(runtime),
+        skip=_names(skip),
+        memory=memory,
     )
+    result = workflows.measure_lab(lab, config_path, plan)
+    typer.echo(workflows.summary(result, plan.output))
 
 
 @app.command("render")

@@ -31,6 +31,22 @@ class ImageConfig(Strict):
     same_as_build: str
 
 
+class WasmImageConfig(Strict):
+    """The OCI image for platform wasi/wasm whose entrypoint is a WASI module build."""
+
+    build: str
+    reference: str
+    module_path: str
+
+
+class WagiConfig(Strict):
+    """A CGI request to the module and what its response must be."""
+
+    env: dict[str, str]
+    expect_status: int = Field(ge=100, lt=600)
+    expect_content_type: str
+
+
 class OnceConfig(Strict):
     env: dict[str, str]
 
@@ -66,7 +82,9 @@ class LabConfig(Strict):
     sources: list[str]
     builds: dict[str, GoBuild]
     image: ImageConfig
+    wasm_image: WasmImageConfig
     once: OnceConfig
+    wagi: WagiConfig
     check: CheckConfig
     server: ServerConfig
     measure: MeasureDefaults
@@ -106,12 +124,16 @@ def load(path: Path = DEFAULT_CONFIG) -> LabConfig:
         config = LabConfig.model_validate({**raw, "base_dir": path.resolve().parent})
     except ValidationError as error:
         raise LabreportError(describe_validation_error(str(path), error), "fix the file") from error
-    if config.image.same_as_build not in config.builds:
-        raise LabreportError(
-            f"{path}: image.same_as_build names {config.image.same_as_build!r}, "
-            f"which is not one of builds ({', '.join(config.builds)})",
-            "fix the file",
-        )
+    for field, build in (
+        ("image.same_as_build", config.image.same_as_build),
+        ("wasm_image.build", config.wasm_image.build),
+    ):
+        if build not in config.builds:
+            raise LabreportError(
+                f"{path}: {field} names {build!r}, which is not one of builds "
+                f"({', '.join(config.builds)})",
+                "fix the file",
+            )
     if not config.app_path.is_dir():
         raise LabreportError(
             f"{path}: app_dir {config.app_path} is not a directory", "fix the file"

@@ -12,6 +12,9 @@ import requests.exceptions
 from labreport.errors import LabreportError
 
 API_TIMEOUT_S = 60
+# Every container and image labreport creates carries these labels (see build.py).
+LABEL_MANAGED = "org.labreport.managed"
+LABEL_RUN = "org.labreport.run"
 
 
 def engine_url() -> str:
@@ -52,3 +55,19 @@ def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
             "unknown",
         ),
     }
+
+
+def remove_run_containers(client: docker.DockerClient, run_id: str) -> int:
+    """Remove every container one run created, running or not; returns how many.
+
+    The last sweep of a run: a container whose create call was cut off by Ctrl-C is found
+    here by its label even though no Python object ever held it.
+    """
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
+        try:
+            container.remove(force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+    return removed

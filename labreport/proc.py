@@ -12,7 +12,7 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +106,35 @@ def run(
         detail = tail(done.stderr or done.stdout) or "no output"
         raise LabreportError(f"{label} exited with {done.returncode}: {detail}", hint)
     return done
+
+
+@contextlib.contextmanager
+def background(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, stop_timeout_s: float = 10
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A long-running process (a server) that is stopped with its whole group on exit.
+
+    SIGTERM first (the lab's server shuts down cleanly on it), SIGKILL if it lingers.
+    """
+    try:
+        process = subprocess.Popen(
+            [str(part) for part in argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=None if env is None else dict(env),
+            start_new_session=True,
+        )
+    except FileNotFoundError as error:
+        raise LabreportError(f"{argv[0]} not found", "run scripts/setup") from error
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+        if process.stderr is not None:
+            process.stderr.close()

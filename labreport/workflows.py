@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from labreport import build, engine, tools
+from collections.abc import Callable
+from pathlib import Path
+from statistics import median
+
+from labreport import build, engine, environment, measure, tools
 from labreport.config import LabConfig
+from labreport.models import Measurement
+from labreport.progress import BarProgress
+from labreport.runtimes import Runtime
+from labreport.runtimes.registry import REGISTRY
 
 LAB_IMAGE_ROLE = "lab-image"
 
@@ -35,4 +43,56 @@ def build_all(config: LabConfig) -> str:
         )
     finally:
         client.close()
+    return "\n".join(lines)
+
+
+def measure_lab(
+    config: LabConfig,
+    config_path: Path,
+    plan: measure.Plan,
+    registry: dict[str, Callable[[], Runtime]] | None = None,
+) -> Measurement:
+    return measure.measure(
+        config,
+        plan,
+        registry or REGISTRY,
+        environment=lambda: environment.collect(config, config_path),
+        progress=BarProgress(),
+    )
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1048576:.2f} MiB"
+
+
+def summary(result: Measurement, output: Path) -> str:
+    """A short table for the terminal; the report does the statistics properly."""
+    lines = [f"wrote {output}", "", f"{'runtime':<12} {'valid':>9} {'median':>12}  notes"]
+    for record in result.runtimes:
+        if not record.available:
+            lines.append(f"{record.name:<12} {'-':>9} {'-':>12}  unavailable: {record.reason}")
+            continue
+        measured = [s for s in result.samples if s.runtime == record.name and not s.warmup]
+        valid = [s.wall_ns for s in measured if s.ok]
+        middle = f"{median(valid) / 1e6:.2f} ms" if valid else "-"
+        failed = len(measured) - len(valid)
+        note = f"{failed} failed their check" if failed else ""
+        lines.append(f"{record.name:<12} {len(valid):>4}/{len(measured):<4} {middle:>12}  {note}")
+    for name, (idle, peak) in measure.memory_summary(result.memory).items():
+        lines.append(f"memory {name:<26} idle {_mib(idle)}, peak {_mib(peak)}")
+    for memory in result.memory:
+        if memory.linear_memory_bytes:
+            lines.append(f"memory {memory.runtime:<26} linear {_mib(memory.linear_memory_bytes)}")
+    for check in result.checks:
+        lines.append(
+            f"check {check.name} on {check.runtime}: {'ok' if check.ok else 'NO'}, {check.detail}"
+        )
+    for artifact in result.artifacts:
+        lines.append(f"size {artifact.name:<24} {artifact.size_bytes:>12,} B")
+    for image in result.images:
+        lines.append(
+            f"image {image.name}: content {image.content_size_uncompressed_bytes:,} B, "
+            f"layers gz {image.layers_size_compressed_bytes:,} B, "
+            f"archive {image.archive_size_bytes:,} B"
+        )
     return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""containerd through `ctr`, in labreport's own namespace, with a timeout on every call.
+
+Everything a run creates here (images, containers, tasks, their snapshots) is named
+`labreport-<run id>-...` or imported under a name with the run id, so that cleanup finds it on
+every path out and never touches anything of a user's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from labreport import proc, tools
+from labreport.errors import LabreportError
+
+CALL_TIMEOUT_S = 60
+IMPORT_TIMEOUT_S = 300
+KILL_TIMEOUT_S = 15
+CGROUP_MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+@dataclass(frozen=True)
+class Ctr:
+    """One containerd (socket) and one namespace."""
+
+    ctr: Path
+    socket: Path
+    namespace: str = tools.CONTAINERD_NAMESPACE
+
+    @classmethod
+    def find(cls) -> Ctr:
+        ctr = tools.which("ctr")
+        if ctr is None:
+            raise LabreportError("ctr is not on PATH", "run scripts/setup (Debian's containerd)")
+        socket = tools.containerd_socket()
+        if socket is None:
+            raise LabreportError(
+                "no containerd socket found",
+                "start Docker (it runs containerd) or set LABREPORT_CONTAINERD_SOCKET",
+            )
+        return cls(ctr, socket)
+
+    def argv(self, *args: str) -> list[str]:
+        return [str(self.ctr), "--address", str(self.socket), "--namespace", self.namespace, *args]
+
+    def shown(self, *args: str) -> str:
+        """The command as a user would type it (ctr's path and socket spelled out)."""
+        return proc.Completed(tuple(self.argv(*args)), 0, "", "", 0).command
+
+    def call(self, *args: str, timeout_s: float = CALL_TIMEOUT_S, check: bool = True) -> str:
+        done = proc.run(
+            self.argv(*args),
+            timeout_s=timeout_s,
+            check=check,
+            what=f"ctr {args[0]} {args[1] if len(args) > 1 else ''}".strip(),
+            hint="run 'labreport doctor' to check containerd",
+        )
+        return done.stdout
+
+    def version(self) -> str:
+        out = self.call("version", timeout_s=20)
+        server = out.partition("Server:")[2]
+        for line in server.splitlines():
+            if line.strip().startswith("Version:"):
+                return line.split(":", 1)[1].strip()
+        return "unknown"
+
+    def import_archive(self, archive: Path, platform: str, index_name: str | None = None) -> None:
+        args = ["images", "import", "--platform", platform]
+        if index_name:
+            args += ["--index-name", index_name]
+        self.call(*args, str(archive), timeout_s=IMPORT_TIMEOUT_S)
+
+    def image_names(self) -> list[str]:
+        return [line.strip() for line in self.call("images", "ls", "-q").splitlines() if line]
+
+    def remove_images(self, names: Sequence[str]) -> None:
+        if names:
+            # --sync: wait for the content and snapshot garbage collection, not just the name.
+            self.call("images", "rm", "--sync", *names, timeout_s=IMPORT_TIMEOUT_S, check=False)
+
+    def container_ids(self) -> list[str]:
+        return [line.strip() for line in self.call("containers", "ls", "-q").splitlines() if line]
+
+    def task_ids(self) -> list[str]:
+        lines = self.call("tasks", "ls").splitlines()[1:]
+        return [line.split()[0] for line in lines if line.strip()]
+
+    def snapshot_keys(self) -> list[str]:
+        lines = self.call("snapshots", "ls").splitlines()[1:]
+        return [line.split()[0] for line in lines if line.strip()]
+
+    def remove_container(self, container_id: str) -> None:
+        """Kill and delete its task, then the container (and its snapshot); no error if gone.
+
+        A hung shim can make `ctr tasks delete` hang too, so after a timeout its shim process
+        is killed and the delete tried once more.
+        """
+        if container_id in self.task_ids():
+            self.call(
+                "tasks",
+                "kill",
+                "--signal",
+                "SIGKILL",
+                container_id,
+                timeout_s=KILL_TIMEOUT_S,
+                check=False,
+            )
+            try:
+                self.call(
+                    "tasks",
+                    "delete",
+                    "--force",
+                    container_id,
+                    timeout_s=KILL_TIMEOUT_S,
+                    check=False,
+                )
+            except LabreportError:
+                kill_shims(self.namespace, container_id)
+                self.call(
+                    "tasks",
+                    "delete",
+                    "--force",
+                    container_id,
+                    timeout_s=KILL_TIMEOUT_S,
+                    check=False,
+                )
+        if container_id in self.container_ids():
+            self.call("containers", "delete", container_id, check=False)
+
+    def sweep(self, prefix: str, image_names: Sequence[str] = ()) -> None:
+        """Remove every container named with prefix, then the given images."""
+        for container_id in self.container_ids():
+            if container_id.startswith(prefix):
+                self.remove_container(container_id)
+        present = set(self.image_names())
+        self.remove_images([name for name in image_names if name in present])
+
+    def remove_namespace_if_empty(self) -> None:
+        # containerd refuses while anything is left in it: then it is not ours alone to remove.
+        with contextlib.suppress(LabreportError):
+            self.call("namespaces", "remove", self.namespace, check=False, timeout_s=20)
+
+
+def kill_shims(namespace: str, container_id: str) -> None:
+    """SIGKILL a shim process that serves this container (found by its command line)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            argv
+            and argv[0].decode(errors="replace").rsplit("/", 1)[-1].startswith("containerd-shim")
+            and namespace.encode() in argv
+            and container_id.encode() in argv
+        ):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def task_cgroup(namespace: str, container_id: str) -> Path:
+    """cgroup v1 memory directory of a ctr task (containerd's default path /<ns>/<id>)."""
+    return CGROUP_MEMORY_ROOT / namespace / container_id
+
+
+def cgroup_peak_bytes(directory: Path) -> int:
+    return int((directory / "memory.max_usage_in_bytes").read_text())
+
+
+def cgroup_usage_bytes(directory: Path) -> int:
+    """Usage minus inactive file cache: the formula docker stats uses, read from the files."""
+    usage = int((directory / "memory.usage_in_bytes").read_text())
+    stats = dict(
+        line.split() for line in (directory / "memory.stat").read_text().splitlines() if line
+    )
+    inactive = int(stats.get("total_inactive_file", stats.get("inactive_file", "0")))
+    return max(0, usage - inactive)

@@ -1,0 +1,342 @@
+"""`labreport measure`: build, run every runtime round-robin, check every output, write raw JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import docker.errors
+
+from labreport import build, fsutil, oci, sizes, tools
+from labreport.check import check_output
+from labreport.config import LabConfig
+from labreport.errors import LabreportError
+from labreport.models import (
+    SCHEMA_VERSION,
+    ArtifactRecord,
+    Environment,
+    ImageRecord,
+    Measurement,
+    MemoryRecord,
+    RuntimeRecord,
+    Sample,
+)
+from labreport.runtimes import Built, RunContext, Runtime
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: int
+    warmup: int
+    timeout_s: float
+    output: Path
+    include: tuple[str, ...] = ()  # asked for by name: must be available
+    skip: tuple[str, ...] = ()
+    memory: bool = True
+
+
+class Progress(Protocol):
+    def phase(self, name: str, total: int) -> None: ...
+
+    def step(self, detail: str) -> None: ...
+
+    def done(self) -> None: ...
+
+
+class SilentProgress:
+    def phase(self, name: str, total: int) -> None:
+        pass
+
+    def step(self, detail: str) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+@dataclass
+class BuildOutcome:
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+    images: list[ImageRecord] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+
+Builder = Callable[
+    [LabConfig, RunContext, frozenset[str], Path, contextlib.ExitStack], BuildOutcome
+]
+
+
+def real_build(
+    config: LabConfig,
+    ctx: RunContext,
+    needs: frozenset[str],
+    workdir: Path,
+    undo: contextlib.ExitStack,
+) -> BuildOutcome:
+    """Host builds always; the scratch image when a runtime needs it (removed afterwards)."""
+    outcome = BuildOutcome()
+    for name in config.builds:
+        artifact = build.go_build(config, name, workdir / name)
+        ctx.built.files[name] = artifact.path
+        outcome.artifacts.append(
+            ArtifactRecord(
+                name=name,
+                origin="host-build",
+                path=artifact.path.name,
+                size_bytes=artifact.size_bytes,
+                sha256=artifact.sha256,
+                build_command=artifact.command,
+                build_seconds=round(artifact.duration_s, 3),
+            )
+        )
+        outcome.commands.append(artifact.command)
+    if needs & {"image", "image-archive"}:
+        client = ctx.docker()
+        tag = f"{config.image.repository}:run-{ctx.run_id}"
+        image_id, command = build.build_image(client, config, tag, ctx.labels)
+        # Only the tag is ours to remove: the same image id may also carry a user's tag.
+        undo.callback(_remove_tag, client, tag)
+        # Containers go first (LIFO), or the engine refuses to untag an image still in use.
+        undo.callback(ctx.sweep_containers)
+        ctx.built.image_ids["image"] = image_id
+        inner = build.file_from_image(client, image_id, config.image.binary_path, ctx.labels)
+        outcome.artifacts.append(
+            ArtifactRecord(
+                name=f"image:{config.image.binary_path}",
+                origin="image",
+                path=config.image.binary_path,
+                size_bytes=len(inner),
+                sha256=build.sha256_bytes(inner),
+                build_command=command,
+            )
+        )
+        archive = workdir / "image.tar"
+        outcome.images.append(
+            sizes.docker_image_record(client, "traditional", tag, image_id, command, archive)
+        )
+        ctx.built.files["image-archive"] = archive
+        outcome.commands.append(command)
+        outcome.commands.append(f"docker save {tag} -o image.tar")
+    if "wasm-image" in needs:
+        spec = config.wasm_image
+        module = ctx.built.files[spec.build].read_bytes()
+        reference = f"{spec.reference}:run-{ctx.run_id}"
+        image = oci.write_wasm_image(module, spec.module_path, reference, workdir / "wasm.tar")
+        command = (
+            f"labreport: OCI image layout for {oci.PLATFORM}, one gzip layer with "
+            f"{spec.module_path}, entrypoint {spec.module_path}, saved as wasm.tar "
+            f"(equivalent: buildah bud --platform {oci.PLATFORM} -f Dockerfile.wasm)"
+        )
+        ctx.built.files["wasm-image"] = image.archive
+        outcome.images.append(oci.image_record(image, "wasm", reference, command))
+        outcome.commands.append(command)
+    return outcome
+
+
+def _remove_tag(client: docker.DockerClient, tag: str) -> None:
+    with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+        client.images.remove(tag, noprune=False)
+
+
+def select_runtimes(
+    registry: dict[str, Callable[[], Runtime]], plan: Plan
+) -> tuple[list[Runtime], list[RuntimeRecord]]:
+    unknown = sorted((set(plan.include) | set(plan.skip)) - set(registry))
+    if unknown:
+        raise LabreportError(
+            f"unknown runtime: {', '.join(unknown)}", f"choose from: {', '.join(registry)}"
+        )
+    names = [n for n in (plan.include or tuple(registry)) if n not in plan.skip]
+    active: list[Runtime] = []
+    records: list[RuntimeRecord] = []
+    for name in names:
+        runtime = registry[name]()
+        ok, reason = runtime.available()
+        if not ok and name in plan.include:
+            raise LabreportError(
+                f"runtime {name} is not available on this host: {reason}",
+                "run 'labreport doctor', or leave it out of --runtime",
+            )
+        records.append(
+            RuntimeRecord(
+                name=name, description=runtime.description, available=ok, reason=reason, command=""
+            )
+        )
+        if ok:
+            active.append(runtime)
+    for name in registry:
+        if name not in names:
+            records.append(
+                RuntimeRecord(
+                    name=name,
+                    description="",
+                    available=False,
+                    reason="left out by the user (--skip/--runtime)",
+                )
+            )
+    if not active:
+        raise LabreportError(
+            "no runtime is available to measure", "run 'labreport doctor' to see what is missing"
+        )
+    return active, records
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: bool) -> Sample:
+    started = time.time()
+    raw = runtime.run_once(config.once.env)
+    if raw.exit_code != 0:
+        ok, failure = False, f"exit code {raw.exit_code}: {raw.stderr.strip()[-200:]}"
+    else:
+        verdict = check_output(raw.stdout, config.check, time.time())
+        ok, failure = verdict.ok, verdict.reason
+    return Sample(
+        runtime=runtime.name,
+        round=round_index,
+        warmup=warmup,
+        wall_ns=raw.wall_ns,
+        ok=ok,
+        failure=failure,
+        exit_code=raw.exit_code,
+        engine_run_ns=raw.engine_run_ns,
+        started_at_unix_s=started,
+    )
+
+
+@contextlib.contextmanager
+def _prepared(runtimes: Sequence[Runtime], ctx: RunContext) -> Iterator[None]:
+    """Cleanup for every runtime that was prepared, on every path out."""
+    prepared: list[Runtime] = []
+    try:
+        for runtime in runtimes:
+            prepared.append(runtime)
+            runtime.prepare(ctx)
+        yield
+    finally:
+        for runtime in reversed(prepared):
+            with contextlib.suppress(Exception):
+                runtime.cleanup()
+
+
+def measure(
+    config: LabConfig,
+    plan: Plan,
+    registry: dict[str, Callable[[], Runtime]],
+    environment: Callable[[], Environment],
+    builder: Builder = real_build,
+    progress: Progress | None = None,
+) -> Measurement:
+    """Run the whole measurement and write plan.output; on failure write it marked partial."""
+    progress = progress or SilentProgress()
+    active, runtime_records = select_runtimes(registry, plan)
+    run_id = uuid.uuid4().hex[:10]
+    ctx = RunContext(
+        config=config,
+        run_id=run_id,
+        timeout_s=plan.timeout_s,
+        built=Built(),
+        labels={build.LABEL_RUN: run_id},
+    )
+    result = Measurement(
+        schema_version=SCHEMA_VERSION,
+        lab=config.name,
+        title=config.title,
+        started_at=_now_iso(),
+        finished_at=_now_iso(),
+        runs=plan.runs,
+        warmup=plan.warmup,
+        timeout_s=plan.timeout_s,
+        environment=environment(),
+        runtimes=runtime_records,
+    )
+    tools.state_dir().mkdir(parents=True, exist_ok=True)
+    try:
+        with (
+            contextlib.ExitStack() as undo,
+            tempfile.TemporaryDirectory(dir=tools.state_dir(), prefix=f"run-{run_id}-") as workdir,
+        ):
+            undo.callback(ctx.close)
+            progress.phase("build", 1)
+            needs = frozenset().union(*(runtime.needs for runtime in active))
+            outcome = builder(config, ctx, needs, Path(workdir), undo)
+            result.artifacts, result.images = outcome.artifacts, outcome.images
+            result.commands = list(outcome.commands)
+            progress.step("built")
+            with _prepared(active, ctx):
+                for record in result.runtimes:
+                    runtime = next((r for r in active if r.name == record.name), None)
+                    if runtime is not None:
+                        record.command = runtime.command(config.once.env)
+                        result.commands.append(record.command)
+                rounds = plan.warmup + plan.runs
+                progress.phase("startup", rounds * len(active))
+                for round_index in range(rounds):
+                    for runtime in active:  # round-robin: drift hits every runtime alike
+                        progress.step(f"{runtime.name} round {round_index + 1}/{rounds}")
+                        result.samples.append(
+                            sample_once(
+                                runtime, config, round_index, warmup=round_index < plan.warmup
+                            )
+                        )
+                if plan.memory:
+                    progress.phase("memory", len(active))
+                    for runtime in active:
+                        progress.step(f"{runtime.name} server")
+                        result.memory.extend(runtime.memory(ctx))
+                progress.phase("checks", len(active))
+                for runtime in active:
+                    progress.step(f"{runtime.name} checks")
+                    result.checks.extend(runtime.checks(ctx))
+                for record in result.runtimes:
+                    record.details.update(
+                        next((r.details() for r in active if r.name == record.name), {})
+                    )
+            progress.done()
+    except (LabreportError, KeyboardInterrupt) as error:
+        progress.done()
+        reason = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else error.message
+        _save_partial(result, plan.output, reason)
+        raise
+    result.finished_at = _now_iso()
+    fsutil.atomic_write_json(plan.output, result.model_dump(mode="json"))
+    return result
+
+
+def partial_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".partial" + output.suffix)
+
+
+def _save_partial(result: Measurement, output: Path, reason: str) -> None:
+    """Keep what was measured, marked partial, beside (never over) the complete file."""
+    if not result.samples and not result.artifacts:
+        return
+    result.partial = True
+    result.partial_reason = reason
+    result.finished_at = _now_iso()
+    fsutil.atomic_write_json(partial_path(output), result.model_dump(mode="json"))
+
+
+def memory_summary(
+    records: Sequence[MemoryRecord],
+) -> dict[str, tuple[int | None, int | None]]:
+    """Per runtime and mode: (median idle bytes, peak bytes); for the end-of-run table."""
+    from statistics import median
+
+    table: dict[str, tuple[int | None, int | None]] = {}
+    for record in records:
+        idle = [r.bytes for r in record.readings if r.phase == "idle"]
+        table[f"{record.runtime} ({record.mode})"] = (
+            int(median(idle)) if idle else None,
+            record.peak_bytes,
+        )
+    return table

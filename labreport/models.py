@@ -1,0 +1,177 @@
+"""The measurement file: versioned, strict, raw. Statistics are computed when rendering."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from labreport.config import describe_validation_error
+from labreport.errors import LabreportError
+
+SCHEMA_VERSION = 1
+SCHEMA_NAME = "labreport.measurement"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Environment(Record):
+    host: str
+    kernel: str
+    os: str
+    cpu_model: str
+    cpu_cores: int = Field(gt=0)
+    memory_total_bytes: int = Field(gt=0)
+    python_version: str
+    labreport_version: str
+    go_version: str
+    engine: dict[str, str | list[str]] = Field(default_factory=dict)
+    # Which containerd served the ctr runtimes: the engine's own or a private one.
+    containerd: dict[str, str] = Field(default_factory=dict)
+    tool_versions: dict[str, str] = Field(default_factory=dict)
+    source_sha256: dict[str, str]
+    lab_config_sha256: str
+
+
+class ArtifactRecord(Record):
+    """A file a build produced: on the host, or taken out of an image."""
+
+    name: str
+    origin: Literal["host-build", "image"]
+    path: str
+    size_bytes: int = Field(gt=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    build_command: str
+    build_seconds: float | None = Field(default=None, ge=0)
+
+
+class ImageRecord(Record):
+    """One image, three sizes that must never be mixed up."""
+
+    name: str
+    reference: str
+    image_id: str
+    platform: str
+    layer_count: int = Field(ge=0)
+    content_size_uncompressed_bytes: int = Field(gt=0)
+    layers_size_compressed_bytes: int = Field(gt=0)
+    archive_size_bytes: int = Field(gt=0)
+    size_methods: dict[str, str]
+    build_command: str
+
+
+Detail = str | int | float | bool
+
+
+class RuntimeRecord(Record):
+    name: str
+    description: str
+    available: bool
+    reason: str = ""
+    command: str = ""
+    # Facts a runtime found while preparing: compile path, compile seconds, socket, versions.
+    details: dict[str, Detail] = Field(default_factory=dict)
+
+
+class Sample(Record):
+    """One spawn-to-exit run of the CLI mode, with the verdict on its output."""
+
+    runtime: str
+    round: int = Field(ge=0)
+    warmup: bool
+    wall_ns: int = Field(gt=0)
+    ok: bool
+    failure: str = ""
+    exit_code: int | None = None
+    engine_run_ns: int | None = Field(default=None, gt=0)
+    started_at_unix_s: float = Field(gt=0)
+
+
+class MemoryReading(Record):
+    phase: Literal["idle", "load"]
+    at_s: float = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+
+class MemoryRecord(Record):
+    """Server mode (readings idle and under load, then the peak) or one CLI run (peak only)."""
+
+    runtime: str
+    mode: Literal["server", "once"] = "server"
+    method: str
+    readings: list[MemoryReading]
+    peak_bytes: int | None = Field(default=None, gt=0)
+    peak_method: str = ""
+    # The same method on every runtime: peak RSS (VmHWM) of the serving process, from the host.
+    process_peak_rss_bytes: int | None = Field(default=None, gt=0)
+    requests_sent: int = Field(default=0, ge=0)
+    requests_ok: int = Field(default=0, ge=0)
+    # WASM only: the instance's linear memory when the module exited (Memory.data_len).
+    linear_memory_bytes: int | None = Field(default=None, gt=0)
+    failure: str = ""
+
+
+class CheckRecord(Record):
+    """A functional check that is not a timed sample: the WAGI response, server mode on WASI."""
+
+    name: str
+    runtime: str
+    ok: bool
+    detail: str
+    command: str = ""
+
+
+class Measurement(Record):
+    schema_name: Literal["labreport.measurement"] = "labreport.measurement"
+    schema_version: int
+    lab: str
+    title: str
+    partial: bool = False
+    partial_reason: str = ""
+    started_at: str
+    finished_at: str
+    runs: int = Field(ge=1)
+    warmup: int = Field(ge=0)
+    timeout_s: float = Field(gt=0)
+    environment: Environment
+    artifacts: list[ArtifactRecord] = Field(default_factory=list)
+    images: list[ImageRecord] = Field(default_factory=list)
+    runtimes: list[RuntimeRecord] = Field(default_factory=list)
+    samples: list[Sample] = Field(default_factory=list)
+    memory: list[MemoryRecord] = Field(default_factory=list)
+    checks: list[CheckRecord] = Field(default_factory=list)
+    commands: list[str] = Field(default_factory=list)
+
+
+def load_measurement(path: Path) -> Measurement:
+    """Read and validate one file; every failure names the file and the field."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise LabreportError(f"{path}: no such file", "run 'labreport measure' first") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise LabreportError(
+            f"{path}: not valid JSON: {error}", "restore the file or measure again"
+        ) from error
+    if not isinstance(raw, dict) or raw.get("schema_name") != SCHEMA_NAME:
+        raise LabreportError(
+            f"{path}: not a labreport measurement file (schema_name is not {SCHEMA_NAME!r})",
+            "pass a file written by 'labreport measure'",
+        )
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
+        raise LabreportError(
+            f"{path}: schema_version {version!r}, this labreport reads {SCHEMA_VERSION}",
+            "upgrade labreport" if newer else "measure again with this labreport",
+        )
+    try:
+        return Measurement.model_validate(raw)
+    except ValidationError as error:
+        raise LabreportError(
+            describe_validation_error(str(path), error), "restore the file or measure again"
+        ) from error

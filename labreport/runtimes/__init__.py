@@ -1,0 +1,221 @@
+"""A runtime is a small protocol: available(), prepare(), run_once(), cleanup().
+
+Adding a runtime means one new module and one line in REGISTRY (see registry.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from labreport.config import LabConfig
+from labreport.models import CheckRecord, Detail, MemoryRecord
+
+if TYPE_CHECKING:
+    import docker
+
+
+@dataclass(frozen=True)
+class RawRun:
+    """What one run gave back, before its output is checked."""
+
+    stdout: str
+    wall_ns: int
+    exit_code: int | None
+    engine_run_ns: int | None = None
+    stderr: str = ""
+
+
+@dataclass
+class Built:
+    """Artifacts the builds produced, for runtimes to use."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    image_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """What every runtime of one measurement run shares."""
+
+    config: LabConfig
+    run_id: str
+    timeout_s: float
+    built: Built = field(default_factory=Built)
+    labels: dict[str, str] = field(default_factory=dict)
+    docker_factory: Callable[[], docker.DockerClient] | None = None
+    _docker: docker.DockerClient | None = None
+
+    def docker(self) -> docker.DockerClient:
+        if self._docker is None:
+            from labreport import engine
+
+            self._docker = (self.docker_factory or engine.connect)()
+        return self._docker
+
+    def sweep_containers(self) -> None:
+        """Remove the run's labelled containers; safe on every path out, Ctrl-C too."""
+        if self._docker is None:
+            return
+        from labreport import engine
+
+        # The daemon may have gone away: then nothing more can be removed through it.
+        with contextlib.suppress(Exception):
+            engine.remove_run_containers(self._docker, self.run_id)
+
+    def close(self) -> None:
+        if self._docker is None:
+            return
+        try:
+            self.sweep_containers()
+        finally:
+            self._docker.close()
+            self._docker = None
+
+
+class Runtime(Protocol):
+    name: str
+    description: str
+    # Artifacts the runtime needs built: "native", "image", "image-archive", "wasm-image", ...
+    needs: frozenset[str]
+
+    def available(self) -> tuple[bool, str]: ...
+
+    def command(self, env: Mapping[str, str]) -> str:
+        """The exact command a user would type for one run."""
+        ...
+
+    def prepare(self, ctx: RunContext) -> None: ...
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun: ...
+
+    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        """Server mode idle and under load, and/or one CLI run's peak; [] when not measurable."""
+        ...
+
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        """Functional checks beyond the timed CLI runs (WAGI, server mode on WASI)."""
+        ...
+
+    def details(self) -> dict[str, Detail]:
+        """Facts found while running (compile path, compile time), for the measurement file."""
+        ...
+
+    def cleanup(self) -> None: ...
+
+
+class RuntimeBase:
+    """Defaults for the optional parts of the protocol; a runtime overrides what it has."""
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        return []
+
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        return []
+
+    def details(self) -> dict[str, Detail]:
+        return {}
+
+    def cleanup(self) -> None:
+        pass
+
+
+def proc_status_bytes(pid: int, field: str) -> int:
+    """VmRSS / VmHWM of a process, from /proc (kB there)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"{field} not in /proc/{pid}/status")
+
+
+def wait_until_serving(url: str, timeout_s: float, alive: Callable[[], bool]) -> None:
+    """Poll url until it answers; stop early when the server died."""
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError("the server exited before it answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                response.read()
+                return
+        except OSError as error:
+            last_error = str(error)
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:g} s ({last_error})")
+
+
+def measure_server_memory(
+    ctx: RunContext,
+    runtime: str,
+    url: str,
+    read_bytes: Callable[[], int],
+    read_peak: Callable[[], int | None],
+    method: str,
+    peak_method: str,
+    pid: int | None = None,
+) -> MemoryRecord:
+    """Idle readings, then a bounded load of checked requests on loopback, then the peak.
+
+    The same procedure serves every runtime, so only the way memory is read differs.
+    """
+    from labreport.check import check_output
+
+    server = ctx.config.server
+    readings = []
+    started = time.monotonic()
+    idle_end = started + server.idle_seconds
+    while True:
+        readings.append(
+            {"phase": "idle", "at_s": time.monotonic() - started, "bytes": read_bytes()}
+        )
+        if time.monotonic() >= idle_end:
+            break
+        time.sleep(min(0.25, max(0.0, idle_end - time.monotonic())))
+    sent = ok = 0
+    failure = ""
+    every = max(1, server.load_requests // 10)
+    for index in range(server.load_requests):
+        sent += 1
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body = response.read().decode("utf-8", "replace")
+            verdict = check_output(body, ctx.config.check, time.time())
+            if verdict.ok:
+                ok += 1
+            elif not failure:
+                failure = f"request {index}: {verdict.reason}"
+        except OSError as error:
+            if not failure:
+                failure = f"request {index}: {error}"
+        if (index + 1) % every == 0:
+            readings.append(
+                {"phase": "load", "at_s": time.monotonic() - started, "bytes": read_bytes()}
+            )
+    peak = process_peak = None
+    with contextlib.suppress(OSError, ValueError):
+        peak = read_peak()
+    if pid is not None:
+        with contextlib.suppress(OSError, ValueError):
+            process_peak = proc_status_bytes(pid, "VmHWM")
+    return MemoryRecord.model_validate(
+        {
+            "runtime": runtime,
+            "method": method,
+            "readings": readings,
+            "peak_bytes": peak,
+            "peak_method": peak_method if peak else "",
+            "process_peak_rss_bytes": process_peak,
+            "requests_sent": sent,
+            "requests_ok": ok,
+            "failure": failure,
+        }
+    )

@@ -1,0 +1,318 @@
+"""Runs through containerd's own client, `ctr run --rm`: runc for the scratch image, the
+wasmtime shim for the wasi/wasm image. One client for both, so that the two compare like for like.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from labreport import containerd, proc, tools
+from labreport.check import check_cgi, check_output
+from labreport.containerd import Ctr
+from labreport.errors import LabreportError
+from labreport.models import CheckRecord, Detail, MemoryRecord
+from labreport.runtimes import (
+    RawRun,
+    RunContext,
+    RuntimeBase,
+    measure_server_memory,
+    wait_until_serving,
+)
+from labreport.runtimes.native import free_port
+
+POLL_S = 0.002
+ONCE_MEMORY_RUNS = 3
+SERVER_STARTUP_S = 30.0
+
+CGROUP_USAGE_METHOD = (
+    "task cgroup memory usage minus inactive file cache, read from the cgroup v1 files "
+    "(memory.usage_in_bytes - total_inactive_file: the formula docker stats uses)"
+)
+CGROUP_PEAK_METHOD = "task cgroup peak usage incl. page cache (memory.max_usage_in_bytes)"
+ONCE_PEAK_METHOD = (
+    "task cgroup peak usage incl. page cache (memory.max_usage_in_bytes), polled every "
+    f"{POLL_S * 1000:g} ms while one `MODE=once` run lives; the largest of {ONCE_MEMORY_RUNS} runs"
+)
+
+
+class _CtrBase(RuntimeBase):
+    name = ""
+    description = ""
+    kind = ""
+    needs: frozenset[str] = frozenset()
+    artifact = ""  # which built archive to import (one of needs)
+    platform = ""
+    runtime_name = ""
+
+    def __init__(self) -> None:
+        self.ctr: Ctr | None = None
+        self.ctx: RunContext | None = None
+        self.image = ""
+        self.names = itertools.count()
+        self.facts: dict[str, Detail] = {}
+        self.server_check: CheckRecord | None = None
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            ctr = Ctr.find()
+            ctr.version()
+        except LabreportError as error:
+            return False, error.message
+        return True, ""
+
+    def _run_flags(self) -> list[str]:
+        flags = ["--runtime", self.runtime_name]
+        if self.platform:
+            flags += ["--platform", self.platform]
+        return flags
+
+    def _run_argv(self, env: Mapping[str, str], container_id: str, *extra: str) -> list[str]:
+        assert self.ctr is not None
+        flags = self._run_flags() + list(extra)
+        for key, value in env.items():
+            flags += ["--env", f"{key}={value}"]
+        return self.ctr.argv("run", "--rm", *flags, self.image, container_id)
+
+    def command(self, env: Mapping[str, str]) -> str:
+        argv = self._run_argv(env, f"labreport-RUN-{self.kind}-N")
+        return shlex.join(["ctr", *argv[1:]])
+
+    def _prefix(self) -> str:
+        assert self.ctx is not None
+        return f"labreport-{self.ctx.run_id}-{self.kind}-"
+
+    def prepare(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.ctr = Ctr.find()
+        self.image = f"{self._reference(ctx)}:run-{ctx.run_id}"
+        started = time.perf_counter()
+        self.ctr.import_archive(
+            ctx.built.files[self.artifact], self.platform or "linux/amd64", self.image
+        )
+        self.facts["import_seconds"] = round(time.perf_counter() - started, 3)
+        self.facts["containerd_socket"] = str(self.ctr.socket)
+        self.facts["containerd_namespace"] = self.ctr.namespace
+        self.facts["image"] = self.image
+
+    def _reference(self, ctx: RunContext) -> str:
+        raise NotImplementedError
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun:
+        assert self.ctx is not None and self.ctr is not None
+        container_id = self._prefix() + str(next(self.names))
+        try:
+            done = proc.run(
+                self._run_argv(env, container_id),
+                timeout_s=self.ctx.timeout_s,
+                check=False,
+                what=f"ctr run --rm ({self.name})",
+                hint="raise --timeout; `labreport doctor` checks containerd and the shim",
+            )
+        except BaseException:
+            with contextlib.suppress(LabreportError):
+                self.ctr.remove_container(container_id)
+            raise
+        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
+
+    def details(self) -> dict[str, Detail]:
+        return dict(self.facts)
+
+    def cleanup(self) -> None:
+        if self.ctr is None or self.ctx is None:
+            return
+        self.ctr.sweep(self._prefix(), [self.image])
+        self.ctr.remove_namespace_if_empty()
+
+    # -- memory ----------------------------------------------------------------------------
+
+    def _once_peak(self, env: Mapping[str, str]) -> tuple[int | None, str]:
+        """One checked CLI run while its task cgroup's peak is polled; (peak, failure)."""
+        assert self.ctx is not None and self.ctr is not None
+        container_id = self._prefix() + "mem" + str(next(self.names))
+        cgroup = containerd.task_cgroup(self.ctr.namespace, container_id)
+        peak: int | None = None
+        process = subprocess.Popen(
+            self._run_argv(env, container_id),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        outputs: dict[str, bytes] = {}
+        reader = threading.Thread(
+            target=lambda: outputs.update(zip(("out", "err"), process.communicate(), strict=True)),
+            daemon=True,
+        )
+        reader.start()
+        deadline = time.monotonic() + self.ctx.timeout_s
+        try:
+            while reader.is_alive() and time.monotonic() < deadline:
+                with contextlib.suppress(OSError, ValueError):
+                    peak = containerd.cgroup_peak_bytes(cgroup)
+                time.sleep(POLL_S)
+            if reader.is_alive():
+                raise LabreportError(
+                    f"ctr run ({self.name}) did not finish within {self.ctx.timeout_s:g} s",
+                    "raise --timeout",
+                )
+        finally:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                self.ctr.remove_container(container_id)
+            reader.join(timeout=10)
+        stdout = outputs.get("out", b"").decode("utf-8", "replace")
+        verdict = check_output(stdout, self.ctx.config.check, time.time())
+        if process.returncode != 0 or not verdict.ok:
+            detail = proc.tail(outputs.get("err", b"").decode("utf-8", "replace"), 200)
+            return None, f"exit {process.returncode}: {verdict.reason or detail}"
+        if peak is None:
+            return None, "the task's cgroup was never readable while it ran"
+        return peak, ""
+
+    def _once_memory(self, ctx: RunContext) -> MemoryRecord:
+        peaks: list[int] = []
+        failure = ""
+        for _ in range(ONCE_MEMORY_RUNS):
+            peak, failure_now = self._once_peak(ctx.config.once.env)
+            if peak is not None:
+                peaks.append(peak)
+            failure = failure or failure_now
+        return MemoryRecord(
+            runtime=self.name,
+            mode="once",
+            method=ONCE_PEAK_METHOD,
+            readings=[],
+            peak_bytes=max(peaks) if peaks else None,
+            peak_method=ONCE_PEAK_METHOD if peaks else "",
+            failure=failure,
+        )
+
+    def _server(self, ctx: RunContext) -> tuple[MemoryRecord, CheckRecord]:
+        """Server mode on loopback (host network); the outcome, whatever it is, is recorded."""
+        assert self.ctr is not None
+        port = free_port()
+        env = {**ctx.config.server.env, "PORT": str(port)}
+        url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
+        container_id = self._prefix() + "server" + str(next(self.names))
+        cgroup = containerd.task_cgroup(self.ctr.namespace, container_id)
+        argv = self._run_argv(env, container_id, "--net-host")
+        command = shlex.join(["ctr", *argv[1:]])
+        try:
+            with proc.background(argv) as server:
+                try:
+                    wait_until_serving(url, SERVER_STARTUP_S, lambda: server.poll() is None)
+                except (RuntimeError, TimeoutError) as error:
+                    self.ctr.remove_container(container_id)
+                    exited = server.poll() is not None and server.stderr is not None
+                    stderr = server.stderr.read().decode("utf-8", "replace") if exited else ""  # type: ignore[union-attr]
+                    reason = f"{error}; exit {server.poll()}: {proc.tail(stderr, 300)}"
+                    return (
+                        MemoryRecord(
+                            runtime=self.name,
+                            method=CGROUP_USAGE_METHOD,
+                            readings=[],
+                            failure=f"server mode did not serve: {reason}",
+                        ),
+                        CheckRecord(
+                            name="server-mode",
+                            runtime=self.name,
+                            ok=False,
+                            detail=reason,
+                            command=command,
+                        ),
+                    )
+                record = measure_server_memory(
+                    ctx,
+                    self.name,
+                    url,
+                    read_bytes=lambda: containerd.cgroup_usage_bytes(cgroup),
+                    read_peak=lambda: containerd.cgroup_peak_bytes(cgroup),
+                    method=CGROUP_USAGE_METHOD,
+                    peak_method=CGROUP_PEAK_METHOD,
+                )
+        finally:
+            self.ctr.remove_container(container_id)
+        detail = f"served {record.requests_ok}/{record.requests_sent} checked responses"
+        return record, CheckRecord(
+            name="server-mode",
+            runtime=self.name,
+            ok=record.requests_ok > 0,
+            detail=detail,
+            command=command,
+        )
+
+    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        server, self.server_check = self._server(ctx)
+        return [self._once_memory(ctx), server]
+
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        return [self.server_check] if self.server_check is not None else []
+
+
+class CtrRuncRuntime(_CtrBase):
+    """The scratch image imported into containerd and run on runc by ctr: the baseline."""
+
+    name = "ctr-runc"
+    description = "ctr run --rm, runtime io.containerd.runc.v2 (same scratch image, docker save)"
+    kind = "runc"
+    artifact = "image-archive"
+    needs = frozenset({artifact})
+    runtime_name = "io.containerd.runc.v2"
+
+    def _reference(self, ctx: RunContext) -> str:
+        return ctx.config.image.repository
+
+
+class CtrWasmtimeRuntime(_CtrBase):
+    """The wasi/wasm image run by containerd's wasmtime shim (runwasi)."""
+
+    name = "ctr-wasmtime"
+    description = "ctr run --rm, runtime io.containerd.wasmtime.v1 (runwasi wasmtime shim)"
+    kind = "wasm"
+    artifact = "wasm-image"
+    needs = frozenset({artifact})
+    platform = "wasi/wasm"
+    runtime_name = "io.containerd.wasmtime.v1"
+
+    def available(self) -> tuple[bool, str]:
+        if (
+            tools.which(tools.SHIM_BINARY) is None
+            and not Path("/usr/local/bin", tools.SHIM_BINARY).is_file()
+        ):
+            return False, f"{tools.SHIM_BINARY} not installed (run scripts/setup)"
+        return super().available()
+
+    def _reference(self, ctx: RunContext) -> str:
+        return ctx.config.wasm_image.reference
+
+    def prepare(self, ctx: RunContext) -> None:
+        super().prepare(ctx)
+        # labreport's shim has no precompile hook and the module sits in a rootfs layer, so
+        # the shim compiles it with Cranelift at every start (see shim/src/main.rs).
+        self.facts["module_compilation"] = "at every start (module in the rootfs layer)"
+
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        assert self.ctr is not None
+        container_id = self._prefix() + "wagi" + str(next(self.names))
+        argv = self._run_argv(ctx.config.wagi.env, container_id)
+        try:
+            done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="ctr run (WAGI)")
+        finally:
+            self.ctr.remove_container(container_id)
+        verdict = check_cgi(done.stdout, ctx.config.wagi, ctx.config.check, time.time())
+        wagi = CheckRecord(
+            name="wagi",
+            runtime=self.name,
+            ok=done.returncode == 0 and verdict.ok,
+            detail=verdict.reason if done.returncode == 0 else f"exit {done.returncode}",
+            command=shlex.join(["ctr", *argv[1:]]),
+        )
+        return [wagi, *super().checks(ctx)]

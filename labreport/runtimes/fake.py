@@ -1,0 +1,83 @@
+"""A deterministic runtime for fast tests, like hyperfine's mock executor.
+
+Its samples are made up: they exist to test orchestration, statistics and rendering, and a
+measurement file made with it says so (runtime name `fake-*`, description "synthetic").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from labreport.errors import LabreportError
+from labreport.models import MemoryRecord
+from labreport.runtimes import RawRun, RunContext, RuntimeBase
+
+
+def moscow_json(now: float) -> str:
+    moscow = datetime.fromtimestamp(int(now), timezone(timedelta(hours=3)))
+    return (
+        json.dumps({"moscow_time": moscow.strftime("%Y-%m-%d %H:%M:%S MSK"), "timestamp": int(now)})
+        + "\n"
+    )
+
+
+@dataclass
+class FakeRuntime(RuntimeBase):
+    name: str = "fake"
+    description: str = "synthetic samples (tests only)"
+    needs: frozenset[str] = frozenset()
+    base_ns: int = 1_000_000
+    step_ns: int = 10_000
+    bad_output_on: set[int] = field(default_factory=set)
+    hang_on: int | None = None
+    interrupt_on: int | None = None
+    is_available: bool = True
+    calls: list[str] = field(default_factory=list)
+    memory_bytes: int | None = 2_000_000
+    runs: int = 0
+
+    def available(self) -> tuple[bool, str]:
+        return (True, "") if self.is_available else (False, f"{self.name} is switched off")
+
+    def command(self, env: Mapping[str, str]) -> str:
+        return f"fake-run {self.name} " + " ".join(f"{k}={v}" for k, v in env.items())
+
+    def prepare(self, ctx: RunContext) -> None:
+        self.calls.append("prepare")
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun:
+        index = self.runs
+        self.runs += 1
+        self.calls.append(f"run{index}")
+        if index == self.hang_on:
+            raise LabreportError(
+                f"{self.name} run did not finish within 1 s and was killed", "raise --timeout"
+            )
+        if index == self.interrupt_on:
+            raise KeyboardInterrupt
+        stdout = "not json\n" if index in self.bad_output_on else moscow_json(time.time())
+        return RawRun(stdout, self.base_ns + index * self.step_ns, 0)
+
+    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        if self.memory_bytes is None:
+            return []
+        record = MemoryRecord(
+            runtime=self.name,
+            method="synthetic",
+            peak_bytes=self.memory_bytes + 1000,
+            peak_method="synthetic",
+            requests_sent=10,
+            requests_ok=10,
+            readings=[
+                {"phase": "idle", "at_s": 0.0, "bytes": self.memory_bytes},
+                {"phase": "load", "at_s": 1.0, "bytes": self.memory_bytes + 500},
+            ],
+        )
+        return [record]
+
+    def cleanup(self) -> None:
+        self.calls.append("cleanup")

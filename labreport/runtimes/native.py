@@ -1,0 +1,73 @@
+"""The program as a plain host process: the floor for the traditional path."""
+
+from __future__ import annotations
+
+import shlex
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from labreport import proc
+from labreport.models import MemoryRecord
+from labreport.runtimes import (
+    RawRun,
+    RunContext,
+    RuntimeBase,
+    measure_server_memory,
+    proc_status_bytes,
+    wait_until_serving,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class NativeRuntime(RuntimeBase):
+    name = "native"
+    description = "host process (no container)"
+    needs = frozenset({"native"})
+
+    def __init__(self) -> None:
+        self.binary: Path | None = None
+        self.timeout_s = 60.0
+
+    def command(self, env: Mapping[str, str]) -> str:
+        shown = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+        return f"env -i {shown} ./{self.binary.name if self.binary else 'binary'}"
+
+    def prepare(self, ctx: RunContext) -> None:
+        self.binary = ctx.built.files["native"]
+        self.timeout_s = ctx.timeout_s
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun:
+        assert self.binary is not None
+        done = proc.run(
+            [str(self.binary)],
+            env=dict(env),
+            timeout_s=self.timeout_s,
+            check=False,
+            what=f"{self.binary.name} (native)",
+        )
+        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
+
+    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        assert self.binary is not None
+        port = free_port()
+        env = {**ctx.config.server.env, "PORT": str(port)}
+        url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
+        with proc.background([str(self.binary)], env=env) as server:
+            wait_until_serving(url, ctx.timeout_s, lambda: server.poll() is None)
+            record = measure_server_memory(
+                ctx,
+                self.name,
+                url,
+                read_bytes=lambda: proc_status_bytes(server.pid, "VmRSS"),
+                read_peak=lambda: proc_status_bytes(server.pid, "VmHWM"),
+                method="resident set size of the server process (/proc/PID/status VmRSS)",
+                peak_method="peak resident set size (/proc/PID/status VmHWM)",
+                pid=server.pid,
+            )
+        return [record]

@@ -1,0 +1,20 @@
+"""Runtime names to classes. Adding a runtime touches its own module and one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from labreport.runtimes import Runtime
+from labreport.runtimes.containerd import CtrRuncRuntime, CtrWasmtimeRuntime
+from labreport.runtimes.docker import DockerApiRuntime, DockerCliRuntime
+from labreport.runtimes.native import NativeRuntime
+from labreport.runtimes.wasmtime_embedded import WasmtimeEmbeddedRuntime
+
+REGISTRY: dict[str, Callable[[], Runtime]] = {
+    "native": NativeRuntime,
+    "docker-cli": DockerCliRuntime,
+    "docker-api": DockerApiRuntime,
+    "ctr-runc": CtrRuncRuntime,
+    "ctr-wasmtime": CtrWasmtimeRuntime,
+    "wasmtime-embedded": WasmtimeEmbeddedRuntime,
+}

@@ -1,0 +1,236 @@
+"""The WASI module run by wasmtime embedded in this process (PyPI `wasmtime`): the WASM floor.
+
+The module is compiled once per measurement (that time is recorded on its own), serialized to
+a cache keyed by the module's sha256 and the wasmtime version, and every sample instantiates
+the cached module in a fresh store with the run's WASI environment. No process, no container:
+what remains is instantiation and the program itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+
+from labreport import fsutil, proc, tools
+from labreport.check import check_cgi
+from labreport.errors import LabreportError
+from labreport.models import CheckRecord, Detail, MemoryRecord
+from labreport.runtimes import RawRun, RunContext, RuntimeBase
+from labreport.runtimes.native import free_port
+
+SERVER_TRY_S = 5.0
+LINEAR_MEMORY_METHOD = (
+    "the instance's exported linear memory at exit (Memory.data_len), after one checked run"
+)
+
+
+def wasmtime_version() -> str | None:
+    try:
+        return metadata.version("wasmtime")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class WasmtimeEmbeddedRuntime(RuntimeBase):
+    name = "wasmtime-embedded"
+    description = "wasmtime (PyPI) in-process: precompiled module, fresh instance per run"
+    needs = frozenset({"wasm-module"})
+
+    def __init__(self) -> None:
+        self.ctx: RunContext | None = None
+        self.module_path: Path | None = None
+        self.facts: dict[str, Detail] = {}
+        self.last_linear_memory: int | None = None
+        self.scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def available(self) -> tuple[bool, str]:
+        if wasmtime_version() is None:
+            return False, "the wasmtime Python package is not installed (run scripts/setup)"
+        return True, ""
+
+    def command(self, env: Mapping[str, str]) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in env.items())
+        name = self.module_path.name if self.module_path else "module.wasm"
+        return (
+            f"python: wasmtime.Module.deserialize_file(<cache of {name}>); "
+            f"Linker.define_wasi(); WasiConfig(env: {shown}); instantiate; call _start"
+        )
+
+    def prepare(self, ctx: RunContext) -> None:
+        import wasmtime
+
+        self.ctx = ctx
+        self.module_path = ctx.built.files[ctx.config.wasm_image.build]
+        module_bytes = self.module_path.read_bytes()
+        version = wasmtime_version() or "unknown"
+        config = wasmtime.Config()
+        config.epoch_interruption = True  # so a hung run can be stopped after the timeout
+        self.engine = wasmtime.Engine(config)
+        started = time.perf_counter()
+        compiled = wasmtime.Module(self.engine, module_bytes)
+        compile_s = time.perf_counter() - started
+        key = hashlib.sha256(module_bytes).hexdigest()[:32]
+        cache = tools.state_dir() / "wasmtime-cache" / f"{key}-wasmtime{version}.cwasm"
+        hit = cache.is_file()
+        if not hit:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            fsutil.atomic_write_bytes(cache, bytes(compiled.serialize()))
+        started = time.perf_counter()
+        try:
+            self.module = wasmtime.Module.deserialize_file(self.engine, str(cache))
+        except wasmtime.WasmtimeError:
+            # A cache from another build of the same version: recompile and replace it.
+            fsutil.atomic_write_bytes(cache, bytes(compiled.serialize()))
+            self.module = wasmtime.Module.deserialize_file(self.engine, str(cache))
+        self.facts = {
+            "wasmtime_version": version,
+            "compile_seconds": round(compile_s, 3),
+            "load_cached_seconds": round(time.perf_counter() - started, 4),
+            "cache_hit": hit,
+            "compiled_bytes": cache.stat().st_size,
+            "module_compilation": "once per measurement, outside the timed runs (cached)",
+        }
+        self.scratch = tempfile.TemporaryDirectory(dir=tools.state_dir(), prefix="wasmtime-")
+
+    @contextlib.contextmanager
+    def _deadline(self, timeout_s: float) -> Iterator[None]:
+        timer = threading.Timer(timeout_s, self.engine.increment_epoch)
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def _run(
+        self, env: Mapping[str, str], timeout_s: float | None = None
+    ) -> tuple[RawRun, int | None]:
+        import wasmtime
+
+        assert self.ctx is not None and self.scratch is not None
+        out = Path(self.scratch.name, "stdout")
+        err = Path(self.scratch.name, "stderr")
+        started = time.perf_counter_ns()
+        store = wasmtime.Store(self.engine)
+        store.set_epoch_deadline(1)
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = [self.module_path.name if self.module_path else "module.wasm"]
+        wasi.env = list(env.items())
+        wasi.stdout_file = str(out)
+        wasi.stderr_file = str(err)
+        store.set_wasi(wasi)
+        linker = wasmtime.Linker(self.engine)
+        linker.define_wasi()
+        exit_code = 0
+        timeout_s = timeout_s or self.ctx.timeout_s
+        with self._deadline(timeout_s):
+            instance = linker.instantiate(store, self.module)
+            start = instance.exports(store)["_start"]
+            assert isinstance(start, wasmtime.Func)
+            try:
+                start(store)
+            except wasmtime.ExitTrap as trap:
+                exit_code = trap.code
+            except wasmtime.Trap as trap:
+                if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
+                    raise LabreportError(
+                        f"the module did not finish within {timeout_s:g} s and was interrupted",
+                        "raise --timeout",
+                    ) from trap
+                exit_code = 134
+                err.write_text(str(trap))
+        wall_ns = time.perf_counter_ns() - started
+        memory = instance.exports(store).get("memory")
+        linear = memory.data_len(store) if isinstance(memory, wasmtime.Memory) else None
+        run = RawRun(
+            out.read_text("utf-8", "replace"),
+            wall_ns,
+            exit_code,
+            stderr=err.read_text("utf-8", "replace"),
+        )
+        return run, linear
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun:
+        run, self.last_linear_memory = self._run(env)
+        return run
+
+    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        run, linear = self._run(ctx.config.once.env)
+        failure = "" if run.exit_code == 0 else f"exit {run.exit_code}: {run.stderr[-200:]}"
+        return [
+            MemoryRecord(
+                runtime=self.name,
+                mode="once",
+                method=LINEAR_MEMORY_METHOD,
+                readings=[],
+                linear_memory_bytes=linear if not failure else None,
+                failure=failure,
+            )
+        ]
+
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        wagi_run, _ = self._run(ctx.config.wagi.env)
+        verdict = check_cgi(wagi_run.stdout, ctx.config.wagi, ctx.config.check, time.time())
+        env = " ".join(f"{k}={v}" for k, v in ctx.config.wagi.env.items())
+        wagi = CheckRecord(
+            name="wagi",
+            runtime=self.name,
+            ok=wagi_run.exit_code == 0 and verdict.ok,
+            detail=verdict.reason if wagi_run.exit_code == 0 else f"exit {wagi_run.exit_code}",
+            command=f"module run with CGI environment {env}",
+        )
+        return [wagi, self._server_check(ctx)]
+
+    def _server_check(self, ctx: RunContext) -> CheckRecord:
+        """Server mode under WASI preview 1, tried for real: does the port ever answer?
+
+        The module runs for at most SERVER_TRY_S while another thread knocks on its port.
+        """
+        port = free_port()
+        env = {**ctx.config.server.env, "PORT": str(port)}
+        url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
+        answered: list[str] = []
+        stop = threading.Event()
+
+        def knock() -> None:
+            while not stop.is_set() and not answered:
+                with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as reply:
+                    answered.append(f"HTTP {reply.status}")
+                stop.wait(0.2)
+
+        knocker = threading.Thread(target=knock, daemon=True)
+        knocker.start()
+        try:
+            run, _ = self._run(env, timeout_s=SERVER_TRY_S)
+            outcome = f"exited {run.exit_code}: {proc.tail(run.stderr, 300) or 'no output'}"
+        except LabreportError:
+            outcome = f"still running after {SERVER_TRY_S:g} s (interrupted)"
+        finally:
+            stop.set()
+            knocker.join(timeout=5)
+        reached = (
+            f"port {port} answered ({answered[0]})"
+            if answered
+            else (f"port {port} on the host never answered")
+        )
+        return CheckRecord(
+            name="server-mode",
+            runtime=self.name,
+            ok=bool(answered),
+            detail=f"{outcome}; {reached}",
+            command=f"module run with {' '.join(f'{k}={v}' for k, v in env.items())}",
+        )
+
+    def details(self) -> dict[str, Detail]:
+        return dict(self.facts)
+
+    def cleanup(self) -> None:
+        if self.scratch is not None:
+            self.scratch.cleanup()
+            self.scratch = None

@@ -1,0 +1,39 @@
+"""Test doubles shared by the unit tests: a fixed environment and a no-op builder."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from labreport.config import LabConfig
+from labreport.measure import BuildOutcome
+from labreport.models import Environment
+from labreport.runtimes import RunContext
+
+
+def environment() -> Environment:
+    return Environment(
+        host="testhost",
+        kernel="6.1.0",
+        os="Debian GNU/Linux 12",
+        cpu_model="Test CPU",
+        cpu_cores=2,
+        memory_total_bytes=24 * 2**30,
+        python_version="3.11.7",
+        labreport_version="0.1.0",
+        go_version="1.25.5",
+        engine={"storage_driver": "overlay2"},
+        tool_versions={"hyperfine": "1.15.0"},
+        source_sha256={"main.go": "0" * 64},
+        lab_config_sha256="1" * 64,
+    )
+
+
+def no_build(
+    config: LabConfig,
+    ctx: RunContext,
+    needs: frozenset[str],
+    workdir: Path,
+    undo: contextlib.ExitStack,
+) -> BuildOutcome:
+    return BuildOutcome(commands=["(no build: fake runtimes)"])

@@ -1,0 +1,168 @@
+"""`labreport measure` on the real engine: checked samples, sizes, memory, and nothing leaked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labreport import build, config, engine
+from labreport.models import load_measurement
+
+from ..conftest import ROOT
+
+pytestmark = pytest.mark.docker
+
+
+def ours() -> tuple[set[str], set[str]]:
+    """Containers labreport made, and run-tagged images: both must be back to empty."""
+    client = engine.connect()
+    try:
+        containers = {
+            c.name or ""
+            for c in client.containers.list(
+                all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
+            )
+        }
+        tags = {t for image in client.images.list() for t in image.tags if ":run-" in t}
+    finally:
+        client.close()
+    return containers, tags
+
+
+def labreport(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "labreport.cli", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )  # type: ignore[call-overload]
+
+
+def test_measure_traditional_path(
+    tmp_path: Path, lab: config.LabConfig, needs: Callable[[str], None]
+) -> None:
+    needs("docker-engine")
+    needs("go")
+    output = tmp_path / "m.json"
+    process = labreport(
+        "measure",
+        "--runtime",
+        "native,docker-cli,docker-api",
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "-o",
+        str(output),
+    )
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    assert f"wrote {output}" in stdout
+    result = load_measurement(output)
+    assert not result.partial
+    for runtime in ("native", "docker-cli", "docker-api"):
+        samples = [s for s in result.samples if s.runtime == runtime]
+        assert len(samples) == 4
+        assert all(s.ok for s in samples), [s.failure for s in samples]
+    api = [s for s in result.samples if s.runtime == "docker-api"]
+    assert all(s.engine_run_ns and s.engine_run_ns < s.wall_ns for s in api)
+
+    host = next(a for a in result.artifacts if a.origin == "host-build" and a.name == "native")
+    inner = next(a for a in result.artifacts if a.origin == "image")
+    assert inner.sha256 == host.sha256
+    image = result.images[0]
+    assert image.layer_count == 1
+    assert image.content_size_uncompressed_bytes >= inner.size_bytes
+    assert image.archive_size_bytes > image.content_size_uncompressed_bytes
+    assert image.layers_size_compressed_bytes < image.content_size_uncompressed_bytes
+
+    memory = {m.runtime: m for m in result.memory}
+    assert set(memory) == {"native", "docker-api"}
+    for record in memory.values():
+        assert record.requests_ok == record.requests_sent == lab.server.load_requests
+        assert {r.phase for r in record.readings} == {"idle", "load"}
+        assert record.process_peak_rss_bytes
+    assert result.environment.engine["storage_driver"]
+    assert ours() == (set(), set())
+
+
+def hanging_config(tmp_path: Path) -> Path:
+    """The lab config, but the 'once' run starts the server, which never exits."""
+    text = (ROOT / "lab.toml").read_text()
+    text = text.replace('app_dir = "app"', f'app_dir = "{ROOT / "app"}"')
+    text = text.replace('env = { MODE = "once" }', 'env = { MODE = "serve-forever" }')
+    path = tmp_path / "lab.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("runtime", ["docker-cli", "docker-api"])
+def test_hung_container_is_killed_and_removed(
+    tmp_path: Path, runtime: str, needs: Callable[[str], None]
+) -> None:
+    needs("docker-engine")
+    needs("go")
+    process = labreport(
+        "measure",
+        "--config",
+        str(hanging_config(tmp_path)),
+        "--runtime",
+        runtime,
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--timeout",
+        "3",
+        "--no-memory",
+        "-o",
+        str(tmp_path / "out.json"),
+    )
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2
+    lines = stderr.strip().splitlines()
+    assert lines[-2].startswith("error: ") and "3 s" in lines[-2], stderr
+    assert lines[-1].startswith("hint: ")
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "out.json").exists()
+    assert load_measurement(tmp_path / "out.partial.json").partial
+    assert ours() == (set(), set())
+
+
+def test_ctrl_c_leaves_nothing_behind(tmp_path: Path, needs: Callable[[str], None]) -> None:
+    needs("docker-engine")
+    needs("go")
+    output = tmp_path / "out.json"
+    process = labreport(
+        "measure",
+        "--runtime",
+        "docker-cli,docker-api",
+        "--runs",
+        "200",
+        "--warmup",
+        "0",
+        "--no-memory",
+        "-o",
+        str(output),
+    )
+    deadline = time.monotonic() + 240
+    while not ours()[0]:  # wait until a container of the run exists
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never started a container"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-2] == "error: interrupted"
+    assert "Traceback" not in stderr
+    assert not output.exists()
+    assert ours() == (set(), set())

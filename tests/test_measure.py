@@ -1,0 +1,149 @@
+"""Orchestration with the fake runtime: interleaving, checks, partial files, cleanup, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labreport import config, measure
+from labreport.errors import LabreportError
+from labreport.models import load_measurement
+from labreport.runtimes.fake import FakeRuntime
+
+from . import fakes
+
+
+def plan(tmp_path: Path, **changes: object) -> measure.Plan:
+    values: dict[str, object] = {
+        "runs": 3,
+        "warmup": 1,
+        "timeout_s": 5,
+        "output": tmp_path / "out.json",
+    }
+    values.update(changes)
+    return measure.Plan(**values)  # type: ignore[arg-type]
+
+
+def run(
+    lab: config.LabConfig, the_plan: measure.Plan, *runtimes: FakeRuntime
+) -> measure.Measurement:
+    registry = {runtime.name: (lambda r=runtime: r) for runtime in runtimes}
+    return measure.measure(
+        lab, the_plan, registry, environment=fakes.environment, builder=fakes.no_build
+    )
+
+
+def test_runs_are_interleaved_round_robin_with_warmup_marked(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    a, b = FakeRuntime(name="fake-a"), FakeRuntime(name="fake-b")
+    result = run(lab, plan(tmp_path), a, b)
+    order = [(s.runtime, s.round) for s in result.samples]
+    assert order == [
+        ("fake-a", 0),
+        ("fake-b", 0),
+        ("fake-a", 1),
+        ("fake-b", 1),
+        ("fake-a", 2),
+        ("fake-b", 2),
+        ("fake-a", 3),
+        ("fake-b", 3),
+    ]
+    assert [s.warmup for s in result.samples[:2]] == [True, True]
+    assert not any(s.warmup for s in result.samples[2:])
+    assert all(s.ok for s in result.samples)
+    assert a.calls[0] == "prepare" and a.calls[-1] == "cleanup"
+
+
+def test_file_is_written_atomically_as_stable_valid_json(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    result = run(lab, plan(tmp_path), FakeRuntime())
+    text = (tmp_path / "out.json").read_text()
+    assert text.endswith("}\n")
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    loaded = load_measurement(tmp_path / "out.json")
+    assert loaded == result
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    assert loaded.samples[-1].wall_ns == 1_000_000 + 3 * 10_000  # the fake's fourth run
+
+
+def test_bad_output_makes_a_sample_invalid_not_a_crash(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    result = run(lab, plan(tmp_path), FakeRuntime(bad_output_on={2}))
+    bad = [s for s in result.samples if not s.ok]
+    assert len(bad) == 1
+    assert bad[0].round == 2
+    assert bad[0].failure.startswith("not JSON")
+
+
+def test_hung_run_saves_partial_and_cleans_up(lab: config.LabConfig, tmp_path: Path) -> None:
+    hanging = FakeRuntime(name="fake-hang", hang_on=2)
+    other = FakeRuntime(name="fake-ok")
+    with pytest.raises(LabreportError, match="did not finish"):
+        run(lab, plan(tmp_path), other, hanging)
+    assert not (tmp_path / "out.json").exists()
+    partial = load_measurement(tmp_path / "out.partial.json")
+    assert partial.partial
+    assert "did not finish" in partial.partial_reason
+    # rounds 0 and 1 of both, then fake-ok of round 2; fake-hang hangs in round 2
+    assert [(s.runtime, s.round) for s in partial.samples][-2:] == [
+        ("fake-hang", 1),
+        ("fake-ok", 2),
+    ]
+    assert len(partial.samples) == 5
+    assert hanging.calls[-1] == "cleanup" and other.calls[-1] == "cleanup"
+
+
+def test_ctrl_c_saves_partial_and_cleans_up(lab: config.LabConfig, tmp_path: Path) -> None:
+    runtime = FakeRuntime(interrupt_on=1)
+    with pytest.raises(KeyboardInterrupt):
+        run(lab, plan(tmp_path), runtime)
+    partial = load_measurement(tmp_path / "out.partial.json")
+    assert partial.partial_reason == "interrupted (Ctrl-C)"
+    assert runtime.calls[-1] == "cleanup"
+
+
+def test_an_existing_complete_file_survives_a_failed_run(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "out.json").write_text("the user's earlier file")
+    with pytest.raises(LabreportError):
+        run(lab, plan(tmp_path), FakeRuntime(hang_on=0))
+    assert (tmp_path / "out.json").read_text() == "the user's earlier file"
+    assert not (tmp_path / "out.partial.json").exists()  # nothing was measured
+
+
+def test_unavailable_runtime_is_recorded_unless_asked_for(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    off = FakeRuntime(name="fake-off", is_available=False)
+    result = run(lab, plan(tmp_path), FakeRuntime(), off)
+    record = next(r for r in result.runtimes if r.name == "fake-off")
+    assert not record.available
+    assert record.reason == "fake-off is switched off"
+    assert off.calls == []
+    with pytest.raises(LabreportError, match="runtime fake-off is not available"):
+        run(lab, plan(tmp_path, include=("fake-off",)), FakeRuntime(), off)
+
+
+def test_skip_and_unknown_names(lab: config.LabConfig, tmp_path: Path) -> None:
+    result = run(
+        lab,
+        plan(tmp_path, skip=("fake-b",)),
+        FakeRuntime(name="fake-a"),
+        FakeRuntime(name="fake-b"),
+    )
+    assert {s.runtime for s in result.samples} == {"fake-a"}
+    assert next(r for r in result.runtimes if r.name == "fake-b").reason.startswith("left out")
+    with pytest.raises(LabreportError, match="unknown runtime: nope"):
+        run(lab, plan(tmp_path, include=("nope",)), FakeRuntime())
+
+
+def test_memory_records_are_kept(lab: config.LabConfig, tmp_path: Path) -> None:
+    result = run(lab, plan(tmp_path), FakeRuntime())
+    assert [m.runtime for m in result.memory] == ["fake"]
+    assert run(lab, plan(tmp_path, memory=False), FakeRuntime()).memory == []

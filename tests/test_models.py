@@ -1,0 +1,75 @@
+"""Loading measurement files: every failure names the file and the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labreport import config, measure
+from labreport.errors import LabreportError
+from labreport.models import load_measurement
+from labreport.runtimes.fake import FakeRuntime
+
+from . import fakes
+
+
+@pytest.fixture
+def good_file(lab: config.LabConfig, tmp_path: Path) -> Path:
+    output = tmp_path / "good.json"
+    measure.measure(
+        lab,
+        measure.Plan(runs=2, warmup=0, timeout_s=5, output=output),
+        {"fake": FakeRuntime},
+        environment=fakes.environment,
+        builder=fakes.no_build,
+    )
+    return output
+
+
+def rewrite(path: Path, change: object) -> Path:
+    data = json.loads(path.read_text())
+    change(data)  # type: ignore[operator]
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_corrupt_json(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(LabreportError, match=r"bad\.json: not valid JSON"):
+        load_measurement(path)
+
+
+def test_foreign_json(tmp_path: Path) -> None:
+    path = tmp_path / "package.json"
+    path.write_text('{"name": "left-pad"}')
+    with pytest.raises(LabreportError, match="not a labreport measurement file"):
+        load_measurement(path)
+
+
+def test_newer_schema_says_upgrade(good_file: Path) -> None:
+    rewrite(good_file, lambda d: d.update(schema_version=2))
+    with pytest.raises(LabreportError, match="schema_version 2") as raised:
+        load_measurement(good_file)
+    assert raised.value.hint == "upgrade labreport"
+
+
+def test_bad_field_names_its_path(good_file: Path) -> None:
+    rewrite(good_file, lambda d: d["samples"][1].update(wall_ns=0))
+    with pytest.raises(
+        LabreportError, match=r"good\.json: samples\.1\.wall_ns: Input should be greater than 0"
+    ):
+        load_measurement(good_file)
+
+
+def test_unknown_field_is_refused(good_file: Path) -> None:
+    rewrite(good_file, lambda d: d["environment"].update(gpu="none"))
+    with pytest.raises(LabreportError, match=r"environment\.gpu: Extra inputs are not permitted"):
+        load_measurement(good_file)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(LabreportError, match="no such file"):
+        load_measurement(tmp_path / "nope.json")
