@@ -29,7 +29,7 @@ from labreport.runtimes.native import free_port
 
 POLL_S = 0.002
 ONCE_MEMORY_RUNS = 3
-SERVER_STARTUP_S = 30.0
+SERVER_STARTUP_S = 15.0
 
 CGROUP_USAGE_METHOD = (
     "task cgroup memory usage minus inactive file cache, read from the cgroup v1 files "
@@ -94,7 +94,7 @@ class _CtrBase(RuntimeBase):
         self.image = f"{self._reference(ctx)}:run-{ctx.run_id}"
         started = time.perf_counter()
         self.ctr.import_archive(
-            ctx.built.files[self.artifact], self.platform or "linux/amd64", self.image
+            ctx.built.files[self.artifact], self.platform or "linux/amd64", self._index_name()
         )
         self.facts["import_seconds"] = round(time.perf_counter() - started, 3)
         self.facts["containerd_socket"] = str(self.ctr.socket)
@@ -103,6 +103,9 @@ class _CtrBase(RuntimeBase):
 
     def _reference(self, ctx: RunContext) -> str:
         raise NotImplementedError
+
+    def _index_name(self) -> str | None:
+        return self.image
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.ctx is not None and self.ctr is not None
@@ -209,11 +212,8 @@ class _CtrBase(RuntimeBase):
             with proc.background(argv) as server:
                 try:
                     wait_until_serving(url, SERVER_STARTUP_S, lambda: server.poll() is None)
-                except (RuntimeError, TimeoutError) as error:
-                    self.ctr.remove_container(container_id)
-                    exited = server.poll() is not None and server.stderr is not None
-                    stderr = server.stderr.read().decode("utf-8", "replace") if exited else ""  # type: ignore[union-attr]
-                    reason = f"{error}; exit {server.poll()}: {proc.tail(stderr, 300)}"
+                except (RuntimeError, TimeoutError):
+                    reason = self._why_not_serving(server, port)
                     return (
                         MemoryRecord(
                             runtime=self.name,
@@ -248,6 +248,17 @@ class _CtrBase(RuntimeBase):
             detail=detail,
             command=command,
         )
+
+    def _why_not_serving(self, server: subprocess.Popen[bytes], port: int) -> str:
+        """What was observed, before labreport stopped anything: exited on its own, or not."""
+        code = server.poll()
+        if code is None:
+            return (
+                f"the task was still running after {SERVER_STARTUP_S:g} s but port {port} on "
+                "the host never answered (stopped by labreport)"
+            )
+        stderr = server.stderr.read().decode("utf-8", "replace") if server.stderr else ""
+        return f"the task exited on its own with {code}: {proc.tail(stderr, 300) or 'no output'}"
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
         server, self.server_check = self._server(ctx)
@@ -292,6 +303,12 @@ class CtrWasmtimeRuntime(_CtrBase):
 
     def _reference(self, ctx: RunContext) -> str:
         return ctx.config.wasm_image.reference
+
+    def _index_name(self) -> str | None:
+        # The OCI layout names the image itself (org.opencontainers.image.ref.name). ctr
+        # 1.6.20's --index-name fails on an OCI archive: it unpacks an index it never stored
+        # ("content digest ...: not found").
+        return None
 
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)

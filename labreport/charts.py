@@ -1,0 +1,98 @@
+"""Charts as SVG text, byte-for-byte the same for the same data (fixed hash salt, no date)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+LOG_SCALE_SPREAD = 20  # use a log axis when the largest median is this many times the smallest
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str  # file name, e.g. startup.svg
+    alt: str  # alt text for report.md
+    svg: str
+
+
+def _svg(figure: Figure) -> str:
+    buffer = io.StringIO()
+    with plt.rc_context({"svg.hashsalt": "labreport", "svg.fonttype": "path"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": "labreport"})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def startup(samples_ms: dict[str, Sequence[float]]) -> Chart:
+    """A box per runtime with every valid sample drawn over it."""
+    names = list(samples_ms)
+    figure, axes = plt.subplots(figsize=(8, 0.6 * len(names) + 1.6))
+    data = [list(samples_ms[name]) for name in names]
+    axes.boxplot(data, vert=False, tick_labels=names, showfliers=False, widths=0.5)
+    for row, values in enumerate(data, start=1):
+        jitter = [row + ((i % 5) - 2) * 0.05 for i in range(len(values))]
+        axes.plot(values, jitter, "o", markersize=3, alpha=0.6, color="tab:blue")
+    medians = sorted(sorted(v)[len(v) // 2] for v in data if v)
+    log = bool(medians) and medians[-1] / max(medians[0], 1e-9) >= LOG_SCALE_SPREAD
+    if log:
+        axes.set_xscale("log")
+    axes.set_xlabel("spawn-to-exit time, ms" + (" (log scale)" if log else ""))
+    axes.set_title("Startup of MODE=once, valid runs")
+    axes.invert_yaxis()
+    axes.grid(axis="x", alpha=0.3, which="both")
+    figure.tight_layout()
+    alt = "Startup time per runtime, box plot with every valid run: " + ", ".join(
+        f"{name} median {sorted(v)[len(v) // 2]:.1f} ms" for name, v in zip(names, data, strict=True)
+        if v
+    )
+    return Chart("startup.svg", alt, _svg(figure))
+
+
+def sizes(groups: dict[str, dict[str, int]]) -> Chart:
+    """Grouped bars: for each artifact kind (binary, image content, layers, archive) a bar per
+    variant."""
+    kinds = list(groups)
+    variants = sorted({v for sizes in groups.values() for v in sizes})
+    figure, axes = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / max(1, len(variants))
+    for index, variant in enumerate(variants):
+        xs = [k + index * width for k in range(len(kinds))]
+        heights = [groups[kind].get(variant, 0) / MiB for kind in kinds]
+        bars = axes.bar(xs, heights, width, label=variant)
+        axes.bar_label(bars, labels=[f"{h:.2f}" if h else "" for h in heights], fontsize=7)
+    axes.set_xticks([k + width * (len(variants) - 1) / 2 for k in range(len(kinds))], kinds)
+    axes.set_ylabel("MiB")
+    axes.set_title("Sizes (each measured as its label says)")
+    axes.legend()
+    figure.tight_layout()
+    alt = "Sizes in MiB: " + "; ".join(
+        f"{kind}: " + ", ".join(f"{v} {groups[kind][v] / MiB:.2f}" for v in groups[kind])
+        for kind in kinds
+    )
+    return Chart("sizes.svg", alt, _svg(figure))
+
+
+def memory(bars: dict[str, int]) -> Chart:
+    """One horizontal bar per (runtime, what) reading."""
+    labels = list(bars)
+    figure, axes = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.4))
+    values = [bars[label] / MiB for label in labels]
+    drawn = axes.barh(labels, values, color="tab:green")
+    axes.bar_label(drawn, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=2)
+    axes.invert_yaxis()
+    axes.set_xlabel("MiB")
+    axes.set_title("Memory (methods differ: see the table)")
+    figure.tight_layout()
+    alt = "Memory in MiB: " + ", ".join(
+        f"{label} {value:.2f}" for label, value in zip(labels, values, strict=True)
+    )
+    return Chart("memory.svg", alt, _svg(figure))

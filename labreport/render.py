@@ -1,0 +1,395 @@
+"""`labreport render`: measurement files + Jinja templates -> report.md and SVG charts.
+
+Pure: the same files and templates give the same bytes. Every number in the report comes from
+the context built here out of the measurement files; templates only choose words around it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+
+import jinja2
+
+from labreport import charts, fsutil, stats
+from labreport.errors import LabreportError
+from labreport.models import (
+    ArtifactRecord,
+    CheckRecord,
+    Detail,
+    ImageRecord,
+    Measurement,
+    MemoryRecord,
+    load_measurement,
+)
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_TEMPLATE = "report.md.j2"
+CHART_DIR = "report"
+
+
+@dataclass
+class RuntimeView:
+    name: str
+    description: str
+    available: bool
+    reason: str
+    command: str
+    details: dict[str, Detail]
+    source: str
+    valid_ms: list[float] = field(default_factory=list)
+    measured: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    first_ms: float | None = None  # the very first (warm-up) run, when it passed its check
+    startup: stats.Summary | None = None
+    engine_run: stats.Summary | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def measured_ok(self) -> bool:
+        return self.startup is not None
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    a: str
+    b: str
+    a_median: float
+    b_median: float
+    ratio: float
+    percent: float
+    factor: float
+    significant: bool
+    faster: str
+    slower: str
+
+
+@dataclass
+class Source:
+    path: str
+    sha256: str
+    measurement: Measurement
+
+
+@dataclass
+class Report:
+    markdown: str
+    charts: list[charts.Chart]
+
+
+def _runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
+    views: dict[str, RuntimeView] = {}
+    for source in sources:
+        result = source.measurement
+        for record in result.runtimes:
+            if record.name in views and views[record.name].available:
+                if record.available:
+                    raise LabreportError(
+                        f"{source.path}: runtime {record.name} was also measured in "
+                        f"{views[record.name].source}",
+                        "pass only one file per runtime",
+                    )
+                continue
+            view = RuntimeView(
+                name=record.name,
+                description=record.description,
+                available=record.available,
+                reason=record.reason,
+                command=record.command,
+                details=dict(record.details),
+                source=source.path,
+            )
+            samples = [s for s in result.samples if s.runtime == record.name]
+            first = next((s for s in samples if s.round == 0), None)
+            if first is not None and first.ok:
+                view.first_ms = first.wall_ns / 1e6
+            counted = [s for s in samples if not s.warmup]
+            view.measured = len(counted)
+            view.valid_ms = [s.wall_ns / 1e6 for s in counted if s.ok]
+            view.failed = view.measured - len(view.valid_ms)
+            view.failures = sorted({s.failure for s in counted if not s.ok})
+            if view.valid_ms:
+                view.startup = stats.summarize(view.valid_ms)
+            engine = [s.engine_run_ns / 1e6 for s in counted if s.ok and s.engine_run_ns]
+            if engine:
+                view.engine_run = stats.summarize(engine)
+            view.warnings = stats.warnings(view.startup, view.failed, view.measured)
+            views[record.name] = view
+    return views
+
+
+class Context:
+    """What templates see; methods are callable from templates (compare, memory_of, ...)."""
+
+    def __init__(self, sources: Sequence[Source], chart_dir: str) -> None:
+        first = sources[0].measurement
+        self.sources = sources
+        self.lab = first.lab
+        self.title = first.title
+        self.partial = [s.path for s in sources if s.measurement.partial]
+        self.environment = first.environment
+        self.environments = {s.path: s.measurement.environment for s in sources}
+        self.runtimes = _runtime_views(sources)
+        self.artifacts: dict[str, ArtifactRecord] = {}
+        self.images: dict[str, ImageRecord] = {}
+        self.memory: list[MemoryRecord] = []
+        self.checks: list[CheckRecord] = []
+        self.commands: list[str] = []
+        for source in sources:
+            result = source.measurement
+            for artifact in result.artifacts:
+                self.artifacts.setdefault(artifact.name, artifact)
+            for image in result.images:
+                self.images.setdefault(image.name, image)
+            self.memory += result.memory
+            self.checks += result.checks
+            self.commands += [c for c in result.commands if c not in self.commands]
+        self.runs = first.runs
+        self.warmup = first.warmup
+        self.chart_dir = chart_dir
+        self.charts = self._charts()
+
+    # -- called from templates --------------------------------------------------------------
+
+    def measured(self) -> list[RuntimeView]:
+        return [v for v in self.runtimes.values() if v.measured_ok]
+
+    def unmeasured(self) -> list[RuntimeView]:
+        return [v for v in self.runtimes.values() if not v.measured_ok]
+
+    def runtime(self, name: str) -> RuntimeView | None:
+        view = self.runtimes.get(name)
+        return view if view is not None and view.measured_ok else None
+
+    def compare(self, a: str, b: str) -> ComparisonView | None:
+        """Startup of a against b; None when either was not measured."""
+        left, right = self.runtime(a), self.runtime(b)
+        if left is None or right is None:
+            return None
+        assert left.startup is not None and right.startup is not None
+        result = stats.compare(left.startup, right.startup)
+        faster, slower = (a, b) if result.ratio < 1 else (b, a)
+        return ComparisonView(
+            a=a,
+            b=b,
+            a_median=left.startup.median,
+            b_median=right.startup.median,
+            ratio=result.ratio,
+            percent=result.percent,
+            factor=result.factor,
+            significant=result.significant,
+            faster=faster,
+            slower=slower,
+        )
+
+    def memory_of(self, runtime: str, mode: str) -> MemoryRecord | None:
+        return next((m for m in self.memory if m.runtime == runtime and m.mode == mode), None)
+
+    def check(self, name: str, runtime: str) -> CheckRecord | None:
+        return next((c for c in self.checks if c.name == name and c.runtime == runtime), None)
+
+    def artifact(self, name: str) -> ArtifactRecord | None:
+        return self.artifacts.get(name)
+
+    def image(self, name: str) -> ImageRecord | None:
+        return self.images.get(name)
+
+    @staticmethod
+    def idle_median(record: MemoryRecord) -> int | None:
+        idle = [r.bytes for r in record.readings if r.phase == "idle"]
+        return int(median(idle)) if idle else None
+
+    @staticmethod
+    def load_max(record: MemoryRecord) -> int | None:
+        load = [r.bytes for r in record.readings if r.phase == "load"]
+        return max(load) if load else None
+
+    # -- charts -----------------------------------------------------------------------------
+
+    def _charts(self) -> dict[str, charts.Chart]:
+        made: dict[str, charts.Chart] = {}
+        timed = {v.name: v.valid_ms for v in self.measured()}
+        if timed:
+            made["startup"] = charts.startup(timed)
+        groups: dict[str, dict[str, int]] = {}
+        for artifact in self.artifacts.values():
+            if artifact.origin == "host-build":
+                groups.setdefault("binary / module", {})[artifact.name] = artifact.size_bytes
+        for image in self.images.values():
+            groups.setdefault("image content", {})[image.name] = (
+                image.content_size_uncompressed_bytes
+            )
+            groups.setdefault("layers, gzip", {})[image.name] = image.layers_size_compressed_bytes
+            groups.setdefault("image archive", {})[image.name] = image.archive_size_bytes
+        if groups:
+            made["sizes"] = charts.sizes(groups)
+        bars: dict[str, int] = {}
+        for record in self.memory:
+            idle = self.idle_median(record)
+            if idle is not None:
+                bars[f"{record.runtime}: server idle"] = idle
+            if record.peak_bytes:
+                bars[f"{record.runtime}: {record.mode} peak"] = record.peak_bytes
+            if record.linear_memory_bytes:
+                bars[f"{record.runtime}: linear memory"] = record.linear_memory_bytes
+        if bars:
+            made["memory"] = charts.memory(bars)
+        return made
+
+    def chart(self, name: str) -> str:
+        """Markdown for a chart: an image with alt text, or a note that there is no data."""
+        found = self.charts.get(name)
+        if found is None:
+            return f"_No {name} chart: nothing of that kind was measured._"
+        return f"![{found.alt}]({self.chart_dir}/{found.name})"
+
+
+# -- formatting filters ---------------------------------------------------------------------
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.2f} ms"
+
+
+def fmt_bytes(value: int | None) -> str:
+    return "not measured" if value is None else f"{value:,} B"
+
+
+def fmt_mib(value: int | None) -> str:
+    return "not measured" if value is None else f"{value / 1048576:.2f} MiB"
+
+
+def fmt_pct(value: float) -> str:
+    return f"{value:+.1f} %"
+
+
+def fmt_times(value: float) -> str:
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
+
+
+# -- templates ------------------------------------------------------------------------------
+
+
+def environment(templates: Path | None) -> jinja2.Environment:
+    """User templates (if any) first, then the defaults: a user overrides or adds files."""
+    search = [str(templates)] if templates else []
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([*search, str(DEFAULT_TEMPLATES)]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Markdown, not HTML  # noqa: S701
+    )
+    env.filters.update(ms=fmt_ms, bytes=fmt_bytes, mib=fmt_mib, pct=fmt_pct, times=fmt_times)
+    return env
+
+
+def _template_location(error: BaseException) -> str:
+    """template:line of the innermost template frame (Jinja rewrites tracebacks to them)."""
+    frames = [
+        f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")
+    ]
+    if not frames:
+        return getattr(error, "name", None) or "template"
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"
+
+
+def load_sources(paths: Sequence[Path]) -> list[Source]:
+    if not paths:
+        raise LabreportError("no measurement file given", "run 'labreport measure' first")
+    sources = []
+    for path in paths:
+        measurement = load_measurement(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        sources.append(Source(path.as_posix(), digest, measurement))
+    return sources
+
+
+def render(
+    paths: Sequence[Path],
+    templates: Path | None = None,
+    template: str = DEFAULT_TEMPLATE,
+    chart_dir: str = CHART_DIR,
+) -> Report:
+    sources = load_sources(paths)
+    context = Context(sources, chart_dir)
+    env = environment(templates)
+    try:
+        markdown = env.get_template(template).render(ctx=context)
+    except jinja2.TemplateNotFound as error:
+        raise LabreportError(
+            f"template {error.name} not found in {templates or DEFAULT_TEMPLATES}",
+            "check --template and --templates",
+        ) from error
+    except jinja2.UndefinedError as error:
+        raise LabreportError(
+            f"{_template_location(error)}: {error.message}",
+            "fix the template: every variable must exist (see templates/README.md)",
+        ) from error
+    except jinja2.TemplateSyntaxError as error:
+        raise LabreportError(
+            f"{error.name or template}:{error.lineno}: {error.message}", "fix the template"
+        ) from error
+    used = [c for c in context.charts.values() if f"{chart_dir}/{c.name}" in markdown]
+    return Report(markdown, used)
+
+
+def outputs(report: Report, output: Path) -> dict[Path, str]:
+    chart_root = output.parent / CHART_DIR
+    files = {output: report.markdown}
+    files.update({chart_root / chart.name: chart.svg for chart in report.charts})
+    return files
+
+
+def write(report: Report, output: Path) -> list[Path]:
+    written = []
+    for path, text in outputs(report, output).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fsutil.atomic_write_text(path, text)
+        written.append(path)
+    return written
+
+
+def stale(report: Report, output: Path, context_lines: int = 2) -> list[str]:
+    """Short diffs for every file that differs from what rendering gives now."""
+    problems = []
+    for path, text in outputs(report, output).items():
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current == text:
+            continue
+        if current is None:
+            problems.append(f"{path}: missing")
+            continue
+        diff = list(
+            difflib.unified_diff(
+                current.splitlines(),
+                text.splitlines(),
+                f"{path} (on disk)",
+                f"{path} (rendered)",
+                n=context_lines,
+                lineterm="",
+            )
+        )
+        shown = diff[:40] + ([f"... {len(diff) - 40} more diff lines"] if len(diff) > 40 else [])
+        problems.append("\n".join(shown))
+    return problems
+
+
+def default_sources(directory: Path) -> list[Path]:
+    """The complete measurement files in directory; partial ones only when named."""
+    found = sorted(p for p in directory.glob("*.json") if not p.name.endswith(".partial.json"))
+    if not found:
+        raise LabreportError(
+            f"no measurement files in {directory}", "run 'labreport measure' or pass files"
+        )
+    return found

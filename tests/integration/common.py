@@ -1,0 +1,37 @@
+"""What the integration tests share: running the real CLI, and a config whose runs hang."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ..conftest import ROOT
+
+
+def labreport(*args: str) -> subprocess.Popen[str]:
+    """The real CLI in a child process, as a user runs it (so Ctrl-C can be sent to it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "labreport.cli", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def hanging_config(tmp_path: Path) -> Path:
+    """The lab config, but the 'once' run starts the server, which never exits."""
+    text = (ROOT / "lab.toml").read_text()
+    text = text.replace('app_dir = "app"', f'app_dir = "{ROOT / "app"}"')
+    text = text.replace('env = { MODE = "once" }', 'env = { MODE = "serve-forever" }')
+    path = tmp_path / "lab.toml"
+    path.write_text(text)
+    return path
+
+
+def assert_one_line_error(stderr: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert lines[-2].startswith("error: "), stderr
+    assert lines[-1].startswith("hint: "), stderr
+    assert "Traceback" not in stderr

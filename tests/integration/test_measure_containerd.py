@@ -1,0 +1,138 @@
+"""The WASM container path for real: ctr + the wasmtime shim, ctr + runc, embedded wasmtime.
+
+Every test ends by checking that labreport's containerd namespace holds nothing of ours:
+no container, task, image or snapshot, after success, a hung run and Ctrl-C alike.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labreport import config
+from labreport.containerd import Ctr
+from labreport.models import load_measurement
+
+from .common import assert_one_line_error, hanging_config, labreport
+
+pytestmark = [pytest.mark.containerd, pytest.mark.shim, pytest.mark.wasmtime]
+
+
+def leftovers() -> dict[str, list[str]]:
+    ctr = Ctr.find()
+    return {
+        "containers": ctr.container_ids(),
+        "tasks": ctr.task_ids(),
+        "images": ctr.image_names(),
+        "snapshots": ctr.snapshot_keys(),
+    }
+
+
+NOTHING: dict[str, list[str]] = {"containers": [], "tasks": [], "images": [], "snapshots": []}
+
+
+@pytest.fixture
+def wasm_stack(needs: Callable[[str], None]) -> None:
+    for component in ("docker-engine", "go", "containerd", "wasmtime-shim", "wasmtime"):
+        needs(component)
+
+
+@pytest.mark.usefixtures("wasm_stack")
+def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
+    tmp_path: Path, lab: config.LabConfig
+) -> None:
+    output = tmp_path / "m.json"
+    runtimes = "ctr-wasmtime,ctr-runc,wasmtime-embedded"
+    process = labreport(
+        "measure", "--runtime", runtimes, "--runs", "2", "--warmup", "1", "-o", str(output)
+    )
+    _, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr
+    result = load_measurement(output)
+    for runtime in runtimes.split(","):
+        samples = [s for s in result.samples if s.runtime == runtime]
+        assert len(samples) == 3
+        assert all(s.ok for s in samples), [s.failure for s in samples]
+
+    wasm_image = next(i for i in result.images if i.platform == "wasi/wasm")
+    module = next(a for a in result.artifacts if a.name == lab.wasm_image.build)
+    assert wasm_image.content_size_uncompressed_bytes == module.size_bytes
+    assert wasm_image.layers_size_compressed_bytes < module.size_bytes
+
+    checks = {(c.name, c.runtime): c for c in result.checks}
+    for runtime in ("ctr-wasmtime", "wasmtime-embedded"):
+        wagi = checks["wagi", runtime]
+        assert wagi.ok, wagi.detail
+    # The outcome of server mode is recorded, whatever it is; runc must serve.
+    assert checks["server-mode", "ctr-runc"].ok
+    assert checks["server-mode", "ctr-wasmtime"].detail
+    assert checks["server-mode", "wasmtime-embedded"].detail
+
+    once = {m.runtime: m for m in result.memory if m.mode == "once"}
+    assert once["ctr-runc"].peak_bytes and once["ctr-wasmtime"].peak_bytes
+    assert once["wasmtime-embedded"].linear_memory_bytes
+    details = {r.name: r.details for r in result.runtimes}
+    assert float(details["wasmtime-embedded"]["compile_seconds"]) > 0
+    assert details["ctr-wasmtime"]["module_compilation"]
+    assert result.environment.containerd["available"] == "yes"
+    assert leftovers() == NOTHING
+
+
+@pytest.mark.usefixtures("wasm_stack")
+@pytest.mark.parametrize("runtime", ["ctr-runc", "ctr-wasmtime"])
+def test_hung_task_is_killed_and_removed(tmp_path: Path, runtime: str) -> None:
+    process = labreport(
+        "measure",
+        "--config",
+        str(hanging_config(tmp_path)),
+        "--runtime",
+        runtime,
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--timeout",
+        "8",
+        "--no-memory",
+        "-o",
+        str(tmp_path / "out.json"),
+    )
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stderr
+    assert_one_line_error(stderr)
+    assert "8 s" in stderr
+    assert not (tmp_path / "out.json").exists()
+    assert leftovers() == NOTHING
+
+
+@pytest.mark.usefixtures("wasm_stack")
+def test_ctrl_c_leaves_nothing_in_containerd(tmp_path: Path) -> None:
+    output = tmp_path / "out.json"
+    process = labreport(
+        "measure",
+        "--runtime",
+        "ctr-runc,ctr-wasmtime",
+        "--runs",
+        "100",
+        "--warmup",
+        "0",
+        "--no-memory",
+        "-o",
+        str(output),
+    )
+    deadline = time.monotonic() + 300
+    while not leftovers()["tasks"]:  # wait until a task of the run is alive
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never started a task"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not output.exists()
+    assert leftovers() == NOTHING
