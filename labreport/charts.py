@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 LOG_SCALE_SPREAD = 20  # use a log axis when the largest median is this many times the smallest
 MiB = 1024 * 1024
@@ -32,12 +32,12 @@ def _svg(figure: Figure) -> str:
     return buffer.getvalue()
 
 
-def startup(samples_ms: dict[str, Sequence[float]]) -> Chart:
+def startup(samples_ms: Mapping[str, Sequence[float]]) -> Chart:
     """A box per runtime with every valid sample drawn over it."""
     names = list(samples_ms)
     figure, axes = plt.subplots(figsize=(8, 0.6 * len(names) + 1.6))
     data = [list(samples_ms[name]) for name in names]
-    axes.boxplot(data, vert=False, tick_labels=names, showfliers=False, widths=0.5)
+    axes.boxplot(data, orientation="horizontal", tick_labels=names, showfliers=False, widths=0.5)
     for row, values in enumerate(data, start=1):
         jitter = [row + ((i % 5) - 2) * 0.05 for i in range(len(values))]
         axes.plot(values, jitter, "o", markersize=3, alpha=0.6, color="tab:blue")
@@ -51,7 +51,8 @@ def startup(samples_ms: dict[str, Sequence[float]]) -> Chart:
     axes.grid(axis="x", alpha=0.3, which="both")
     figure.tight_layout()
     alt = "Startup time per runtime, box plot with every valid run: " + ", ".join(
-        f"{name} median {sorted(v)[len(v) // 2]:.1f} ms" for name, v in zip(names, data, strict=True)
+        f"{name} median {sorted(v)[len(v) // 2]:.1f} ms"
+        for name, v in zip(names, data, strict=True)
         if v
     )
     return Chart("startup.svg", alt, _svg(figure))

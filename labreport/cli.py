@@ -10,7 +10,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from labreport import __version__, config, doctor, measure, workflows
+from labreport import __version__, config, doctor, measure, render, workflows
 from labreport.errors import LabreportError
 
 P = ParamSpec("P")
@@ -124,11 +124,43 @@ def measure_command(
 
 @app.command("render")
 @user_errors
-def render_command() -> None:
+def render_command(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Measurement files. Default: every complete one in measurements/."),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The report to write.")] = Path(
+        "report.md"
+    ),
+    templates: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of templates that override or add to the defaults.", file_okay=False
+        ),
+    ] = None,
+    template: Annotated[str, typer.Option(help="The template to render.")] = (
+        render.DEFAULT_TEMPLATE
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the report is stale.")
+    ] = False,
+) -> None:
     """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
-    raise LabreportError(
-        "'labreport render' is not implemented yet", "it arrives with the render issue"
-    )
+    paths = files or render.default_sources(Path("measurements"))
+    report = render.render(paths, templates, template)
+    if check:
+        problems = render.stale(report, output)
+        if problems:
+            typer.echo("\n".join(problems), err=True)
+            fail(
+                f"{len(problems)} file(s) differ from what the measurements render to",
+                "run 'labreport render' (and never edit report.md by hand)",
+                code=1,
+            )
+        typer.echo(f"{output} and its charts are up to date ({len(paths)} measurement file(s))")
+        return
+    for path in render.write(report, output):
+        typer.echo(f"wrote {path}")
 
 
 @app.command("version")

@@ -287,7 +287,7 @@ def environment(templates: Path | None) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # Markdown, not HTML  # noqa: S701
+        autoescape=False,  # Markdown, not HTML
     )
     env.filters.update(ms=fmt_ms, bytes=fmt_bytes, mib=fmt_mib, pct=fmt_pct, times=fmt_times)
     return env
@@ -295,9 +295,7 @@ def environment(templates: Path | None) -> jinja2.Environment:
 
 def _template_location(error: BaseException) -> str:
     """template:line of the innermost template frame (Jinja rewrites tracebacks to them)."""
-    frames = [
-        f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")
-    ]
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
     if not frames:
         return getattr(error, "name", None) or "template"
     frame = frames[-1]

@@ -44,7 +44,7 @@ class Summary:
 
 
 def _binomial_cdf(k: int, n: int) -> float:
-    return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return float(sum(math.comb(n, i) for i in range(k + 1))) / float(2**n)
 
 
 def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:

@@ -1,0 +1,136 @@
+"""Rendering: snapshot of the report for fixed data, reproducible charts, strict templates,
+check mode, and one-line errors for bad measurement files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from labreport import render, stats
+from labreport.cli import app
+from labreport.errors import LabreportError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SYNTHETIC = FIXTURES / "synthetic.json"
+SNAPSHOT = FIXTURES / "synthetic-report.md"
+
+
+def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    # A copy at a fixed relative name, so the report's source line does not depend on tmp_path.
+    monkeypatch.chdir(tmp_path)
+    Path("synthetic.json").write_bytes(SYNTHETIC.read_bytes())
+    return render.render([Path("synthetic.json")]).markdown
+
+
+def test_report_matches_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    markdown = rendered(tmp_path, monkeypatch)
+    if os.environ.get("LABREPORT_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(markdown)
+    assert markdown == SNAPSHOT.read_text(), "rerun with LABREPORT_UPDATE_SNAPSHOTS=1 and review"
+
+
+def test_report_follows_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    markdown = rendered(tmp_path, monkeypatch)
+    # The module is larger than the binary in the fixture: the report must say so.
+    assert "### Why is the WASM binary larger than the native one?" in markdown
+    assert "the traditional container started\nfaster" in markdown
+    # The failed docker-cli sample is reported and not counted.
+    assert "1 of 11 runs failed the output check" in markdown
+    assert "| docker-cli | 10/11 |" in markdown
+    # What was not measured says why.
+    assert "**docker-api**: Docker daemon not reachable (synthetic)" in markdown
+    assert "TinyGo" in markdown and "*not measured*" in markdown
+
+
+def test_larger_native_binary_turns_the_answer_round(tmp_path: Path) -> None:
+    data = json.loads(SYNTHETIC.read_text())
+    data["artifacts"][1]["size_bytes"] = 1_000_000  # the module is now the smaller one
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps(data))
+    markdown = render.render([path]).markdown
+    assert "### Why is the WASM binary smaller than the native one?" in markdown
+    assert "It is smaller: 1,000,000 B" in markdown
+
+
+def test_charts_are_byte_for_byte_reproducible_and_referenced(tmp_path: Path) -> None:
+    first = render.render([SYNTHETIC])
+    second = render.render([SYNTHETIC])
+    assert [c.svg for c in first.charts] == [c.svg for c in second.charts]
+    assert {c.name for c in first.charts} == {"startup.svg", "sizes.svg", "memory.svg"}
+    for chart in first.charts:
+        assert f"![{chart.alt}](report/{chart.name})" in first.markdown
+        assert "<dc:date>" not in chart.svg
+
+
+def test_write_then_check_passes_and_a_hand_edit_fails(tmp_path: Path) -> None:
+    output = tmp_path / "report.md"
+    report = render.render([SYNTHETIC])
+    render.write(report, output)
+    assert render.stale(report, output) == []
+    output.write_text(output.read_text().replace("median", "medain", 1))
+    problems = render.stale(report, output)
+    assert len(problems) == 1 and "medain" in problems[0]
+    (tmp_path / "report" / "sizes.svg").unlink()
+    assert any("sizes.svg: missing" in p for p in render.stale(report, output))
+
+
+def test_check_mode_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    output = tmp_path / "report.md"
+    result = CliRunner().invoke(app, ["render", str(SYNTHETIC), "-o", str(output), "--check"])
+    assert result.exit_code == 1
+    assert not output.exists()
+
+
+def test_user_templates_override_and_undefined_names_the_place(tmp_path: Path) -> None:
+    (tmp_path / "report.md.j2").write_text("# {{ ctx.title }}\n{{ ctx.no_such_thing }}\n")
+    with pytest.raises(LabreportError) as error:
+        render.render([SYNTHETIC], templates=tmp_path)
+    assert error.value.message.startswith("report.md.j2:2: ")
+    assert "no_such_thing" in error.value.message
+
+
+def test_example_summary_template_renders(tmp_path: Path) -> None:
+    markdown = render.render([SYNTHETIC], template="summary.md.j2").markdown
+    assert "Fastest to start: **native**" in markdown
+    assert "| docker-api | not measured |" in markdown
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"schema_name": "other"}', "not a labreport measurement file"),
+        ('{"schema_name": "labreport.measurement", "schema_version": 99}', "upgrade labreport"),
+        ('{"schema_name": "labreport.measurement", "schema_version": 1}', "lab: Field required"),
+    ],
+)
+def test_bad_files_give_one_line_and_write_nothing(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    output = tmp_path / "report.md"
+    result = CliRunner().invoke(app, ["render", str(bad), "-o", str(output)])
+    assert result.exit_code == 2
+    assert str(bad) in result.output and expected in result.output
+    assert "Traceback" not in result.output
+    assert not output.exists()
+
+
+def test_same_runtime_in_two_files_is_refused() -> None:
+    with pytest.raises(LabreportError, match="also measured in"):
+        render.render([SYNTHETIC, SYNTHETIC])
+
+
+def test_median_confidence_interval_ranks() -> None:
+    assert stats.median_ci_ranks(10) == (1, 8)
+    assert stats.median_ci_ranks(15) == (3, 11)
+    assert stats.median_ci_ranks(5) == (0, 4)  # too few: min..max, and a warning
+    summary = stats.summarize([float(v) for v in [10, 11, 12, 13, 14, 15, 16, 17, 18, 100]])
+    assert summary.median == 14.5
+    assert summary.outliers == 1
+    assert stats.warnings(summary, failed=0, measured=10) == ["large spread: CV 121% (over 10%)"]
