@@ -110,25 +110,12 @@ class Ctr:
                 timeout_s=KILL_TIMEOUT_S,
                 check=False,
             )
+            delete = ("tasks", "delete", "--force", container_id)
             try:
-                self.call(
-                    "tasks",
-                    "delete",
-                    "--force",
-                    container_id,
-                    timeout_s=KILL_TIMEOUT_S,
-                    check=False,
-                )
+                self.call(*delete, timeout_s=KILL_TIMEOUT_S, check=False)
             except LabreportError:
                 kill_shims(self.namespace, container_id)
-                self.call(
-                    "tasks",
-                    "delete",
-                    "--force",
-                    container_id,
-                    timeout_s=KILL_TIMEOUT_S,
-                    check=False,
-                )
+                self.call(*delete, timeout_s=KILL_TIMEOUT_S, check=False)
         if container_id in self.container_ids():
             self.call("containers", "delete", container_id, check=False)
 

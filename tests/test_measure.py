@@ -147,3 +147,21 @@ def test_memory_records_are_kept(lab: config.LabConfig, tmp_path: Path) -> None:
     result = run(lab, plan(tmp_path), FakeRuntime())
     assert [m.runtime for m in result.memory] == ["fake"]
     assert run(lab, plan(tmp_path, memory=False), FakeRuntime()).memory == []
+
+
+def test_docker_wasm_support_is_detected_from_engine_info() -> None:
+    from labreport.runtimes.docker import docker_wasm_support
+
+    old = {"Driver": "fuse-overlayfs", "DriverStatus": None, "Runtimes": {"runc": {}}}
+    supported, reason = docker_wasm_support(old)
+    assert not supported
+    assert "graph driver (fuse-overlayfs)" in reason and "runtimes: runc" in reason
+    new = {
+        "Driver": "overlayfs",
+        "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
+        "Runtimes": {"runc": {}, "io.containerd.wasmtime.v1": {}},
+    }
+    assert docker_wasm_support(new) == (
+        True,
+        "wasm runtimes io.containerd.wasmtime.v1 on the containerd image store",
+    )

@@ -212,3 +212,49 @@ class DockerApiRuntime(_DockerBase):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         return [record]
+
+
+def docker_wasm_support(info: Mapping[str, Any]) -> tuple[bool, str]:
+    """Can this engine run wasm itself (containerd image store plus a wasm shim runtime)?"""
+    runtimes = sorted(info.get("Runtimes") or {})
+    wasm = [name for name in runtimes if "wasm" in name]
+    status = " ".join(str(part) for pair in info.get("DriverStatus") or [] for part in pair)
+    containerd_store = "io.containerd.snapshotter" in status
+    if wasm and containerd_store:
+        return True, f"wasm runtimes {', '.join(wasm)} on the containerd image store"
+    missing = []
+    if not containerd_store:
+        missing.append(
+            f"the engine keeps images in its own graph driver ({info.get('Driver', '?')}), "
+            "not the containerd image store that wasi/wasm images need"
+        )
+    if not wasm:
+        missing.append(f"no wasm runtime is registered with it (runtimes: {', '.join(runtimes)})")
+    return False, "; ".join(missing)
+
+
+class DockerWasmRuntime(_DockerBase):
+    """Docker Engine's own wasm support, detected; measuring it is left to ctr-wasmtime."""
+
+    name = "docker-wasm"
+    description = "docker run --runtime io.containerd.wasmtime.v1 --platform wasi/wasm"
+    needs = frozenset()
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            client = engine.connect(timeout_s=20)
+        except LabreportError as error:
+            return False, error.message
+        try:
+            supported, detail = docker_wasm_support(client.info())
+        finally:
+            client.close()
+        if supported:
+            return False, f"detected ({detail}) but not measured by this labreport version"
+        return False, detail
+
+    def command(self, env: Mapping[str, str]) -> str:
+        return self.description
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun:
+        raise LabreportError("docker-wasm is detection only", "use --runtime ctr-wasmtime")

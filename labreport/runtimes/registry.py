@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from labreport.runtimes import Runtime
 from labreport.runtimes.containerd import CtrRuncRuntime, CtrWasmtimeRuntime
-from labreport.runtimes.docker import DockerApiRuntime, DockerCliRuntime
+from labreport.runtimes.docker import DockerApiRuntime, DockerCliRuntime, DockerWasmRuntime
 from labreport.runtimes.native import NativeRuntime
 from labreport.runtimes.wasmtime_embedded import WasmtimeEmbeddedRuntime
 
@@ -17,4 +17,5 @@ REGISTRY: dict[str, Callable[[], Runtime]] = {
     "ctr-runc": CtrRuncRuntime,
     "ctr-wasmtime": CtrWasmtimeRuntime,
     "wasmtime-embedded": WasmtimeEmbeddedRuntime,
+    "docker-wasm": DockerWasmRuntime,
 }

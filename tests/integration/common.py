@@ -35,3 +35,18 @@ def assert_one_line_error(stderr: str) -> None:
     assert lines[-2].startswith("error: "), stderr
     assert lines[-1].startswith("hint: "), stderr
     assert "Traceback" not in stderr
+
+
+def measure_hanging(tmp_path: Path, runtime: str, timeout_s: int) -> str:
+    """A measure run whose only run hangs: it must fail in one line; returns stderr."""
+    process = labreport(
+        "measure", "--config", str(hanging_config(tmp_path)), "--runtime", runtime,
+        "--runs", "1", "--warmup", "0", "--timeout", str(timeout_s), "--no-memory",
+        "-o", str(tmp_path / "out.json"),
+    )  # fmt: skip
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stderr
+    assert_one_line_error(stderr)
+    assert f"{timeout_s} s" in stderr.strip().splitlines()[-2]
+    assert not (tmp_path / "out.json").exists()
+    return stderr

@@ -18,7 +18,7 @@ from labreport import config
 from labreport.containerd import Ctr
 from labreport.models import load_measurement
 
-from .common import assert_one_line_error, hanging_config, labreport
+from .common import labreport, measure_hanging
 
 pytestmark = [pytest.mark.containerd, pytest.mark.shim, pytest.mark.wasmtime]
 
@@ -86,27 +86,7 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
 @pytest.mark.usefixtures("wasm_stack")
 @pytest.mark.parametrize("runtime", ["ctr-runc", "ctr-wasmtime"])
 def test_hung_task_is_killed_and_removed(tmp_path: Path, runtime: str) -> None:
-    process = labreport(
-        "measure",
-        "--config",
-        str(hanging_config(tmp_path)),
-        "--runtime",
-        runtime,
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--timeout",
-        "8",
-        "--no-memory",
-        "-o",
-        str(tmp_path / "out.json"),
-    )
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 2, stderr
-    assert_one_line_error(stderr)
-    assert "8 s" in stderr
-    assert not (tmp_path / "out.json").exists()
+    measure_hanging(tmp_path, runtime, timeout_s=8)
     assert leftovers() == NOTHING
 
 

@@ -13,7 +13,7 @@ import pytest
 from labreport import build, config, engine
 from labreport.models import load_measurement
 
-from .common import assert_one_line_error, hanging_config, labreport
+from .common import labreport, measure_hanging
 
 pytestmark = pytest.mark.docker
 
@@ -88,27 +88,7 @@ def test_hung_container_is_killed_and_removed(
 ) -> None:
     needs("docker-engine")
     needs("go")
-    process = labreport(
-        "measure",
-        "--config",
-        str(hanging_config(tmp_path)),
-        "--runtime",
-        runtime,
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--timeout",
-        "3",
-        "--no-memory",
-        "-o",
-        str(tmp_path / "out.json"),
-    )
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 2
-    assert_one_line_error(stderr)
-    assert "3 s" in stderr.strip().splitlines()[-2]
-    assert not (tmp_path / "out.json").exists()
+    measure_hanging(tmp_path, runtime, timeout_s=3)
     assert load_measurement(tmp_path / "out.partial.json").partial
     assert ours() == (set(), set())
 
