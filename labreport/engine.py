@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import docker
@@ -57,17 +58,26 @@ def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
     }
 
 
-def remove_run_containers(client: docker.DockerClient, run_id: str) -> int:
+def remove_run_containers(client: docker.DockerClient, run_id: str, settle_s: float = 1.0) -> int:
     """Remove every container one run created, running or not; returns how many.
 
     The last sweep of a run: a container whose create call was cut off by Ctrl-C is found
-    here by its label even though no Python object ever held it.
+    here by its label even though no Python object ever held it. The daemon may still be
+    finishing such a create when the sweep starts, so it looks again until settle_s has
+    passed with nothing new.
     """
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
-        try:
-            container.remove(force=True)
-            removed += 1
-        except docker.errors.NotFound:
-            pass
-    return removed
+    quiet_since = time.monotonic()
+    while True:
+        found = client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+        for container in found:
+            try:
+                container.remove(force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+        if found:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= settle_s:
+            return removed
+        time.sleep(0.2)
