@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ def startup(samples_ms: Mapping[str, Sequence[float]]) -> Chart:
     for row, values in enumerate(data, start=1):
         jitter = [row + ((i % 5) - 2) * 0.05 for i in range(len(values))]
         axes.plot(values, jitter, "o", markersize=3, alpha=0.6, color="tab:blue")
-    medians = sorted(sorted(v)[len(v) // 2] for v in data if v)
+    medians = sorted(statistics.median(v) for v in data if v)
     log = bool(medians) and medians[-1] / max(medians[0], 1e-9) >= LOG_SCALE_SPREAD
     if log:
         axes.set_xscale("log")
@@ -51,7 +52,7 @@ def startup(samples_ms: Mapping[str, Sequence[float]]) -> Chart:
     axes.grid(axis="x", alpha=0.3, which="both")
     figure.tight_layout()
     alt = "Startup time per runtime, box plot with every valid run: " + ", ".join(
-        f"{name} median {sorted(v)[len(v) // 2]:.1f} ms"
+        f"{name} median {statistics.median(v):.1f} ms"
         for name, v in zip(names, data, strict=True)
         if v
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,9 +48,10 @@ class Ctr:
     def argv(self, *args: str) -> list[str]:
         return [str(self.ctr), "--address", str(self.socket), "--namespace", self.namespace, *args]
 
-    def shown(self, *args: str) -> str:
-        """The command as a user would type it (ctr's path and socket spelled out)."""
-        return proc.Completed(tuple(self.argv(*args)), 0, "", "", 0).command
+    @staticmethod
+    def shown(argv: list[str]) -> str:
+        """An argv from argv() as a user would type it: `ctr`, not its full path."""
+        return shlex.join(["ctr", *argv[1:]])
 
     def call(self, *args: str, timeout_s: float = CALL_TIMEOUT_S, check: bool = True) -> str:
         done = proc.run(

@@ -272,11 +272,11 @@ def measure(
             result.artifacts, result.images = outcome.artifacts, outcome.images
             result.commands = list(outcome.commands)
             progress.step("built")
+            by_name = {runtime.name: runtime for runtime in active}
             with _prepared(active, ctx):
                 for record in result.runtimes:
-                    runtime = next((r for r in active if r.name == record.name), None)
-                    if runtime is not None:
-                        record.command = runtime.command(config.once.env)
+                    if record.name in by_name:
+                        record.command = by_name[record.name].command(config.once.env)
                         result.commands.append(record.command)
                 rounds = plan.warmup + plan.runs
                 progress.phase("startup", rounds * len(active))
@@ -298,9 +298,8 @@ def measure(
                     progress.step(f"{runtime.name} checks")
                     result.checks.extend(runtime.checks(ctx))
                 for record in result.runtimes:
-                    record.details.update(
-                        next((r.details() for r in active if r.name == record.name), {})
-                    )
+                    if record.name in by_name:
+                        record.details.update(by_name[record.name].details())
             progress.done()
     except (LabreportError, KeyboardInterrupt) as error:
         progress.done()
@@ -330,13 +329,7 @@ def memory_summary(
     records: Sequence[MemoryRecord],
 ) -> dict[str, tuple[int | None, int | None]]:
     """Per runtime and mode: (median idle bytes, peak bytes); for the end-of-run table."""
-    from statistics import median
-
-    table: dict[str, tuple[int | None, int | None]] = {}
-    for record in records:
-        idle = [r.bytes for r in record.readings if r.phase == "idle"]
-        table[f"{record.runtime} ({record.mode})"] = (
-            int(median(idle)) if idle else None,
-            record.peak_bytes,
-        )
-    return table
+    return {
+        f"{record.runtime} ({record.mode})": (record.idle_median_bytes(), record.peak_bytes)
+        for record in records
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Literal
 
@@ -113,6 +114,13 @@ class MemoryRecord(Record):
     # WASM only: the instance's linear memory when the module exited (Memory.data_len).
     linear_memory_bytes: int | None = Field(default=None, gt=0)
     failure: str = ""
+
+    def idle_median_bytes(self) -> int | None:
+        idle = [r.bytes for r in self.readings if r.phase == "idle"]
+        return int(statistics.median(idle)) if idle else None
+
+    def load_max_bytes(self) -> int | None:
+        return max((r.bytes for r in self.readings if r.phase == "load"), default=None)
 
 
 class CheckRecord(Record):

@@ -12,7 +12,6 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import median
 
 import jinja2
 
@@ -200,16 +199,6 @@ class Context:
     def image(self, name: str) -> ImageRecord | None:
         return self.images.get(name)
 
-    @staticmethod
-    def idle_median(record: MemoryRecord) -> int | None:
-        idle = [r.bytes for r in record.readings if r.phase == "idle"]
-        return int(median(idle)) if idle else None
-
-    @staticmethod
-    def load_max(record: MemoryRecord) -> int | None:
-        load = [r.bytes for r in record.readings if r.phase == "load"]
-        return max(load) if load else None
-
     # -- charts -----------------------------------------------------------------------------
 
     def _charts(self) -> dict[str, charts.Chart]:
@@ -231,7 +220,7 @@ class Context:
             made["sizes"] = charts.sizes(groups)
         bars: dict[str, int] = {}
         for record in self.memory:
-            idle = self.idle_median(record)
+            idle = record.idle_median_bytes()
             if idle is not None:
                 bars[f"{record.runtime}: server idle"] = idle
             if record.peak_bytes:

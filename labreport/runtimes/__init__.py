@@ -128,6 +128,20 @@ class RuntimeBase:
         pass
 
 
+def wagi_check(
+    ctx: RunContext, runtime: str, stdout: str, exit_code: int | None, command: str
+) -> CheckRecord:
+    """The verdict on one WAGI run: it must exit 0 and write the CGI response the config asks."""
+    from labreport.check import check_cgi
+
+    if exit_code != 0:
+        ok, detail = False, f"exit {exit_code}"
+    else:
+        verdict = check_cgi(stdout, ctx.config.wagi, ctx.config.check, time.time())
+        ok, detail = verdict.ok, verdict.reason
+    return CheckRecord(name="wagi", runtime=runtime, ok=ok, detail=detail, command=command)
+
+
 def proc_status_bytes(pid: int, field: str) -> int:
     """VmRSS / VmHWM of a process, from /proc (kB there)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import shlex
 import subprocess
 import threading
 import time
@@ -14,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from labreport import containerd, proc, tools
-from labreport.check import check_cgi, check_output
+from labreport.check import check_output
 from labreport.containerd import Ctr
 from labreport.errors import LabreportError
 from labreport.models import CheckRecord, Detail, MemoryRecord
@@ -23,6 +22,7 @@ from labreport.runtimes import (
     RunContext,
     RuntimeBase,
     measure_server_memory,
+    wagi_check,
     wait_until_serving,
 )
 from labreport.runtimes.native import free_port
@@ -81,8 +81,7 @@ class _CtrBase(RuntimeBase):
         return self.ctr.argv("run", "--rm", *flags, self.image, container_id)
 
     def command(self, env: Mapping[str, str]) -> str:
-        argv = self._run_argv(env, f"labreport-RUN-{self.kind}-N")
-        return shlex.join(["ctr", *argv[1:]])
+        return Ctr.shown(self._run_argv(env, f"labreport-RUN-{self.kind}-N"))
 
     def _prefix(self) -> str:
         assert self.ctx is not None
@@ -207,7 +206,7 @@ class _CtrBase(RuntimeBase):
         container_id = self._prefix() + "server" + str(next(self.names))
         cgroup = containerd.task_cgroup(self.ctr.namespace, container_id)
         argv = self._run_argv(env, container_id, "--net-host")
-        command = shlex.join(["ctr", *argv[1:]])
+        command = Ctr.shown(argv)
         try:
             with proc.background(argv) as server:
                 try:
@@ -324,12 +323,5 @@ class CtrWasmtimeRuntime(_CtrBase):
             done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="ctr run (WAGI)")
         finally:
             self.ctr.remove_container(container_id)
-        verdict = check_cgi(done.stdout, ctx.config.wagi, ctx.config.check, time.time())
-        wagi = CheckRecord(
-            name="wagi",
-            runtime=self.name,
-            ok=done.returncode == 0 and verdict.ok,
-            detail=verdict.reason if done.returncode == 0 else f"exit {done.returncode}",
-            command=shlex.join(["ctr", *argv[1:]]),
-        )
+        wagi = wagi_check(ctx, self.name, done.stdout, done.returncode, Ctr.shown(argv))
         return [wagi, *super().checks(ctx)]

@@ -19,10 +19,9 @@ from importlib import metadata
 from pathlib import Path
 
 from labreport import fsutil, proc, tools
-from labreport.check import check_cgi
 from labreport.errors import LabreportError
 from labreport.models import CheckRecord, Detail, MemoryRecord
-from labreport.runtimes import RawRun, RunContext, RuntimeBase
+from labreport.runtimes import RawRun, RunContext, RuntimeBase, wagi_check
 from labreport.runtimes.native import free_port
 
 SERVER_TRY_S = 5.0
@@ -176,15 +175,11 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         wagi_run, _ = self._run(ctx.config.wagi.env)
-        verdict = check_cgi(wagi_run.stdout, ctx.config.wagi, ctx.config.check, time.time())
         env = " ".join(f"{k}={v}" for k, v in ctx.config.wagi.env.items())
-        wagi = CheckRecord(
-            name="wagi",
-            runtime=self.name,
-            ok=wagi_run.exit_code == 0 and verdict.ok,
-            detail=verdict.reason if wagi_run.exit_code == 0 else f"exit {wagi_run.exit_code}",
-            command=f"module run with CGI environment {env}",
-        )
+        wagi = wagi_check(
+            ctx, self.name, wagi_run.stdout, wagi_run.exit_code,
+            f"module run with CGI environment {env}",
+        )  # fmt: skip
         return [wagi, self._server_check(ctx)]
 
     def _server_check(self, ctx: RunContext) -> CheckRecord:
