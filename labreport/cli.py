@@ -6,11 +6,11 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar, cast
 
 import typer
 
-from labreport import __version__, config, doctor, measure, render, workflows
+from labreport import __version__, config, doctor, measure, private_containerd, render, workflows
 from labreport.errors import LabreportError
 
 P = ParamSpec("P")
@@ -106,6 +106,13 @@ def measure_command(
         float | None, typer.Option(help="Seconds one run may take before it is killed.", min=0.1)
     ] = None,
     memory: Annotated[bool, typer.Option(help="Measure server-mode memory.")] = True,
+    containerd: Annotated[
+        str,
+        typer.Option(
+            help="Which containerd runs the ctr runtimes: auto (the engine's, else a private "
+            "one), engine, or private (started under the state directory, stopped after)."
+        ),
+    ] = "auto",
 ) -> None:
     """Build every variant, run it on every runtime the host has, write measurements/*.json."""
     lab = config.load(config_path)
@@ -118,7 +125,15 @@ def measure_command(
         skip=_names(skip),
         memory=memory,
     )
-    result = workflows.measure_lab(lab, config_path, plan)
+    if containerd not in private_containerd.MODES:
+        fail(
+            f"--containerd {containerd}: not a choice",
+            f"choose from: {', '.join(private_containerd.MODES)}",
+            code=2,
+        )
+    result = workflows.measure_lab(
+        lab, config_path, plan, containerd=cast(private_containerd.Mode, containerd)
+    )
     typer.echo(workflows.summary(result, plan.output))
 
 

@@ -53,11 +53,10 @@ def _containerd_facts() -> dict[str, str]:
         version = ctr.version()
     except LabreportError as error:
         return {"available": "no", "reason": error.message}
-    engine_owned = any(ctr.socket == path for path in tools.ENGINE_CONTAINERD_SOCKETS)
     return {
         "available": "yes",
         "socket": str(ctr.socket),
-        "source": "the Docker engine's own containerd" if engine_owned else "given by the user",
+        "source": tools.containerd_source(ctr.socket),
         "version": version,
         "namespace": ctr.namespace,
     }

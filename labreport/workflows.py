@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 
-from labreport import build, engine, environment, measure, tools
+from labreport import build, engine, environment, measure, private_containerd, tools
 from labreport.config import LabConfig
 from labreport.models import Measurement
 from labreport.progress import BarProgress
@@ -20,7 +20,13 @@ def build_all(config: LabConfig) -> str:
     """Host builds plus the scratch image (kept, tagged :latest); a short summary to print."""
     out_dir = tools.state_dir() / "artifacts" / config.name
     lines = []
-    artifacts = {name: build.go_build(config, name, out_dir) for name in config.builds}
+    artifacts = {}
+    for name in config.builds:
+        reason = build.unavailable(config, name)
+        if reason:
+            lines.append(f"{name:<8} {'skipped':>14}  {reason}")
+        else:
+            artifacts[name] = build.go_build(config, name, out_dir)
     for artifact in artifacts.values():
         lines.append(f"{artifact.build:<8} {artifact.size_bytes:>12,} B  {artifact.path}")
     client = engine.connect()
@@ -51,14 +57,19 @@ def measure_lab(
     config_path: Path,
     plan: measure.Plan,
     registry: dict[str, Callable[[], Runtime]] | None = None,
+    containerd: private_containerd.Mode = "auto",
 ) -> Measurement:
-    return measure.measure(
-        config,
-        plan,
-        registry or REGISTRY,
-        environment=lambda: environment.collect(config, config_path),
-        progress=BarProgress(),
-    )
+    registry = registry or REGISTRY
+    names = [n for n in (plan.include or tuple(registry)) if n not in plan.skip]
+    wanted = any(getattr(registry.get(n), "uses_containerd", False) for n in names)
+    with private_containerd.as_needed(containerd, wanted):
+        return measure.measure(
+            config,
+            plan,
+            registry,
+            environment=lambda: environment.collect(config, config_path),
+            progress=BarProgress(),
+        )
 
 
 def _mib(value: int | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from ..conftest import ROOT
 
 
-def labreport(*args: str) -> subprocess.Popen[str]:
+def labreport(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """The real CLI in a child process, as a user runs it (so Ctrl-C can be sent to it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "labreport.cli", *args],
@@ -17,6 +18,7 @@ def labreport(*args: str) -> subprocess.Popen[str]:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=None if env is None else {**os.environ, **env},
     )
 
 

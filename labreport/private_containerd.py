@@ -1,0 +1,164 @@
+"""A containerd of labreport's own, for hosts whose Docker engine exposes no containerd socket.
+
+It keeps its root, state, socket, config and log under `<state dir>/containerd`, runs only
+while a measurement needs it, and is stopped on every way out (Ctrl-C included). Its content
+store is a cache that later runs reuse; labreport's cleanup leaves no image, container or
+snapshot of a run in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from labreport import fsutil, proc, tools
+from labreport.errors import LabreportError
+
+Mode = Literal["auto", "engine", "private"]
+MODES: tuple[Mode, ...] = ("auto", "engine", "private")
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+PROBE_TIMEOUT_S = 5.0
+
+CONFIG = """\
+# Written by labreport: a private containerd under labreport's state directory.
+version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{socket}"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/opt"
+"""
+
+
+def home() -> Path:
+    return tools.state_dir() / "containerd"
+
+
+def socket_path() -> Path:
+    return home() / "containerd.sock"
+
+
+def binary() -> Path | None:
+    return tools.which("containerd")
+
+
+def answers(socket: Path) -> bool:
+    """Whether a containerd serves this socket (ctr version reaches the server)."""
+    ctr = tools.which("ctr")
+    if ctr is None or not socket.is_socket():
+        return False
+    try:
+        done = proc.run(
+            [str(ctr), "--address", str(socket), "version"],
+            timeout_s=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except LabreportError:
+        return False
+    return done.returncode == 0 and "Server:" in done.stdout
+
+
+def needed(mode: Mode) -> bool:
+    """auto: only when neither LABREPORT_CONTAINERD_SOCKET nor the engine's socket is there."""
+    if mode == "private":
+        return True
+    if mode == "engine":
+        return False
+    return tools.containerd_socket() is None
+
+
+@contextlib.contextmanager
+def running() -> Iterator[Path]:
+    """Start the private containerd, point labreport's ctr calls at it, stop it afterwards.
+
+    If one from another labreport run already serves the socket, it is used and left running.
+    """
+    socket = socket_path()
+    if answers(socket):
+        with tools.using_containerd(socket):
+            yield socket
+        return
+    program = binary()
+    if program is None:
+        raise LabreportError(
+            "containerd is not on PATH, and the engine exposes no containerd socket",
+            "run scripts/setup (it installs Debian's containerd)",
+        )
+    root, state = home() / "root", home() / "state"
+    for directory in (root, state):
+        directory.mkdir(parents=True, exist_ok=True)
+    config_file = home() / "config.toml"
+    fsutil.atomic_write_text(config_file, CONFIG.format(root=root, state=state, socket=socket))
+    _remove_sockets(socket)  # stale ones of ours, left by a killed daemon
+    log_path = home() / "containerd.log"
+    with log_path.open("ab") as log:
+        daemon = subprocess.Popen(
+            [str(program), "--config", str(config_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches labreport, which then stops it in order
+        )
+    try:
+        _wait_until_serving(daemon, socket, log_path)
+        with tools.using_containerd(socket):
+            yield socket
+    finally:
+        stop(daemon)
+        _remove_sockets(socket)
+
+
+def _remove_sockets(socket: Path) -> None:
+    for path in (socket, socket.with_name(socket.name + ".ttrpc")):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _wait_until_serving(daemon: subprocess.Popen[bytes], socket: Path, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            tail = proc.tail(log.read_text(errors="replace"), 300)
+            raise LabreportError(
+                f"the private containerd exited with {daemon.returncode} at start: {tail}",
+                f"see {log}; it needs root (cgroups, mounts)",
+            )
+        if answers(socket):
+            return
+        time.sleep(0.1)
+    raise LabreportError(
+        f"the private containerd did not answer on {socket} within {START_TIMEOUT_S:g} s",
+        f"see {log}",
+    )
+
+
+def stop(daemon: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it lingers; its shims have been cleaned up by then."""
+    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, STOP_TIMEOUT_S)):
+        if daemon.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemon.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.wait(timeout=wait_s)
+
+
+@contextlib.contextmanager
+def as_needed(mode: Mode, wanted: bool) -> Iterator[None]:
+    """Around a measurement: a private containerd while it runs, if the runtimes want one."""
+    if wanted and needed(mode):
+        with running():
+            yield
+    else:
+        yield
