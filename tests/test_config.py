@@ -13,7 +13,9 @@ from .conftest import ROOT
 def test_project_config_loads(lab: config.LabConfig) -> None:
     assert lab.name == "lab12"
     assert lab.app_path == ROOT / "app"
-    assert set(lab.builds) == {"native", "wasm"}
+    assert set(lab.builds) == {"native", "wasm", "wasm-tinygo"}
+    assert lab.builds["wasm-tinygo"].toolchain == "tinygo"
+    assert lab.builds["wasm-tinygo"].optional
     assert lab.builds["wasm"].env["GOOS"] == "wasip1"
 
 

@@ -37,6 +37,7 @@ class Built:
 
     files: dict[str, Path] = field(default_factory=dict)
     image_ids: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # optional build -> why not built
 
 
 @dataclass
@@ -90,6 +91,10 @@ class Runtime(Protocol):
         """The exact command a user would type for one run."""
         ...
 
+    def usable(self, ctx: RunContext) -> str:
+        """After the builds: why this runtime cannot run after all ("" when it can)."""
+        ...
+
     def prepare(self, ctx: RunContext) -> None: ...
 
     def run_once(self, env: Mapping[str, str]) -> RawRun: ...
@@ -114,6 +119,9 @@ class RuntimeBase:
 
     def available(self) -> tuple[bool, str]:
         return True, ""
+
+    def usable(self, ctx: RunContext) -> str:
+        return ""
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
         return []

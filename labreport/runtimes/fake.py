@@ -36,12 +36,18 @@ class FakeRuntime(RuntimeBase):
     hang_on: int | None = None
     interrupt_on: int | None = None
     is_available: bool = True
+    needs_build: str = ""  # usable only when the builds made this one
     calls: list[str] = field(default_factory=list)
     memory_bytes: int | None = 2_000_000
     runs: int = 0
 
     def available(self) -> tuple[bool, str]:
         return (True, "") if self.is_available else (False, f"{self.name} is switched off")
+
+    def usable(self, ctx: RunContext) -> str:
+        if self.needs_build and self.needs_build not in ctx.built.files:
+            return ctx.built.skipped.get(self.needs_build, "not built")
+        return ""
 
     def command(self, env: Mapping[str, str]) -> str:
         return f"fake-run {self.name} " + " ".join(f"{k}={v}" for k, v in env.items())

@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from labreport import fsutil, proc, tools
+from labreport.config import LabConfig
 from labreport.errors import LabreportError
 from labreport.models import CheckRecord, Detail, MemoryRecord
 from labreport.runtimes import RawRun, RunContext, RuntimeBase, wagi_check
@@ -62,11 +63,15 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
             f"Linker.define_wasi(); WasiConfig(env: {shown}); instantiate; call _start"
         )
 
+    def _module_build(self, config: LabConfig) -> str:
+        """The build whose module this runtime runs: the one in the wasm image."""
+        return config.wasm_image.build
+
     def prepare(self, ctx: RunContext) -> None:
         import wasmtime
 
         self.ctx = ctx
-        self.module_path = ctx.built.files[ctx.config.wasm_image.build]
+        self.module_path = ctx.built.files[self._module_build(ctx.config)]
         module_bytes = self.module_path.read_bytes()
         version = wasmtime_version() or "unknown"
         config = wasmtime.Config()
@@ -229,3 +234,32 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         if self.scratch is not None:
             self.scratch.cleanup()
             self.scratch = None
+
+
+class WasmtimeEmbeddedTinygoRuntime(WasmtimeEmbeddedRuntime):
+    """The lab's TinyGo build in embedded wasmtime, where tinygo is on PATH; never required."""
+
+    name = "wasmtime-embedded-tinygo"
+    description = (
+        "wasmtime (PyPI) in-process, the TinyGo module: precompiled, fresh instance per run"
+    )
+
+    def available(self) -> tuple[bool, str]:
+        if tools.which("tinygo") is None:
+            return False, "tinygo is not on PATH (TinyGo is optional: put it on PATH to add it)"
+        return super().available()
+
+    def usable(self, ctx: RunContext) -> str:
+        names = _tinygo_builds(ctx.config)
+        if not names:
+            return 'the lab config has no build with toolchain = "tinygo"'
+        if names[0] not in ctx.built.files:
+            return ctx.built.skipped.get(names[0], f"build {names[0]} was not made")
+        return ""
+
+    def _module_build(self, config: LabConfig) -> str:
+        return _tinygo_builds(config)[0]
+
+
+def _tinygo_builds(config: LabConfig) -> list[str]:
+    return [name for name, spec in config.builds.items() if spec.toolchain == "tinygo"]
