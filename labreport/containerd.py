@@ -22,6 +22,13 @@ CALL_TIMEOUT_S = 60
 IMPORT_TIMEOUT_S = 300
 KILL_TIMEOUT_S = 15
 CGROUP_MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
+PRECOMPILE_LABEL = "runwasi.io/precompiled"  # runwasi's label prefix for precompiled modules
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,28 @@ class Ctr:
         if names:
             # --sync: wait for the content and snapshot garbage collection, not just the name.
             self.call("images", "rm", "--sync", *names, timeout_s=IMPORT_TIMEOUT_S, check=False)
+
+    def content_digests(self) -> list[str]:
+        return [line.split()[0] for line in self.call("content", "ls").splitlines()[1:] if line]
+
+    def precompiled_content(self, shim_name: str) -> list[Blob]:
+        """Blobs that a runwasi shim stored as precompiled modules in this namespace.
+
+        runwasi labels each one `runwasi.io/precompiled/<shim>/<cache key>/original=<layer>`.
+        """
+        marker = f"{PRECOMPILE_LABEL}/{shim_name}/"
+        blobs = []
+        for line in self.call("content", "ls").splitlines()[1:]:
+            fields = line.split()  # DIGEST SIZE AGE LABELS; AGE holds spaces, LABELS none
+            labels = fields[-1].split(",") if len(fields) >= 4 else []
+            if any(label.startswith(marker) and "/original=" in label for label in labels):
+                done = proc.run(
+                    self.argv("content", "get", fields[0]),
+                    timeout_s=CALL_TIMEOUT_S,
+                    what="ctr content get",
+                )
+                blobs.append(Blob(fields[0], len(done.stdout_bytes)))
+        return blobs
 
     def container_ids(self) -> list[str]:
         return [line.strip() for line in self.call("containers", "ls", "-q").splitlines() if line]

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from labreport import engine, proc, tools
+from labreport import engine, private_containerd, proc, tools
 from labreport.errors import LabreportError
 
 PROBE_TIMEOUT_S = 20
@@ -93,26 +93,40 @@ def probe_containerd() -> Component:
         return Component("containerd", False, detail="ctr not on PATH", hint=SETUP_HINT)
     socket = tools.containerd_socket()
     if socket is None:
-        return Component(
-            "containerd",
-            False,
-            detail="no containerd socket (looked at "
-            + ", ".join(str(s) for s in tools.ENGINE_CONTAINERD_SOCKETS)
-            + ")",
-            hint="start Docker (it runs containerd) or set LABREPORT_CONTAINERD_SOCKET",
-        )
+        return _private_containerd()
     try:
         done = proc.run([str(ctr), "--address", str(socket), "version"], timeout_s=PROBE_TIMEOUT_S)
     except LabreportError as error:
         return Component("containerd", False, detail=str(error), hint="is containerd running?")
     server = done.stdout.split("Server:", 1)[-1]
     version = re.search(r"Version:\s*(\S+)", server)
-    owner = "the engine's own" if socket in tools.ENGINE_CONTAINERD_SOCKETS else "configured"
     return Component(
         "containerd",
         True,
         version.group(1) if version else "unknown",
-        f"{owner} containerd at {socket}; ctr {ctr}; namespace {tools.CONTAINERD_NAMESPACE}",
+        f"{tools.containerd_source(socket)} at {socket}; ctr {ctr}; "
+        f"namespace {tools.CONTAINERD_NAMESPACE}",
+    )
+
+
+def _private_containerd() -> Component:
+    """No engine socket: whether `labreport measure` can start a containerd of its own."""
+    looked = ", ".join(str(s) for s in tools.ENGINE_CONTAINERD_SOCKETS)
+    found = _program("containerd", "containerd", ("--version",))
+    if not found.found:
+        return Component(
+            "containerd",
+            False,
+            detail=f"no containerd socket (looked at {looked}) and no containerd to start",
+            hint="start Docker (it runs containerd), run scripts/setup, "
+            "or set LABREPORT_CONTAINERD_SOCKET",
+        )
+    return Component(
+        "containerd",
+        True,
+        found.version,
+        f"no engine socket (looked at {looked}): `labreport measure` starts a private "
+        f"containerd ({found.detail}) under {private_containerd.home()} and stops it after",
     )
 
 
@@ -141,23 +155,23 @@ def probe_go() -> Component:
     )
 
 
-def probe_shim() -> Component:
-    path = tools.which(tools.SHIM_BINARY)
+def probe_shim(shim: tools.Shim) -> Component:
+    path = shim.find()
     if path is None:
         return Component(
-            "wasmtime-shim",
+            shim.binary,
             False,
-            detail=f"{tools.SHIM_BINARY} not on PATH (runtime io.containerd.wasmtime.v1)",
-            hint="run scripts/setup (it builds the shim from shim/ with cargo)",
+            detail=f"not on PATH (runtime {shim.runtime})",
+            hint="run scripts/setup (it builds the shims from shim/ with cargo)",
         )
-    found = _program("wasmtime-shim", str(path), ("-v",))
+    found = _program(shim.binary, str(path), ("-v",))
     if not found.found:
         return found
     return Component(
-        "wasmtime-shim",
+        shim.binary,
         True,
         found.version,
-        f"{path}; runtime io.containerd.wasmtime.v1 (labreport's own shim crate)",
+        f"{path}; runtime {shim.runtime}; compiles the module {shim.compiles.split(';')[0]}",
     )
 
 
@@ -165,7 +179,7 @@ PROBES: tuple[Callable[[], list[Component]], ...] = (
     probe_docker,
     lambda: [probe_containerd()],
     lambda: [_program("buildah", "buildah", ("--version",))],
-    lambda: [probe_shim()],
+    lambda: [probe_shim(shim) for shim in tools.SHIMS],
     lambda: [probe_wasmtime_embedded()],
     lambda: [probe_go()],
     lambda: [

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labreport.errors import LabreportError
@@ -30,6 +30,7 @@ class Completed:
     stdout: str
     stderr: str
     wall_ns: int
+    stdout_bytes: bytes = field(default=b"", repr=False)  # as written, for binary output
 
     @property
     def command(self) -> str:
@@ -101,6 +102,7 @@ def run(
         stdout=stdout.decode("utf-8", "replace"),
         stderr=stderr.decode("utf-8", "replace"),
         wall_ns=wall_ns,
+        stdout_bytes=stdout,
     )
     if check and done.returncode != 0:
         detail = tail(done.stderr or done.stdout) or "no output"

@@ -136,6 +136,7 @@ class Context:
         self.environments = {s.path: s.measurement.environment for s in sources}
         self.runtimes = _runtime_views(sources)
         self.artifacts: dict[str, ArtifactRecord] = {}
+        self.skipped_builds: dict[str, str] = {}  # optional builds no source made, and why
         self.images: dict[str, ImageRecord] = {}
         self.memory: list[MemoryRecord] = []
         self.checks: list[CheckRecord] = []
@@ -146,9 +147,13 @@ class Context:
                 self.artifacts.setdefault(artifact.name, artifact)
             for image in result.images:
                 self.images.setdefault(image.name, image)
+            for name, reason in result.skipped_builds.items():
+                self.skipped_builds.setdefault(name, reason)
             self.memory += result.memory
             self.checks += result.checks
             self.commands += [c for c in result.commands if c not in self.commands]
+        for name in self.artifacts:
+            self.skipped_builds.pop(name, None)
         self.runs = first.runs
         self.warmup = first.warmup
         self.chart_dir = chart_dir

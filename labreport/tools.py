@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from labreport.errors import LabreportError
@@ -14,8 +17,43 @@ ENGINE_CONTAINERD_SOCKETS = (
     Path("/var/run/docker/containerd/containerd.sock"),
     Path("/run/containerd/containerd.sock"),
 )
-SHIM_BINARY = "containerd-shim-wasmtime-v1"
 CONTAINERD_NAMESPACE = "labreport"
+# containerd starts shims from its own PATH; setup installs them here.
+SHIM_DIR = Path("/usr/local/bin")
+
+
+@dataclass(frozen=True)
+class Shim:
+    """A containerd shim of labreport's shim crate: containerd maps runtime to binary."""
+
+    runtime: str
+    binary: str
+    compiles: str  # when the module is compiled, as the report says it
+
+    @property
+    def name(self) -> str:
+        """The shim's own name (io.containerd.<name>.v1), which keys its precompile cache."""
+        return self.runtime.split(".")[-2]
+
+    def find(self) -> Path | None:
+        found = which(self.binary)
+        if found is None and (SHIM_DIR / self.binary).is_file():
+            found = SHIM_DIR / self.binary
+        return found
+
+
+WASMTIME_SHIM = Shim(
+    "io.containerd.wasmtime.v1",
+    "containerd-shim-wasmtime-v1",
+    "at every start (module in the rootfs layer)",
+)
+WASMTIME_AOT_SHIM = Shim(
+    "io.containerd.wasmtime-aot.v1",
+    "containerd-shim-wasmtime-aot-v1",
+    "once per image, at its first start; later starts load the compiled module that the shim "
+    "stored in containerd's content store",
+)
+SHIMS = (WASMTIME_SHIM, WASMTIME_AOT_SHIM)
 
 
 def state_dir() -> Path:
@@ -62,12 +100,39 @@ def go_binary() -> Path:
     return root / "bin" / "go"
 
 
+_private_socket: list[Path] = []  # set while labreport's private containerd runs
+
+
+@contextlib.contextmanager
+def using_containerd(socket: Path) -> Iterator[None]:
+    """Point every Ctr.find() at a containerd that labreport started, while it runs."""
+    _private_socket.append(socket)
+    try:
+        yield
+    finally:
+        _private_socket.remove(socket)
+
+
 def containerd_socket() -> Path | None:
-    """The containerd socket to use: LABREPORT_CONTAINERD_SOCKET, else the engine's own."""
+    """The containerd socket to use: LABREPORT_CONTAINERD_SOCKET, else a private containerd
+    that labreport runs now, else the engine's own."""
     override = os.environ.get("LABREPORT_CONTAINERD_SOCKET")
     if override:
         return Path(override)
+    if _private_socket:
+        return _private_socket[-1]
     for candidate in ENGINE_CONTAINERD_SOCKETS:
         if candidate.is_socket():
             return candidate
     return None
+
+
+def containerd_source(socket: Path) -> str:
+    """Which containerd a socket belongs to, in words for doctor and the measurement file."""
+    if os.environ.get("LABREPORT_CONTAINERD_SOCKET"):
+        return "given by the user (LABREPORT_CONTAINERD_SOCKET)"
+    if socket in _private_socket:
+        return f"a private containerd started and stopped by labreport under {socket.parent}"
+    if socket in ENGINE_CONTAINERD_SOCKETS:
+        return "the Docker engine's own containerd"
+    return "unknown"

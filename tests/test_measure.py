@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 from labreport import config, measure
 from labreport.errors import LabreportError
 from labreport.models import load_measurement
+from labreport.runtimes import RunContext
 from labreport.runtimes.fake import FakeRuntime
+from labreport.runtimes.wasmtime_embedded import WasmtimeEmbeddedTinygoRuntime
 
 from . import fakes
 
@@ -165,3 +168,41 @@ def test_docker_wasm_support_is_detected_from_engine_info() -> None:
         True,
         "wasm runtimes io.containerd.wasmtime.v1 on the containerd image store",
     )
+
+
+def test_a_skipped_optional_build_is_recorded_and_its_runtime_left_out(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    def build_without_tinygo(
+        config: config.LabConfig,
+        ctx: RunContext,
+        needs: frozenset[str],
+        workdir: Path,
+        undo: contextlib.ExitStack,
+    ) -> measure.BuildOutcome:
+        ctx.built.skipped["wasm-tinygo"] = "tinygo is not on PATH"
+        return measure.BuildOutcome(skipped_builds=dict(ctx.built.skipped))
+
+    plain, tinygo = FakeRuntime(name="fake"), FakeRuntime(name="fake-tg", needs_build="wasm-tinygo")
+    registry = {r.name: (lambda r=r: r) for r in (plain, tinygo)}
+    result = measure.measure(
+        lab, plan(tmp_path), registry, environment=fakes.environment, builder=build_without_tinygo
+    )
+    assert result.skipped_builds == {"wasm-tinygo": "tinygo is not on PATH"}
+    record = next(r for r in result.runtimes if r.name == "fake-tg")
+    assert (record.available, record.reason) == (False, "tinygo is not on PATH")
+    assert tinygo.calls == []
+    assert {s.runtime for s in result.samples} == {"fake"}
+
+
+def test_the_tinygo_runtime_says_why_it_cannot_run(lab: config.LabConfig) -> None:
+    runtime = WasmtimeEmbeddedTinygoRuntime()
+    ctx = RunContext(config=lab, run_id="t", timeout_s=5)
+    ctx.built.skipped["wasm-tinygo"] = "the build failed: tinygo exited with 1"
+    assert runtime.usable(ctx) == "the build failed: tinygo exited with 1"
+    ctx.built.files["wasm-tinygo"] = Path("m.wasm")
+    assert runtime.usable(ctx) == ""
+    no_tinygo = lab.model_copy(
+        update={"builds": {k: v for k, v in lab.builds.items() if v.toolchain == "go"}}
+    )
+    assert "no build with toolchain" in runtime.usable(RunContext(no_tinygo, "t", 5))

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from labreport.runtimes import Runtime
-from labreport.runtimes.containerd import CtrRuncRuntime, CtrWasmtimeRuntime
+from labreport.runtimes.containerd import (
+    CtrRuncRuntime,
+    CtrWasmtimeAotRuntime,
+    CtrWasmtimeRuntime,
+)
 from labreport.runtimes.docker import DockerApiRuntime, DockerCliRuntime, DockerWasmRuntime
 from labreport.runtimes.native import NativeRuntime
-from labreport.runtimes.wasmtime_embedded import WasmtimeEmbeddedRuntime
+from labreport.runtimes.wasmtime_embedded import (
+    WasmtimeEmbeddedRuntime,
+    WasmtimeEmbeddedTinygoRuntime,
+)
 
 REGISTRY: dict[str, Callable[[], Runtime]] = {
     "native": NativeRuntime,
@@ -16,6 +23,8 @@ REGISTRY: dict[str, Callable[[], Runtime]] = {
     "docker-api": DockerApiRuntime,
     "ctr-runc": CtrRuncRuntime,
     "ctr-wasmtime": CtrWasmtimeRuntime,
+    "ctr-wasmtime-aot": CtrWasmtimeAotRuntime,
     "wasmtime-embedded": WasmtimeEmbeddedRuntime,
+    "wasmtime-embedded-tinygo": WasmtimeEmbeddedTinygoRuntime,
     "docker-wasm": DockerWasmRuntime,
 }

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport import config
+from labreport import config, private_containerd
 from labreport.containerd import Ctr
 from labreport.models import load_measurement
 
@@ -24,21 +24,30 @@ pytestmark = [pytest.mark.containerd, pytest.mark.shim, pytest.mark.wasmtime]
 
 
 def leftovers() -> dict[str, list[str]]:
+    """What labreport's namespace holds; content too (the AOT shim's compiled modules)."""
     ctr = Ctr.find()
     return {
         "containers": ctr.container_ids(),
         "tasks": ctr.task_ids(),
         "images": ctr.image_names(),
         "snapshots": ctr.snapshot_keys(),
+        "content": ctr.content_digests(),
     }
 
 
-NOTHING: dict[str, list[str]] = {"containers": [], "tasks": [], "images": [], "snapshots": []}
+NOTHING: dict[str, list[str]] = {
+    "containers": [],
+    "tasks": [],
+    "images": [],
+    "snapshots": [],
+    "content": [],
+}
+SHIMS = ("containerd-shim-wasmtime-v1", "containerd-shim-wasmtime-aot-v1")
 
 
 @pytest.fixture
 def wasm_stack(needs: Callable[[str], None]) -> None:
-    for component in ("docker-engine", "go", "containerd", "wasmtime-shim", "wasmtime"):
+    for component in ("docker-engine", "go", "containerd", *SHIMS, "wasmtime"):
         needs(component)
 
 
@@ -47,7 +56,7 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
     tmp_path: Path, lab: config.LabConfig
 ) -> None:
     output = tmp_path / "m.json"
-    runtimes = "ctr-wasmtime,ctr-runc,wasmtime-embedded"
+    runtimes = "ctr-wasmtime,ctr-wasmtime-aot,ctr-runc,wasmtime-embedded"
     process = labreport(
         "measure", "--runtime", runtimes, "--runs", "2", "--warmup", "1", "-o", str(output)
     )
@@ -65,7 +74,7 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
     assert wasm_image.layers_size_compressed_bytes < module.size_bytes
 
     checks = {(c.name, c.runtime): c for c in result.checks}
-    for runtime in ("ctr-wasmtime", "wasmtime-embedded"):
+    for runtime in ("ctr-wasmtime", "ctr-wasmtime-aot", "wasmtime-embedded"):
         wagi = checks["wagi", runtime]
         assert wagi.ok, wagi.detail
     # The outcome of server mode is recorded, whatever it is; runc must serve.
@@ -79,12 +88,17 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
     details = {r.name: r.details for r in result.runtimes}
     assert float(details["wasmtime-embedded"]["compile_seconds"]) > 0
     assert details["ctr-wasmtime"]["module_compilation"]
+    # The AOT shim found nothing cached, compiled once and stored exactly one module, which the
+    # image's removal took away again (leftovers() counts content too).
+    assert details["ctr-wasmtime-aot"]["precompiled_before_first_start"] == "no"
+    assert details["ctr-wasmtime-aot"]["precompiled_modules_stored"] == 1
+    assert int(details["ctr-wasmtime-aot"]["precompiled_module_bytes"]) > 0
     assert result.environment.containerd["available"] == "yes"
     assert leftovers() == NOTHING
 
 
 @pytest.mark.usefixtures("wasm_stack")
-@pytest.mark.parametrize("runtime", ["ctr-runc", "ctr-wasmtime"])
+@pytest.mark.parametrize("runtime", ["ctr-runc", "ctr-wasmtime", "ctr-wasmtime-aot"])
 def test_hung_task_is_killed_and_removed(tmp_path: Path, runtime: str) -> None:
     measure_hanging(tmp_path, runtime, timeout_s=8)
     assert leftovers() == NOTHING
@@ -96,7 +110,7 @@ def test_ctrl_c_leaves_nothing_in_containerd(tmp_path: Path) -> None:
     process = labreport(
         "measure",
         "--runtime",
-        "ctr-runc,ctr-wasmtime",
+        "ctr-runc,ctr-wasmtime,ctr-wasmtime-aot",
         "--runs",
         "100",
         "--warmup",
@@ -116,3 +130,45 @@ def test_ctrl_c_leaves_nothing_in_containerd(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert not output.exists()
     assert leftovers() == NOTHING
+
+
+def daemons_using(config_file: Path) -> list[int]:
+    """containerd processes started with this config file."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(config_file).encode() in argv:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.usefixtures("wasm_stack")
+def test_private_containerd_is_started_recorded_and_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "st"  # short: the socket path must stay under 108 bytes
+    monkeypatch.setenv("LABREPORT_STATE_DIR", str(state))
+    output = tmp_path / "m.json"
+    process = labreport(
+        "measure", "--containerd", "private", "--runtime", "ctr-runc,ctr-wasmtime-aot",
+        "--runs", "1", "--warmup", "1", "--no-memory", "-o", str(output),
+        env={"LABREPORT_STATE_DIR": str(state)},
+    )  # fmt: skip
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    result = load_measurement(output)
+    facts = result.environment.containerd
+    assert facts["socket"] == str(private_containerd.socket_path())
+    assert facts["source"].startswith("a private containerd started and stopped by labreport")
+    assert {s.runtime for s in result.samples} == {"ctr-runc", "ctr-wasmtime-aot"}
+    assert all(s.ok for s in result.samples), [s.failure for s in result.samples]
+    # Stopped afterwards, its sockets gone; started again, it holds nothing of the run.
+    assert daemons_using(private_containerd.home() / "config.toml") == []
+    assert not private_containerd.socket_path().exists()
+    with private_containerd.running():
+        assert leftovers() == NOTHING
+    assert daemons_using(private_containerd.home() / "config.toml") == []
