@@ -78,17 +78,22 @@ def _mib(value: int | None) -> str:
 
 def summary(result: Measurement, output: Path) -> str:
     """A short table for the terminal; the report does the statistics properly."""
-    lines = [f"wrote {output}", "", f"{'runtime':<12} {'valid':>9} {'median':>12}  notes"]
+    width = max(len(record.name) for record in result.runtimes) if result.runtimes else 7
+    lines = [f"wrote {output}", "", f"{'runtime':<{width}} {'valid':>9} {'median':>12}  notes"]
     for record in result.runtimes:
         if not record.available:
-            lines.append(f"{record.name:<12} {'-':>9} {'-':>12}  unavailable: {record.reason}")
+            lines.append(f"{record.name:<{width}} {'-':>9} {'-':>12}  unavailable: {record.reason}")
             continue
         measured = [s for s in result.samples if s.runtime == record.name and not s.warmup]
         valid = [s.wall_ns for s in measured if s.ok]
         middle = f"{median(valid) / 1e6:.2f} ms" if valid else "-"
         failed = len(measured) - len(valid)
         note = f"{failed} failed their check" if failed else ""
-        lines.append(f"{record.name:<12} {len(valid):>4}/{len(measured):<4} {middle:>12}  {note}")
+        lines.append(
+            f"{record.name:<{width}} {len(valid):>4}/{len(measured):<4} {middle:>12}  {note}"
+        )
+    for name, reason in result.skipped_builds.items():
+        lines.append(f"build {name} skipped: {reason}")
     for name, (idle, peak) in measure.memory_summary(result.memory).items():
         lines.append(f"memory {name:<26} idle {_mib(idle)}, peak {_mib(peak)}")
     for memory in result.memory:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..conftest import ROOT
@@ -52,3 +55,24 @@ def measure_hanging(tmp_path: Path, runtime: str, timeout_s: int) -> str:
     assert f"{timeout_s} s" in stderr.strip().splitlines()[-2]
     assert not (tmp_path / "out.json").exists()
     return stderr
+
+
+def measure_interrupted(tmp_path: Path, runtimes: str, started: Callable[[], bool]) -> None:
+    """A long measure run, Ctrl-C once started() sees something of it alive: it must stop
+    with exit 130 and a one-line error, and write no measurement file."""
+    output = tmp_path / "out.json"
+    process = labreport(
+        "measure", "--runtime", runtimes, "--runs", "200", "--warmup", "0", "--no-memory",
+        "-o", str(output),
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not started():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never started anything"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-2] == "error: interrupted"
+    assert "Traceback" not in stderr
+    assert not output.exists()

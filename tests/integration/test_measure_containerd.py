@@ -6,9 +6,6 @@ no container, task, image or snapshot, after success, a hung run and Ctrl-C alik
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from labreport import config, private_containerd
 from labreport.containerd import Ctr
 from labreport.models import load_measurement
 
-from .common import labreport, measure_hanging
+from .common import labreport, measure_hanging, measure_interrupted
 
 pytestmark = [pytest.mark.containerd, pytest.mark.shim, pytest.mark.wasmtime]
 
@@ -106,29 +103,8 @@ def test_hung_task_is_killed_and_removed(tmp_path: Path, runtime: str) -> None:
 
 @pytest.mark.usefixtures("wasm_stack")
 def test_ctrl_c_leaves_nothing_in_containerd(tmp_path: Path) -> None:
-    output = tmp_path / "out.json"
-    process = labreport(
-        "measure",
-        "--runtime",
-        "ctr-runc,ctr-wasmtime,ctr-wasmtime-aot",
-        "--runs",
-        "100",
-        "--warmup",
-        "0",
-        "--no-memory",
-        "-o",
-        str(output),
-    )
-    deadline = time.monotonic() + 300
-    while not leftovers()["tasks"]:  # wait until a task of the run is alive
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the run never started a task"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=180)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert not output.exists()
+    runtimes = "ctr-runc,ctr-wasmtime,ctr-wasmtime-aot"
+    measure_interrupted(tmp_path, runtimes, lambda: bool(leftovers()["tasks"]))
     assert leftovers() == NOTHING
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import pytest
 from labreport import build, config, engine
 from labreport.models import load_measurement
 
-from .common import labreport, measure_hanging
+from .common import labreport, measure_hanging, measure_interrupted
 
 pytestmark = pytest.mark.docker
 
@@ -96,28 +93,5 @@ def test_hung_container_is_killed_and_removed(
 def test_ctrl_c_leaves_nothing_behind(tmp_path: Path, needs: Callable[[str], None]) -> None:
     needs("docker-engine")
     needs("go")
-    output = tmp_path / "out.json"
-    process = labreport(
-        "measure",
-        "--runtime",
-        "docker-cli,docker-api",
-        "--runs",
-        "200",
-        "--warmup",
-        "0",
-        "--no-memory",
-        "-o",
-        str(output),
-    )
-    deadline = time.monotonic() + 240
-    while not ours()[0]:  # wait until a container of the run exists
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the run never started a container"
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-2] == "error: interrupted"
-    assert "Traceback" not in stderr
-    assert not output.exists()
+    measure_interrupted(tmp_path, "docker-cli,docker-api", lambda: bool(ours()[0]))
     assert ours() == (set(), set())
