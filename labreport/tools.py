@@ -114,13 +114,13 @@ def using_containerd(socket: Path) -> Iterator[None]:
 
 
 def containerd_socket() -> Path | None:
-    """The containerd socket to use: LABREPORT_CONTAINERD_SOCKET, else a private containerd
-    that labreport runs now, else the engine's own."""
+    """The containerd socket to use: a private containerd that labreport runs now, else
+    LABREPORT_CONTAINERD_SOCKET, else the engine's own."""
+    if _private_socket:
+        return _private_socket[-1]
     override = os.environ.get("LABREPORT_CONTAINERD_SOCKET")
     if override:
         return Path(override)
-    if _private_socket:
-        return _private_socket[-1]
     for candidate in ENGINE_CONTAINERD_SOCKETS:
         if candidate.is_socket():
             return candidate
@@ -129,10 +129,10 @@ def containerd_socket() -> Path | None:
 
 def containerd_source(socket: Path) -> str:
     """Which containerd a socket belongs to, in words for doctor and the measurement file."""
-    if os.environ.get("LABREPORT_CONTAINERD_SOCKET"):
-        return "given by the user (LABREPORT_CONTAINERD_SOCKET)"
     if socket in _private_socket:
         return f"a private containerd started and stopped by labreport under {socket.parent}"
+    if os.environ.get("LABREPORT_CONTAINERD_SOCKET"):
+        return "given by the user (LABREPORT_CONTAINERD_SOCKET)"
     if socket in ENGINE_CONTAINERD_SOCKETS:
         return "the Docker engine's own containerd"
     return "unknown"
