@@ -70,12 +70,14 @@ def answers(socket: Path) -> bool:
 
 
 def needed(mode: Mode) -> bool:
-    """auto: only when neither LABREPORT_CONTAINERD_SOCKET nor the engine's socket is there."""
+    """auto: only when neither LABREPORT_CONTAINERD_SOCKET nor the engine's socket is there,
+    and containerd and ctr are installed (otherwise the ctr runtimes say why they cannot run)."""
     if mode == "private":
         return True
     if mode == "engine":
         return False
-    return tools.containerd_socket() is None
+    installed = binary() is not None and tools.which("ctr") is not None
+    return installed and tools.containerd_socket() is None
 
 
 @contextlib.contextmanager

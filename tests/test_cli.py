@@ -94,8 +94,12 @@ def test_private_containerd_is_wanted_only_where_the_engine_has_none(
 ) -> None:
     monkeypatch.delenv("LABREPORT_CONTAINERD_SOCKET", raising=False)
     monkeypatch.setattr(tools, "ENGINE_CONTAINERD_SOCKETS", (tmp_path / "none.sock",))
-    assert private_containerd.needed("auto")
+    assert private_containerd.needed("auto")  # containerd and ctr are installed here
     assert not private_containerd.needed("engine")
+    installed = private_containerd.binary
+    monkeypatch.setattr(private_containerd, "binary", lambda: None)
+    assert not private_containerd.needed("auto")  # then the ctr runtimes say why
+    monkeypatch.setattr(private_containerd, "binary", installed)
     monkeypatch.setenv("LABREPORT_CONTAINERD_SOCKET", str(tmp_path / "given.sock"))
     assert not private_containerd.needed("auto")
     assert private_containerd.needed("private")
