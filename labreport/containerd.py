@@ -70,8 +70,9 @@ class Ctr:
         )
         return done.stdout
 
-    def version(self) -> str:
-        out = self.call("version", timeout_s=20)
+    def version(self, timeout_s: float = 20) -> str:
+        """The server's version; raises when no containerd answers on the socket."""
+        out = self.call("version", timeout_s=timeout_s)
         server = out.partition("Server:")[2]
         for line in server.splitlines():
             if line.strip().startswith("Version:"):
@@ -92,8 +93,14 @@ class Ctr:
             # --sync: wait for the content and snapshot garbage collection, not just the name.
             self.call("images", "rm", "--sync", *names, timeout_s=IMPORT_TIMEOUT_S, check=False)
 
-    def content_digests(self) -> list[str]:
-        return [line.split()[0] for line in self.call("content", "ls").splitlines()[1:] if line]
+    def content(self) -> dict[str, list[str]]:
+        """Every blob in the namespace: digest -> its labels (`key=value`)."""
+        blobs = {}
+        for line in self.call("content", "ls").splitlines()[1:]:
+            fields = line.split()  # DIGEST SIZE AGE LABELS; AGE holds spaces, LABELS none
+            if fields:
+                blobs[fields[0]] = fields[-1].split(",") if len(fields) >= 4 else []
+        return blobs
 
     def precompiled_content(self, shim_name: str) -> list[Blob]:
         """Blobs that a runwasi shim stored as precompiled modules in this namespace.
@@ -102,16 +109,14 @@ class Ctr:
         """
         marker = f"{PRECOMPILE_LABEL}/{shim_name}/"
         blobs = []
-        for line in self.call("content", "ls").splitlines()[1:]:
-            fields = line.split()  # DIGEST SIZE AGE LABELS; AGE holds spaces, LABELS none
-            labels = fields[-1].split(",") if len(fields) >= 4 else []
+        for digest, labels in self.content().items():
             if any(label.startswith(marker) and "/original=" in label for label in labels):
                 done = proc.run(
-                    self.argv("content", "get", fields[0]),
+                    self.argv("content", "get", digest),
                     timeout_s=CALL_TIMEOUT_S,
                     what="ctr content get",
                 )
-                blobs.append(Blob(fields[0], len(done.stdout_bytes)))
+                blobs.append(Blob(digest, len(done.stdout_bytes)))
         return blobs
 
     def container_ids(self) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from labreport import engine, private_containerd, proc, tools
+from labreport.containerd import Ctr
 from labreport.errors import LabreportError
 
 PROBE_TIMEOUT_S = 20
@@ -95,15 +96,13 @@ def probe_containerd() -> Component:
     if socket is None:
         return _private_containerd()
     try:
-        done = proc.run([str(ctr), "--address", str(socket), "version"], timeout_s=PROBE_TIMEOUT_S)
+        version = Ctr(ctr, socket).version(timeout_s=PROBE_TIMEOUT_S)
     except LabreportError as error:
         return Component("containerd", False, detail=str(error), hint="is containerd running?")
-    server = done.stdout.split("Server:", 1)[-1]
-    version = re.search(r"Version:\s*(\S+)", server)
     return Component(
         "containerd",
         True,
-        version.group(1) if version else "unknown",
+        version,
         f"{tools.containerd_source(socket)} at {socket}; ctr {ctr}; "
         f"namespace {tools.CONTAINERD_NAMESPACE}",
     )

@@ -66,7 +66,6 @@ class BuildOutcome:
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     images: list[ImageRecord] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
-    skipped_builds: dict[str, str] = field(default_factory=dict)
 
 
 Builder = Callable[
@@ -93,7 +92,7 @@ def real_build(
                     raise
                 reason = f"the build failed: {error.message}"
         if reason:
-            outcome.skipped_builds[name] = ctx.built.skipped[name] = reason
+            ctx.built.skipped[name] = reason
             continue
         ctx.built.files[name] = artifact.path
         outcome.artifacts.append(
@@ -281,7 +280,7 @@ def measure(
             needs = frozenset().union(*(runtime.needs for runtime in active))
             outcome = builder(config, ctx, needs, Path(workdir), undo)
             result.artifacts, result.images = outcome.artifacts, outcome.images
-            result.skipped_builds = dict(outcome.skipped_builds)
+            result.skipped_builds = dict(ctx.built.skipped)
             result.commands = list(outcome.commands)
             progress.step("built")
             records = {record.name: record for record in result.runtimes}

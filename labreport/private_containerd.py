@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from labreport import fsutil, proc, tools
+from labreport.containerd import Ctr
 from labreport.errors import LabreportError
 
 Mode = Literal["auto", "engine", "private"]
@@ -59,14 +60,10 @@ def answers(socket: Path) -> bool:
     if ctr is None or not socket.is_socket():
         return False
     try:
-        done = proc.run(
-            [str(ctr), "--address", str(socket), "version"],
-            timeout_s=PROBE_TIMEOUT_S,
-            check=False,
-        )
+        Ctr(ctr, socket).version(timeout_s=PROBE_TIMEOUT_S)
     except LabreportError:
         return False
-    return done.returncode == 0 and "Server:" in done.stdout
+    return True
 
 
 def needed(mode: Mode) -> bool:

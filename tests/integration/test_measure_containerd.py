@@ -28,7 +28,7 @@ def leftovers() -> dict[str, list[str]]:
         "tasks": ctr.task_ids(),
         "images": ctr.image_names(),
         "snapshots": ctr.snapshot_keys(),
-        "content": ctr.content_digests(),
+        "content": sorted(ctr.content()),
     }
 
 
