@@ -1,73 +1,138 @@
-"""How close is labreport's timing harness to hyperfine? Both time the same command, in one run,
-interleaved in blocks, and the ratio of medians is printed (1.00 = the same).
+"""Is labreport's timing harness as accurate as hyperfine? Both time the same command in one run,
+in interleaved blocks (the order alternating from block to block), and the ratio of the medians
+is printed per command (1.00 = the same). Exit code 1 when a ratio is off by more than 5 %.
 
-    .venv/bin/python benchmarks/harness_vs_hyperfine.py [--runs 30] [--command ...]
+    .venv/bin/python benchmarks/harness_vs_hyperfine.py [--runs 30] [--blocks 3]
+    .venv/bin/python benchmarks/harness_vs_hyperfine.py -- ctr --address SOCK run --rm IMAGE ID
 
-Default command: the lab's native binary in MODE=once (built first, as `labreport build` does).
-hyperfine runs with -N (no shell) so both sides spawn the program directly.
+Without a command it checks the lab's three spawn paths exactly as `labreport measure` runs them:
+native (the binary), ctr-runc (`ctr run --rm` of the scratch image) and docker-cli
+(`docker run --rm`). It builds them with labreport's own builds and runtimes, and removes the
+image, the containerd image and every container afterwards. The harness side is `proc.timed`,
+the function every timed sample goes through; hyperfine runs with -N (no shell) and its default
+output to /dev/null. Both sides get the same environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shlex
 import statistics
 import sys
 import tempfile
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from labreport import build, config, proc, tools
+from labreport.errors import LabreportError
+from labreport.measure import real_build
+from labreport.runtimes import RunContext
+from labreport.runtimes.containerd import CtrRuncRuntime
+from labreport.runtimes.docker import DockerCliRuntime
+from labreport.runtimes.native import NativeRuntime
+
+TOLERANCE = 0.05
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def harness_ms(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
+def harness_ms(argv: Sequence[str], env: dict[str, str], runs: int) -> list[float]:
     return [
-        proc.run(argv, env=env, timeout_s=60, what="benchmark run").wall_ns / 1e6
+        proc.timed(argv, env=env, timeout_s=60, what="benchmark run").wall_ns / 1e6
         for _ in range(runs)
     ]
 
 
-def hyperfine_ms(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
+def hyperfine_ms(argv: Sequence[str], env: dict[str, str], runs: int, warmup: int) -> list[float]:
     hyperfine = tools.which("hyperfine")
     if hyperfine is None:
-        sys.exit("hyperfine is not installed (scripts/setup installs it)")
+        raise LabreportError("hyperfine is not installed", "run scripts/setup")
     with tempfile.TemporaryDirectory() as scratch:
         export = Path(scratch, "out.json")
         proc.run(
-            [str(hyperfine), "-N", "--warmup", "2", "--runs", str(runs), "--export-json",
-             str(export), " ".join(argv)],
+            [str(hyperfine), "-N", "--warmup", str(warmup), "--runs", str(runs),
+             "--export-json", str(export), shlex.join(argv)],
             env=env,
-            timeout_s=600,
+            timeout_s=1800,
             what="hyperfine",
         )
         result = json.loads(export.read_text())["results"][0]
     return [t * 1000 for t in result["times"]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--blocks", type=int, default=3)
-    parser.add_argument("--command", nargs="+", help="default: the lab's native binary")
-    args = parser.parse_args()
-    env = {"MODE": "once"}
-    if args.command:
-        argv = args.command
-    else:
-        lab = config.load(Path(__file__).resolve().parent.parent / "lab.toml")
-        out = tools.state_dir() / "benchmarks"
-        argv = [str(build.go_build(lab, "native", out).path)]
+def lab_commands(undo: contextlib.ExitStack) -> dict[str, list[str]]:
+    """The lab's native, ctr-runc and docker-cli commands, built and prepared as measure does."""
+    lab = config.load(ROOT / "lab.toml")
+    run_id = uuid.uuid4().hex[:10]
+    ctx = RunContext(config=lab, run_id=run_id, timeout_s=60, labels={build.LABEL_RUN: run_id})
+    undo.callback(ctx.close)
+    tools.state_dir().mkdir(parents=True, exist_ok=True)
+    workdir = Path(undo.enter_context(tempfile.TemporaryDirectory(dir=tools.state_dir())))
+    real_build(lab, ctx, frozenset({"native", "image", "image-archive"}), workdir, undo)
+    native, runc, docker_cli = NativeRuntime(), CtrRuncRuntime(), DockerCliRuntime()
+    for runtime in (native, runc, docker_cli):
+        undo.callback(runtime.cleanup)
+        runtime.prepare(ctx)
+    env = lab.once.env  # what the container gets; the spawn itself gets the benchmark's env
+    # ctr run --rm deletes the container before it returns, so one id serves every run.
+    return {
+        "native": native.run_argv(env),
+        "ctr-runc": runc.run_argv(env, f"labreport-{run_id}-runc-bench"),
+        "docker-cli": docker_cli.run_argv(env),
+    }
+
+
+def compare(name: str, argv: list[str], env: dict[str, str], runs: int, blocks: int) -> float:
     ours: list[float] = []
     theirs: list[float] = []
-    for _ in range(args.blocks):  # interleaved blocks: drift hits both alike
+
+    def harness_block() -> None:
         harness_ms(argv, env, 2)  # warm-up, as hyperfine's --warmup 2
-        ours += harness_ms(argv, env, args.runs)
-        theirs += hyperfine_ms(argv, env, args.runs)
+        ours.extend(harness_ms(argv, env, runs))
+
+    def hyperfine_block() -> None:
+        theirs.extend(hyperfine_ms(argv, env, runs, warmup=2))
+
+    for block in range(blocks):  # interleaved blocks, order alternating: drift hits both alike
+        sides = [harness_block, hyperfine_block]
+        for side in sides if block % 2 == 0 else reversed(sides):
+            side()
     a, b = statistics.median(ours), statistics.median(theirs)
-    print(f"command: {' '.join(argv)}  ({len(ours)} runs each)")
-    print(f"labreport harness median {a:8.3f} ms")
-    print(f"hyperfine -N      median {b:8.3f} ms")
-    print(f"ratio harness/hyperfine  {a / b:8.2f}")
+    ratio = a / b
+    verdict = "ok" if abs(ratio - 1) <= TOLERANCE else f"OFF by more than {TOLERANCE:.0%}"
+    print(f"{name:<11} harness {a:9.3f} ms  hyperfine -N {b:9.3f} ms  "
+          f"ratio {ratio:5.3f}  ({len(ours)} runs each)  {verdict}")
+    print(f"            command: {shlex.join(argv)}")
+    return ratio
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=30, help="runs per block and side")
+    parser.add_argument("--blocks", type=int, default=3)
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="after --: one command")
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    env["MODE"] = "once"
+    ratios = []
+    try:
+        with contextlib.ExitStack() as undo:
+            commands = {"command": command} if command else lab_commands(undo)
+            for name, argv in commands.items():
+                ratios.append(compare(name, argv, env, args.runs, args.blocks))
+    except LabreportError as error:
+        print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
+        return 2
+    off = [r for r in ratios if abs(r - 1) > TOLERANCE]
+    print(f"{len(ratios) - len(off)} of {len(ratios)} within 1.00 ± {TOLERANCE:.2f}")
+    return 1 if off else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
@@ -15,6 +16,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 LOG_SCALE_SPREAD = 20  # use a log axis when the largest median is this many times the smallest
+MAX_DOTS = 300  # per runtime; beyond that, evenly spaced quantiles stand for the runs
 MiB = 1024 * 1024
 
 
@@ -33,15 +35,24 @@ def _svg(figure: Figure) -> str:
     return buffer.getvalue()
 
 
+def dots(values: Sequence[float], limit: int = MAX_DOTS) -> list[float]:
+    """Every value, or at most limit evenly spaced quantiles of them (min and max included)."""
+    if len(values) <= limit:
+        return list(values)
+    ordered = np.sort(np.asarray(values, dtype=float))
+    return [float(v) for v in ordered[np.linspace(0, ordered.size - 1, limit).round().astype(int)]]
+
+
 def startup(samples_ms: Mapping[str, Sequence[float]]) -> Chart:
-    """A box per runtime with every valid sample drawn over it."""
+    """A box per runtime with every valid sample (or MAX_DOTS quantiles of them) drawn over it."""
     names = list(samples_ms)
     figure, axes = plt.subplots(figsize=(8, 0.6 * len(names) + 1.6))
     data = [list(samples_ms[name]) for name in names]
     axes.boxplot(data, orientation="horizontal", tick_labels=names, showfliers=False, widths=0.5)
     for row, values in enumerate(data, start=1):
-        jitter = [row + ((i % 5) - 2) * 0.05 for i in range(len(values))]
-        axes.plot(values, jitter, "o", markersize=3, alpha=0.6, color="tab:blue")
+        shown = dots(values)
+        jitter = [row + ((i % 5) - 2) * 0.05 for i in range(len(shown))]
+        axes.plot(shown, jitter, "o", markersize=3, alpha=0.6, color="tab:blue")
     medians = sorted(statistics.median(v) for v in data if v)
     log = bool(medians) and medians[-1] / max(medians[0], 1e-9) >= LOG_SCALE_SPREAD
     if log:

@@ -24,6 +24,7 @@ from labreport.models import (
     ImageRecord,
     Measurement,
     MemoryRecord,
+    Sample,
     load_measurement,
 )
 
@@ -42,13 +43,14 @@ class RuntimeView:
     details: dict[str, Detail]
     source: str
     valid_ms: list[float] = field(default_factory=list)
+    valid_by_round: dict[int, float] = field(default_factory=dict)  # pairs with other runtimes
     measured: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     first_ms: float | None = None  # the very first (warm-up) run, when it passed its check
     startup: stats.Summary | None = None
     engine_run: stats.Summary | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[stats.SampleWarning] = field(default_factory=list)
 
     @property
     def measured_ok(self) -> bool:
@@ -57,16 +59,37 @@ class RuntimeView:
 
 @dataclass(frozen=True)
 class ComparisonView:
+    """Startup of runtime a against b: both medians and the comparison computed once."""
+
     a: str
     b: str
     a_median: float
     b_median: float
-    ratio: float
-    percent: float
-    factor: float
-    significant: bool
-    faster: str
-    slower: str
+    result: stats.Comparison
+
+    @property
+    def ratio(self) -> float:
+        return self.result.ratio
+
+    @property
+    def percent(self) -> float:
+        return self.result.percent
+
+    @property
+    def factor(self) -> float:
+        return self.result.factor
+
+    @property
+    def significant(self) -> bool:
+        return self.result.significant
+
+    @property
+    def faster(self) -> str:
+        return self.a if self.result.ratio < 1 else self.b
+
+    @property
+    def slower(self) -> str:
+        return self.b if self.result.ratio < 1 else self.a
 
 
 @dataclass
@@ -86,6 +109,9 @@ def _runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
     views: dict[str, RuntimeView] = {}
     for source in sources:
         result = source.measurement
+        by_runtime: dict[str, list[Sample]] = {}
+        for sample in result.samples:
+            by_runtime.setdefault(sample.runtime, []).append(sample)
         for record in result.runtimes:
             if record.name in views and views[record.name].available:
                 if record.available:
@@ -104,13 +130,14 @@ def _runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
                 details=dict(record.details),
                 source=source.path,
             )
-            samples = [s for s in result.samples if s.runtime == record.name]
+            samples = by_runtime.get(record.name, [])
             first = next((s for s in samples if s.round == 0), None)
             if first is not None and first.ok:
                 view.first_ms = first.wall_ns / 1e6
-            counted = [s for s in samples if not s.warmup]
+            counted = sorted((s for s in samples if not s.warmup), key=lambda s: s.round)
             view.measured = len(counted)
-            view.valid_ms = [s.wall_ns / 1e6 for s in counted if s.ok]
+            view.valid_by_round = {s.round: s.wall_ns / 1e6 for s in counted if s.ok}
+            view.valid_ms = list(view.valid_by_round.values())
             view.failed = view.measured - len(view.valid_ms)
             view.failures = sorted({s.failure for s in counted if not s.ok})
             if view.valid_ms:
@@ -118,7 +145,10 @@ def _runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
             engine = [s.engine_run_ns / 1e6 for s in counted if s.ok and s.engine_run_ns]
             if engine:
                 view.engine_run = stats.summarize(engine)
-            view.warnings = stats.warnings(view.startup, view.failed, view.measured)
+            first_counted = counted[0].wall_ns / 1e6 if counted and counted[0].ok else None
+            view.warnings = stats.warnings(
+                view.startup, view.failed, view.measured, first_counted
+            )
             views[record.name] = view
     return views
 
@@ -158,6 +188,7 @@ class Context:
         self.warmup = first.warmup
         self.chart_dir = chart_dir
         self.charts = self._charts()
+        self._comparisons: dict[tuple[str, str], ComparisonView | None] = {}
 
     # -- called from templates --------------------------------------------------------------
 
@@ -172,25 +203,27 @@ class Context:
         return view if view is not None and view.measured_ok else None
 
     def compare(self, a: str, b: str) -> ComparisonView | None:
-        """Startup of a against b; None when either was not measured."""
+        """Startup of a against b; None when either was not measured.
+
+        Runtimes of one file ran in the same interleaved rounds, so their samples pair by
+        round; runtimes from different files do not pair.
+        """
+        key = (a, b)
+        if key not in self._comparisons:
+            self._comparisons[key] = self._compare(a, b)
+        return self._comparisons[key]
+
+    def _compare(self, a: str, b: str) -> ComparisonView | None:
         left, right = self.runtime(a), self.runtime(b)
         if left is None or right is None:
             return None
         assert left.startup is not None and right.startup is not None
-        result = stats.compare(left.startup, right.startup)
-        faster, slower = (a, b) if result.ratio < 1 else (b, a)
-        return ComparisonView(
-            a=a,
-            b=b,
-            a_median=left.startup.median,
-            b_median=right.startup.median,
-            ratio=result.ratio,
-            percent=result.percent,
-            factor=result.factor,
-            significant=result.significant,
-            faster=faster,
-            slower=slower,
-        )
+        pairs = set(left.valid_by_round) & set(right.valid_by_round)
+        if left.source == right.source and pairs:
+            result = stats.paired(left.valid_by_round, right.valid_by_round)
+        else:
+            result = stats.unpaired(left.valid_ms, right.valid_ms)
+        return ComparisonView(a, b, left.startup.median, right.startup.median, result)
 
     def memory_of(self, runtime: str, mode: str) -> MemoryRecord | None:
         return next((m for m in self.memory if m.runtime == runtime and m.mode == mode), None)
@@ -262,7 +295,7 @@ def fmt_mib(value: int | None) -> str:
 
 
 def fmt_pct(value: float) -> str:
-    return f"{value:+.1f} %"
+    return f"{value:+,.1f} %"
 
 
 def fmt_times(value: float) -> str:

@@ -69,3 +69,55 @@ def test_ctrl_c_kills_the_child(tmp_path: Path) -> None:
         signal.signal(signal.SIGALRM, previous)
     time.sleep(0.2)
     assert not alive(int(pid_file.read_text()))
+
+
+# -- proc.timed: the spawn-to-reap clock of every timed sample --------------------------------
+
+
+def test_timed_captures_output_exit_code_and_only_the_given_environment() -> None:
+    done = proc.timed(
+        ["/bin/sh", "-c", 'echo "out $MODE $HOME"; echo err >&2; exit 3'],
+        env={"MODE": "once"},
+        timeout_s=10,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out once \n", "err\n")
+    assert done.wall_ns > 0
+
+
+def test_timed_takes_output_larger_than_a_pipe_buffer() -> None:
+    """Memory files, not pipes: a child writing megabytes never blocks on a full pipe."""
+    done = proc.timed(["sh", "-c", "head -c 5000000 /dev/zero"], timeout_s=10)
+    assert len(done.stdout_bytes) == 5_000_000
+
+
+def test_timed_restores_default_sigpipe_in_the_child() -> None:
+    # Python ignores SIGPIPE; a child that inherited that would see EPIPE instead of dying.
+    done = proc.timed(["sh", "-c", "grep SigIgn /proc/self/status"], timeout_s=10)
+    ignored = int(done.stdout.split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+
+
+def test_timed_missing_program_and_timeout(tmp_path: Path) -> None:
+    with pytest.raises(LabreportError, match="no-such-program-xyz not found"):
+        proc.timed(["no-such-program-xyz"], timeout_s=5)
+    pid_file = tmp_path / "child.pid"
+    started = time.monotonic()
+    with pytest.raises(LabreportError, match=r"did not finish within 0\.5 s and was killed"):
+        proc.timed(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], timeout_s=0.5)
+    assert time.monotonic() - started < 10
+    time.sleep(0.2)
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_timed_ctrl_c_kills_the_child(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            proc.timed(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"], timeout_s=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    time.sleep(0.2)
+    assert not alive(int(pid_file.read_text()))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from labreport import render, stats
+from labreport import render
 from labreport.cli import app
 from labreport.errors import LabreportError
 
@@ -124,13 +124,3 @@ def test_bad_files_give_one_line_and_write_nothing(
 def test_same_runtime_in_two_files_is_refused() -> None:
     with pytest.raises(LabreportError, match="also measured in"):
         render.render([SYNTHETIC, SYNTHETIC])
-
-
-def test_median_confidence_interval_ranks() -> None:
-    assert stats.median_ci_ranks(10) == (1, 8)
-    assert stats.median_ci_ranks(15) == (3, 11)
-    assert stats.median_ci_ranks(5) == (0, 4)  # too few: min..max, and a warning
-    summary = stats.summarize([float(v) for v in [10, 11, 12, 13, 14, 15, 16, 17, 18, 100]])
-    assert summary.median == 14.5
-    assert summary.outliers == 1
-    assert stats.warnings(summary, failed=0, measured=10) == ["large spread: CV 121% (over 10%)"]

@@ -73,7 +73,8 @@ class _CtrBase(RuntimeBase):
             flags += ["--platform", self.platform]
         return flags
 
-    def _run_argv(self, env: Mapping[str, str], container_id: str, *extra: str) -> list[str]:
+    def run_argv(self, env: Mapping[str, str], container_id: str, *extra: str) -> list[str]:
+        """The `ctr run --rm` command of one run (timed runs, benchmarks, memory and checks)."""
         assert self.ctr is not None
         flags = self._run_flags() + list(extra)
         for key, value in env.items():
@@ -81,7 +82,7 @@ class _CtrBase(RuntimeBase):
         return self.ctr.argv("run", "--rm", *flags, self.image, container_id)
 
     def command(self, env: Mapping[str, str]) -> str:
-        return Ctr.shown(self._run_argv(env, f"labreport-RUN-{self.kind}-N"))
+        return Ctr.shown(self.run_argv(env, f"labreport-RUN-{self.kind}-N"))
 
     def _prefix(self) -> str:
         assert self.ctx is not None
@@ -110,10 +111,9 @@ class _CtrBase(RuntimeBase):
         assert self.ctx is not None and self.ctr is not None
         container_id = self._prefix() + str(next(self.names))
         try:
-            done = proc.run(
-                self._run_argv(env, container_id),
+            done = proc.timed(
+                self.run_argv(env, container_id),
                 timeout_s=self.ctx.timeout_s,
-                check=False,
                 what=f"ctr run --rm ({self.name})",
                 hint="raise --timeout; `labreport doctor` checks containerd and the shim",
             )
@@ -141,7 +141,7 @@ class _CtrBase(RuntimeBase):
         cgroup = containerd.task_cgroup(self.ctr.namespace, container_id)
         peak: int | None = None
         process = subprocess.Popen(
-            self._run_argv(env, container_id),
+            self.run_argv(env, container_id),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -205,7 +205,7 @@ class _CtrBase(RuntimeBase):
         url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
         container_id = self._prefix() + "server" + str(next(self.names))
         cgroup = containerd.task_cgroup(self.ctr.namespace, container_id)
-        argv = self._run_argv(env, container_id, "--net-host")
+        argv = self.run_argv(env, container_id, "--net-host")
         command = Ctr.shown(argv)
         try:
             with proc.background(argv) as server:
@@ -314,7 +314,7 @@ class CtrWasmtimeRuntime(_CtrBase):
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         assert self.ctr is not None
         container_id = self._prefix() + "wagi" + str(next(self.names))
-        argv = self._run_argv(ctx.config.wagi.env, container_id)
+        argv = self.run_argv(ctx.config.wagi.env, container_id)
         try:
             done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="ctr run (WAGI)")
         finally:

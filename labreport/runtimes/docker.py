@@ -92,17 +92,23 @@ class DockerCliRuntime(_DockerBase):
         flags = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in env.items())
         return f"docker run --rm {flags} {self.image_id[:19] or 'IMAGE'}"
 
-    def run_once(self, env: Mapping[str, str]) -> RawRun:
-        assert self.ctx is not None
-        name = self._name("cli")
-        argv = ["docker", "run", "--rm", "--name", name, "--network", "none"]
+    def run_argv(self, env: Mapping[str, str], name: str = "") -> list[str]:
+        """`docker run --rm`, labelled with the run so that a sweep finds what it left."""
+        argv = ["docker", "run", "--rm", "--network", "none"]
+        if name:
+            argv += ["--name", name]
         for key, value in self._labels().items():
             argv += ["--label", f"{key}={value}"]
         for key, value in env.items():
             argv += ["-e", f"{key}={value}"]
-        argv.append(self.image_id)
+        return [*argv, self.image_id]
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun:
+        assert self.ctx is not None
+        name = self._name("cli")
+        argv = self.run_argv(env, name)
         try:
-            done = proc.run(argv, timeout_s=self.ctx.timeout_s, check=False, what="docker run --rm")
+            done = proc.timed(argv, timeout_s=self.ctx.timeout_s, what="docker run --rm")
         except BaseException:
             with contextlib.suppress(
                 docker.errors.APIError, LabreportError, requests.exceptions.RequestException

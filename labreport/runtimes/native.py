@@ -42,13 +42,17 @@ class NativeRuntime(RuntimeBase):
         self.binary = ctx.built.files["native"]
         self.timeout_s = ctx.timeout_s
 
+    def run_argv(self, env: Mapping[str, str], name: str = "") -> list[str]:
+        """The program itself; the environment is passed as it is, nothing else."""
+        assert self.binary is not None
+        return [str(self.binary)]
+
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.binary is not None
-        done = proc.run(
-            [str(self.binary)],
+        done = proc.timed(
+            self.run_argv(env),
             env=dict(env),
             timeout_s=self.timeout_s,
-            check=False,
             what=f"{self.binary.name} (native)",
         )
         return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
