@@ -10,7 +10,16 @@ from typing import Annotated, ParamSpec, TypeVar, cast
 
 import typer
 
-from labreport import __version__, config, doctor, measure, private_containerd, render, workflows
+from labreport import (
+    __version__,
+    config,
+    doctor,
+    measure,
+    private_containerd,
+    private_engine,
+    render,
+    workflows,
+)
 from labreport.errors import LabreportError
 
 P = ParamSpec("P")
@@ -113,6 +122,14 @@ def measure_command(
             "one), engine, or private (started under the state directory, stopped after)."
         ),
     ] = "auto",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Which Docker engine runs the docker runtimes: auto (the host's where it has "
+            "what they need, else labreport's private Docker 26 with the containerd image "
+            "store), host, or private (started under the state directory, stopped after)."
+        ),
+    ] = "auto",
 ) -> None:
     """Build every variant, run it on every runtime the host has, write measurements/*.json."""
     lab = config.load(config_path)
@@ -131,8 +148,18 @@ def measure_command(
             f"choose from: {', '.join(private_containerd.MODES)}",
             code=2,
         )
+    if engine not in private_engine.MODES:
+        fail(
+            f"--engine {engine}: not a choice",
+            f"choose from: {', '.join(private_engine.MODES)}",
+            code=2,
+        )
     result = workflows.measure_lab(
-        lab, config_path, plan, containerd=cast(private_containerd.Mode, containerd)
+        lab,
+        config_path,
+        plan,
+        containerd=cast(private_containerd.Mode, containerd),
+        engine_mode=cast(private_engine.Mode, engine),
     )
     typer.echo(workflows.summary(result, plan.output))
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from labreport import engine, private_containerd, proc, tools
+from labreport import engine, private_containerd, private_engine, proc, tools
 from labreport.containerd import Ctr
 from labreport.errors import LabreportError
 
@@ -66,6 +66,7 @@ def probe_docker() -> list[Component]:
         return [missing]
     try:
         facts = engine.engine_facts(client)
+        info = client.info()
     finally:
         client.close()
     cgroup_v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -74,8 +75,14 @@ def probe_docker() -> list[Component]:
             "docker-engine",
             True,
             facts["engine_version"],
-            f"API {facts['api_version']} at {engine.engine_url()}; "
-            f"runtimes: {', '.join(facts['runtimes'])}",
+            f"the {facts['source']} engine: API {facts['api_version']} at {engine.engine_url()}; "
+            f"{facts['image_store']}; runtimes: {', '.join(facts['runtimes'])}"
+            + (
+                ""
+                if engine.has_containerd_store(info)
+                else "; Docker's own WASM path needs the containerd image store: "
+                "`labreport measure` uses the private engine for it"
+            ),
         ),
         Component("storage-driver", True, facts["storage_driver"], "as reported by the engine"),
         Component(
@@ -86,6 +93,26 @@ def probe_docker() -> list[Component]:
             f"{'unified v2' if cgroup_v2 else 'v1 hierarchies'} at /sys/fs/cgroup",
         ),
     ]
+
+
+def probe_private_engine() -> Component:
+    """labreport's own Docker 26 engine: unpacked by setup, started only while measuring."""
+    reason = private_engine.installed()
+    if reason:
+        return Component(
+            "docker-engine-private",
+            False,
+            detail=reason,
+            hint="run scripts/setup (it fetches Debian 13's docker.io into the state directory)",
+            optional=True,
+        )
+    return Component(
+        "docker-engine-private",
+        True,
+        _first_version(private_engine.version()),
+        f"{private_engine.layout().dockerd}, containerd image store; started by `labreport "
+        f"measure --engine private|auto` where needed and stopped after",
+    )
 
 
 def probe_containerd() -> Component:
@@ -176,6 +203,7 @@ def probe_shim(shim: tools.Shim) -> Component:
 
 PROBES: tuple[Callable[[], list[Component]], ...] = (
     probe_docker,
+    lambda: [probe_private_engine()],
     lambda: [probe_containerd()],
     lambda: [_program("buildah", "buildah", ("--version",))],
     lambda: [probe_shim(shim) for shim in tools.SHIMS],

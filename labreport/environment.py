@@ -37,8 +37,13 @@ def _memory_total_bytes() -> int:
 def _engine_facts() -> dict[str, Any]:
     try:
         client = engine.connect(timeout_s=20)
-    except LabreportError:
-        return {}
+    except LabreportError as error:
+        return {
+            "source": engine.engine_source(),
+            "url": engine.engine_url(),
+            "available": "no",
+            "reason": error.message,
+        }
     try:
         return engine.engine_facts(client)
     finally:
@@ -62,7 +67,9 @@ def _containerd_facts() -> dict[str, str]:
     }
 
 
-def collect(config: LabConfig, config_path: Path) -> Environment:
+def collect(
+    config: LabConfig, config_path: Path, engine_extra: dict[str, str] | None = None
+) -> Environment:
     tool_versions = {c.name: c.version for c in doctor.diagnose() if c.found and c.version}
     release = (
         platform.freedesktop_os_release() if hasattr(platform, "freedesktop_os_release") else {}
@@ -77,7 +84,7 @@ def collect(config: LabConfig, config_path: Path) -> Environment:
         python_version=sys.version.split()[0],
         labreport_version=__version__,
         go_version=build.go_version(),
-        engine=_engine_facts(),
+        engine={**_engine_facts(), **(engine_extra or {})},
         containerd=_containerd_facts(),
         tool_versions=tool_versions,
         source_sha256=build.source_hashes(config),

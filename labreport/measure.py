@@ -14,7 +14,7 @@ from typing import Protocol
 
 import docker.errors
 
-from labreport import build, fsutil, oci, sizes, tools
+from labreport import build, engine, fsutil, oci, sizes, tools
 from labreport.check import check_output
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
@@ -112,6 +112,7 @@ def real_build(
         tag = f"{config.image.repository}:run-{ctx.run_id}"
         image_id, command = build.build_image(client, config, tag, ctx.labels)
         # Only the tag is ours to remove: the same image id may also carry a user's tag.
+        undo.callback(_remove_build_leftovers, client)
         undo.callback(_remove_tag, client, tag)
         # Containers go first (LIFO), or the engine refuses to untag an image still in use.
         undo.callback(ctx.sweep_containers)
@@ -137,7 +138,7 @@ def real_build(
     if "wasm-image" in needs:
         spec = config.wasm_image
         module = ctx.built.files[spec.build].read_bytes()
-        reference = f"{spec.reference}:run-{ctx.run_id}"
+        reference = oci.qualified(f"{spec.reference}:run-{ctx.run_id}")
         image = oci.write_wasm_image(module, spec.module_path, reference, workdir / "wasm.tar")
         command = (
             f"labreport: OCI image layout for {oci.PLATFORM}, one gzip layer with "
@@ -145,6 +146,7 @@ def real_build(
             f"(equivalent: buildah bud --platform {oci.PLATFORM} -f Dockerfile.wasm)"
         )
         ctx.built.files["wasm-image"] = image.archive
+        ctx.built.references["wasm-image"] = reference
         outcome.images.append(oci.image_record(image, "wasm", reference, command))
         outcome.commands.append(command)
     return outcome
@@ -153,6 +155,11 @@ def real_build(
 def _remove_tag(client: docker.DockerClient, tag: str) -> None:
     with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
         client.images.remove(tag, noprune=False)
+
+
+def _remove_build_leftovers(client: docker.DockerClient) -> None:
+    with contextlib.suppress(docker.errors.APIError):
+        engine.remove_build_leftovers(client)
 
 
 def select_runtimes(

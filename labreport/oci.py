@@ -62,6 +62,21 @@ def _tar(files: list[tuple[str, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
+def qualified(reference: str) -> str:
+    """The fully qualified name Docker looks images up by (docker.io/library/... as needed).
+
+    The image is written under this name so that ctr and Docker's containerd image store find
+    it alike: Docker keeps a loaded image under the name the layout gives, but looks up
+    `labreport/x` as `docker.io/labreport/x`.
+    """
+    first, slash, rest = reference.partition("/")
+    if not slash:
+        return f"docker.io/library/{reference}"
+    if "." in first or ":" in first or first == "localhost":
+        return reference
+    return f"docker.io/{first}/{rest}"
+
+
 def write_wasm_image(module: bytes, module_path: str, reference: str, archive: Path) -> OciImage:
     """Write the OCI archive for a WASI module; returns its digests and sizes."""
     layer_tar = _tar([(module_path.lstrip("/"), module)])

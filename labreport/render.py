@@ -146,9 +146,7 @@ def _runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
             if engine:
                 view.engine_run = stats.summarize(engine)
             first_counted = counted[0].wall_ns / 1e6 if counted and counted[0].ok else None
-            view.warnings = stats.warnings(
-                view.startup, view.failed, view.measured, first_counted
-            )
+            view.warnings = stats.warnings(view.startup, view.failed, view.measured, first_counted)
             views[record.name] = view
     return views
 

@@ -337,9 +337,7 @@ def kth_difference(x: np.ndarray, y: np.ndarray, k: int) -> float:
             lo = middle
 
 
-def unpaired(
-    a: Sequence[float], b: Sequence[float], min_effect: float = MIN_EFFECT
-) -> Comparison:
+def unpaired(a: Sequence[float], b: Sequence[float], min_effect: float = MIN_EFFECT) -> Comparison:
     """a against b where samples do not pair: Mann-Whitney U, Hodges-Lehmann ratio.
 
     On the log scale the shift between the two is the median of all differences

@@ -101,6 +101,21 @@ def go_binary() -> Path:
 
 
 _private_socket: list[Path] = []  # set while labreport's private containerd runs
+_private_engine: list[str] = []  # set while labreport's private Docker engine runs
+
+
+@contextlib.contextmanager
+def using_engine(url: str) -> Iterator[None]:
+    """Point every Docker call (API and CLI) at an engine that labreport started, while it runs."""
+    _private_engine.append(url)
+    try:
+        yield
+    finally:
+        _private_engine.remove(url)
+
+
+def private_engine_url() -> str | None:
+    return _private_engine[-1] if _private_engine else None
 
 
 @contextlib.contextmanager
@@ -130,6 +145,8 @@ def containerd_socket() -> Path | None:
 def containerd_source(socket: Path) -> str:
     """Which containerd a socket belongs to, in words for doctor and the measurement file."""
     if socket in _private_socket:
+        if _private_engine:
+            return f"the private Docker engine's own containerd, under {socket.parent}"
         return f"a private containerd started and stopped by labreport under {socket.parent}"
     if os.environ.get("LABREPORT_CONTAINERD_SOCKET"):
         return "given by the user (LABREPORT_CONTAINERD_SOCKET)"

@@ -152,22 +152,21 @@ def test_memory_records_are_kept(lab: config.LabConfig, tmp_path: Path) -> None:
     assert run(lab, plan(tmp_path, memory=False), FakeRuntime()).memory == []
 
 
-def test_docker_wasm_support_is_detected_from_engine_info() -> None:
+def test_docker_wasm_support_asks_for_the_image_store_not_a_runtime_registry() -> None:
     from labreport.runtimes.docker import docker_wasm_support
 
-    old = {"Driver": "fuse-overlayfs", "DriverStatus": None, "Runtimes": {"runc": {}}}
+    old = {"ServerVersion": "20.10.24", "Driver": "fuse-overlayfs", "DriverStatus": None}
     supported, reason = docker_wasm_support(old)
     assert not supported
-    assert "graph driver (fuse-overlayfs)" in reason and "runtimes: runc" in reason
+    assert "graph driver (fuse-overlayfs)" in reason and "--engine private" in reason
+    # Docker 26 runs io.containerd.* shims without registering them: only the store matters.
     new = {
+        "ServerVersion": "26.1.5",
         "Driver": "overlayfs",
         "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
-        "Runtimes": {"runc": {}, "io.containerd.wasmtime.v1": {}},
+        "Runtimes": {"runc": {}},
     }
-    assert docker_wasm_support(new) == (
-        True,
-        "wasm runtimes io.containerd.wasmtime.v1 on the containerd image store",
-    )
+    assert docker_wasm_support(new) == (True, "containerd image store (26.1.5)")
 
 
 def test_a_skipped_optional_build_is_recorded_and_its_runtime_left_out(

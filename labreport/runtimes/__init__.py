@@ -37,6 +37,8 @@ class Built:
 
     files: dict[str, Path] = field(default_factory=dict)
     image_ids: dict[str, str] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)  # image names, e.g. the wasm image's
+    loaded: set[str] = field(default_factory=set)  # images docker-loaded into the engine
     skipped: dict[str, str] = field(default_factory=dict)  # optional build -> why not built
 
 

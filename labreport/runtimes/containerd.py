@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from labreport import containerd, proc, tools
+from labreport import containerd, oci, proc, tools
 from labreport.check import check_output
 from labreport.containerd import Ctr
 from labreport.errors import LabreportError
@@ -299,7 +299,7 @@ class CtrWasmtimeRuntime(_CtrBase):
         return super().available()
 
     def _reference(self, ctx: RunContext) -> str:
-        return ctx.config.wasm_image.reference
+        return oci.qualified(ctx.config.wasm_image.reference)  # as measure writes it
 
     def _index_name(self) -> str | None:
         # The OCI layout names the image itself (org.opencontainers.image.ref.name). ctr

@@ -1,10 +1,17 @@
-"""The traditional container on the Docker engine: the CLI a user types, and the engine's API."""
+"""Containers on the Docker engine: the traditional image through the CLI a user types and through
+the engine's API, and Docker's own WASM path (the wasi/wasm image on the wasmtime shims).
+
+Every runtime here talks to the engine in use (the host's, or labreport's private one) and
+measures memory the same way: the container cgroup's peak during one CLI run, and server mode
+idle and under load.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 import shlex
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -14,16 +21,35 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from labreport import build, engine, proc
+from labreport import build, containerd, engine, proc, tools
+from labreport.check import check_output
 from labreport.errors import LabreportError
-from labreport.models import MemoryRecord
+from labreport.models import CheckRecord, Detail, MemoryRecord
 from labreport.runtimes import (
     RawRun,
     RunContext,
     RuntimeBase,
     measure_server_memory,
+    wagi_check,
     wait_until_serving,
 )
+
+POLL_S = 0.002
+ONCE_MEMORY_RUNS = 3
+SERVER_STARTUP_S = 15.0
+ONCE_PEAK_METHOD = (
+    "container cgroup peak usage incl. page cache (memory.max_usage_in_bytes), polled every "
+    f"{POLL_S * 1000:g} ms while one `MODE=once` run lives; the largest of {ONCE_MEMORY_RUNS} runs"
+)
+SERVER_USAGE_METHOD = (
+    "container cgroup memory usage minus inactive file cache (engine stats API, as docker stats "
+    "shows it)"
+)
+SERVER_PEAK_METHOD = (
+    "container cgroup peak usage incl. page cache (engine stats max_usage = cgroup v1 "
+    "memory.max_usage_in_bytes)"
+)
+DOCKER_ERRORS = (docker.errors.APIError, LabreportError, requests.exceptions.RequestException)
 
 
 def engine_time_ns(stamp: str) -> int:
@@ -42,12 +68,18 @@ def cache_excluded_usage(memory_stats: Mapping[str, Any]) -> int:
 
 
 class _DockerBase(RuntimeBase):
+    name = ""
+    description = ""
     needs = frozenset({"image"})
+    image_key = "image"  # which built image the runtime runs
+    runtime_option = ""  # docker run --runtime (empty: the engine's default, runc)
+    platform = ""  # docker run --platform
 
     def __init__(self) -> None:
         self.ctx: RunContext | None = None
         self.image_id = ""
         self.names = itertools.count()
+        self.server_check: CheckRecord | None = None
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -58,7 +90,7 @@ class _DockerBase(RuntimeBase):
 
     def prepare(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.image_id = ctx.built.image_ids["image"]
+        self.image_id = ctx.built.image_ids[self.image_key]
 
     def _labels(self) -> dict[str, str]:
         assert self.ctx is not None
@@ -68,12 +100,176 @@ class _DockerBase(RuntimeBase):
         assert self.ctx is not None
         return f"labreport-{self.ctx.run_id}-{purpose}-{next(self.names)}"
 
+    def _run_flags(self) -> list[str]:
+        flags = ["--runtime", self.runtime_option] if self.runtime_option else []
+        return flags + (["--platform", self.platform] if self.platform else [])
+
+    def run_argv(self, env: Mapping[str, str], name: str = "") -> list[str]:
+        """`docker run --rm`, labelled with the run so that a sweep finds what it left."""
+        argv = [*engine.cli(), "run", "--rm", "--network", "none", *self._run_flags()]
+        if name:
+            argv += ["--name", name]
+        for key, value in self._labels().items():
+            argv += ["--label", f"{key}={value}"]
+        for key, value in env.items():
+            argv += ["-e", f"{key}={value}"]
+        return [*argv, self.image_id]
+
+    def _create(self, env: Mapping[str, str], purpose: str, **options: Any) -> Any:
+        """A container of this runtime through the API (not started)."""
+        assert self.ctx is not None
+        extra: dict[str, Any] = {"runtime": self.runtime_option} if self.runtime_option else {}
+        if self.platform:
+            extra["platform"] = self.platform
+        return self.ctx.docker().containers.create(
+            self.image_id,
+            environment=dict(env),
+            labels=self._labels(),
+            name=self._name(purpose),
+            **extra,
+            **options,
+        )
+
     def cleanup(self) -> None:
         if self.ctx is not None:
-            with contextlib.suppress(
-                LabreportError, docker.errors.APIError, requests.exceptions.RequestException
-            ):
+            with contextlib.suppress(*DOCKER_ERRORS):
                 engine.remove_run_containers(self.ctx.docker(), self.ctx.run_id)
+
+    # -- memory: one CLI run's cgroup peak, and server mode -----------------------------------
+
+    def _once_peak(self, ctx: RunContext) -> tuple[int | None, str]:
+        """One checked CLI run while its container cgroup's peak is polled; (peak, failure)."""
+        container = self._create(ctx.config.once.env, "mem", network_mode="none")
+        outcome: dict[str, Any] = {}
+
+        def start_and_wait() -> None:
+            try:
+                container.start()
+                outcome["exit"] = container.wait(timeout=ctx.timeout_s)["StatusCode"]
+            except Exception as error:  # reported below as the run's failure
+                outcome["error"] = error
+
+        peak: int | None = None
+        try:
+            container.reload()
+            cgroup = engine.container_cgroup(container.id, container.attrs["HostConfig"])
+            # Polling starts before the start call: a short run's cgroup may be gone by the
+            # time the call returns.
+            waiter = threading.Thread(target=start_and_wait, daemon=True)
+            waiter.start()
+            while waiter.is_alive():
+                with contextlib.suppress(OSError, ValueError):
+                    peak = containerd.cgroup_peak_bytes(cgroup)
+                time.sleep(POLL_S)
+            stdout = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+            stderr = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+        finally:
+            with contextlib.suppress(*DOCKER_ERRORS):
+                container.remove(force=True)
+        if "error" in outcome:
+            return None, f"the run did not finish: {outcome['error']}"
+        verdict = check_output(stdout, ctx.config.check, time.time())
+        if outcome.get("exit") != 0 or not verdict.ok:
+            return None, f"exit {outcome.get('exit')}: {verdict.reason or proc.tail(stderr, 200)}"
+        if peak is None:
+            return None, f"the container's cgroup ({cgroup}) was never readable while it ran"
+        return peak, ""
+
+    def _once_memory(self, ctx: RunContext) -> MemoryRecord:
+        peaks: list[int] = []
+        failure = ""
+        for _ in range(ONCE_MEMORY_RUNS):
+            peak, failure_now = self._once_peak(ctx)
+            if peak is not None:
+                peaks.append(peak)
+            failure = failure or failure_now
+        return MemoryRecord(
+            runtime=self.name,
+            mode="once",
+            method=ONCE_PEAK_METHOD,
+            readings=[],
+            peak_bytes=max(peaks) if peaks else None,
+            peak_method=ONCE_PEAK_METHOD if peaks else "",
+            failure=failure,
+        )
+
+    def _server(self, ctx: RunContext) -> tuple[MemoryRecord, CheckRecord]:
+        """Server mode with its port published on loopback; the outcome, whatever it is."""
+        port = ctx.config.server.port
+        container = self._create(
+            ctx.config.server.env, "server", ports={f"{port}/tcp": ("127.0.0.1", None)}
+        )
+        command = f"docker run -d {shlex.join(self._run_flags())} -p 127.0.0.1::{port} IMAGE"
+        try:
+            container.start()
+            container.reload()
+
+            def alive() -> bool:
+                container.reload()
+                return bool(container.attrs["State"]["Running"])
+
+            def stats() -> Mapping[str, Any]:
+                return container.stats(stream=False, one_shot=True)["memory_stats"]  # type: ignore[no-any-return]
+
+            def peak() -> int | None:
+                value = stats().get("max_usage")
+                return int(value) if value else None
+
+            try:
+                bindings = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"]
+                url = f"http://127.0.0.1:{bindings[0]['HostPort']}{ctx.config.server.path}"
+                wait_until_serving(url, SERVER_STARTUP_S, alive)
+            except (RuntimeError, TimeoutError, KeyError, IndexError, TypeError) as error:
+                reason = self._why_not_serving(container, error)
+                return (
+                    MemoryRecord(
+                        runtime=self.name,
+                        method=SERVER_USAGE_METHOD,
+                        readings=[],
+                        failure=f"server mode did not serve: {reason}",
+                    ),
+                    CheckRecord(
+                        name="server-mode",
+                        runtime=self.name,
+                        ok=False,
+                        detail=reason,
+                        command=command,
+                    ),
+                )
+            record = measure_server_memory(
+                ctx,
+                self.name,
+                url,
+                read_bytes=lambda: cache_excluded_usage(stats()),
+                read_peak=peak,
+                method=SERVER_USAGE_METHOD,
+                peak_method=SERVER_PEAK_METHOD,
+                pid=int(container.attrs["State"]["Pid"]) or None,
+            )
+        finally:
+            with contextlib.suppress(*DOCKER_ERRORS):
+                container.remove(force=True)
+        detail = f"served {record.requests_ok}/{record.requests_sent} checked responses"
+        return record, CheckRecord(
+            name="server-mode",
+            runtime=self.name,
+            ok=record.requests_ok > 0,
+            detail=detail,
+            command=command,
+        )
+
+    @staticmethod
+    def _why_not_serving(container: Any, error: BaseException) -> str:
+        with contextlib.suppress(*DOCKER_ERRORS):
+            container.reload()
+            state = container.attrs["State"]
+            if not state["Running"]:
+                logs = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+                return (
+                    f"the container exited on its own with {state['ExitCode']}: "
+                    f"{proc.tail(logs, 300) or 'no output'}"
+                )
+        return f"it never answered on the published port ({error})"
 
 
 class DockerCliRuntime(_DockerBase):
@@ -90,18 +286,8 @@ class DockerCliRuntime(_DockerBase):
 
     def command(self, env: Mapping[str, str]) -> str:
         flags = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in env.items())
-        return f"docker run --rm {flags} {self.image_id[:19] or 'IMAGE'}"
-
-    def run_argv(self, env: Mapping[str, str], name: str = "") -> list[str]:
-        """`docker run --rm`, labelled with the run so that a sweep finds what it left."""
-        argv = ["docker", "run", "--rm", "--network", "none"]
-        if name:
-            argv += ["--name", name]
-        for key, value in self._labels().items():
-            argv += ["--label", f"{key}={value}"]
-        for key, value in env.items():
-            argv += ["-e", f"{key}={value}"]
-        return [*argv, self.image_id]
+        run = shlex.join([*engine.cli(), "run", "--rm", *self._run_flags()])
+        return f"{run} {flags} {self.image_id[:19] or 'IMAGE'}"
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.ctx is not None
@@ -110,17 +296,13 @@ class DockerCliRuntime(_DockerBase):
         try:
             done = proc.timed(argv, timeout_s=self.ctx.timeout_s, what="docker run --rm")
         except BaseException:
-            with contextlib.suppress(
-                docker.errors.APIError, LabreportError, requests.exceptions.RequestException
-            ):
+            with contextlib.suppress(*DOCKER_ERRORS):
                 self.ctx.docker().containers.get(name).remove(force=True)
             raise
         return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
 
 
 def proc_which(program: str) -> str | None:
-    from labreport import tools
-
     found = tools.which(program)
     return str(found) if found else None
 
@@ -139,15 +321,8 @@ class DockerApiRuntime(_DockerBase):
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.ctx is not None
-        client = self.ctx.docker()
         started = time.perf_counter_ns()
-        container = client.containers.create(
-            self.image_id,
-            environment=dict(env),
-            labels=self._labels(),
-            name=self._name("api"),
-            network_mode="none",
-        )
+        container = self._create(env, "api", network_mode="none")
         try:
             container.start()
             try:
@@ -175,78 +350,45 @@ class DockerApiRuntime(_DockerBase):
         )
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        client = ctx.docker()
-        port = ctx.config.server.port
-        container = client.containers.run(  # type: ignore[call-overload]
-            self.image_id,
-            detach=True,
-            environment=dict(ctx.config.server.env),
-            labels=self._labels(),
-            name=self._name("server"),
-            ports={f"{port}/tcp": ("127.0.0.1", None)},
-        )
-        try:
-            container.reload()
-            host_port = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"]
-            url = f"http://127.0.0.1:{host_port}{ctx.config.server.path}"
+        server, self.server_check = self._server(ctx)
+        return [self._once_memory(ctx), server]
 
-            def alive() -> bool:
-                container.reload()
-                return bool(container.attrs["State"]["Running"])
-
-            def stats() -> Mapping[str, Any]:
-                return container.stats(stream=False, one_shot=True)["memory_stats"]  # type: ignore[no-any-return]
-
-            def peak() -> int | None:
-                value = stats().get("max_usage")
-                return int(value) if value else None
-
-            wait_until_serving(url, ctx.timeout_s, alive)
-            record = measure_server_memory(
-                ctx,
-                self.name,
-                url,
-                read_bytes=lambda: cache_excluded_usage(stats()),
-                read_peak=peak,
-                method="container cgroup memory usage minus inactive file cache "
-                "(engine stats API, as docker stats shows it)",
-                peak_method="container cgroup peak usage incl. page cache "
-                "(engine stats max_usage = cgroup v1 memory.max_usage_in_bytes)",
-                pid=int(container.attrs["State"]["Pid"]) or None,
-            )
-        finally:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-        return [record]
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        return [self.server_check] if self.server_check is not None else []
 
 
 def docker_wasm_support(info: Mapping[str, Any]) -> tuple[bool, str]:
-    """Can this engine run wasm itself (containerd image store plus a wasm shim runtime)?"""
-    runtimes = sorted(info.get("Runtimes") or {})
-    wasm = [name for name in runtimes if "wasm" in name]
-    status = " ".join(str(part) for pair in info.get("DriverStatus") or [] for part in pair)
-    containerd_store = "io.containerd.snapshotter" in status
-    if wasm and containerd_store:
-        return True, f"wasm runtimes {', '.join(wasm)} on the containerd image store"
-    missing = []
-    if not containerd_store:
-        missing.append(
-            f"the engine keeps images in its own graph driver ({info.get('Driver', '?')}), "
-            "not the containerd image store that wasi/wasm images need"
-        )
-    if not wasm:
-        missing.append(f"no wasm runtime is registered with it (runtimes: {', '.join(runtimes)})")
-    return False, "; ".join(missing)
+    """Can this engine run wasi/wasm images itself? It needs the containerd image store; the
+    runtime is a containerd shim name that Docker passes through without registration."""
+    if engine.has_containerd_store(info):
+        return True, f"containerd image store ({info.get('ServerVersion', '?')})"
+    return False, (
+        f"the engine (Docker {info.get('ServerVersion', '?')}) keeps images in its own graph "
+        f"driver ({info.get('Driver', '?')}), not the containerd image store that wasi/wasm "
+        "images need; measure with --engine private (scripts/setup fetches a Docker 26 engine)"
+    )
 
 
-class DockerWasmRuntime(_DockerBase):
-    """Docker Engine's own wasm support, detected; measuring it is left to ctr-wasmtime."""
+class DockerWasmRuntime(DockerCliRuntime):
+    """Docker running the WASM image itself: `docker load` of the OCI archive, then
+    `docker run --runtime io.containerd.wasmtime.v1 --platform wasi/wasm`."""
 
     name = "docker-wasm"
-    description = "docker run --runtime io.containerd.wasmtime.v1 --platform wasi/wasm"
-    needs = frozenset()
+    description = (
+        "docker run --rm --runtime io.containerd.wasmtime.v1 --platform wasi/wasm (the wasi/wasm "
+        "OCI image, docker load; the shim compiles the module at every start)"
+    )
+    needs = frozenset({"wasm-image"})
+    needs_containerd_store = True  # the private engine is started for it where the host lacks it
+    image_key = "wasm-image"
+    shim = tools.WASMTIME_SHIM
+    runtime_option = shim.runtime
+    platform = "wasi/wasm"
+    module_compilation = "at every start (module in the rootfs layer)"
 
     def available(self) -> tuple[bool, str]:
+        if self.shim.find() is None:
+            return False, f"{self.shim.binary} not installed (run scripts/setup)"
         try:
             client = engine.connect(timeout_s=20)
         except LabreportError as error:
@@ -255,12 +397,67 @@ class DockerWasmRuntime(_DockerBase):
             supported, detail = docker_wasm_support(client.info())
         finally:
             client.close()
-        if supported:
-            return False, f"detected ({detail}) but not measured by this labreport version"
-        return False, detail
+        if not supported:
+            return False, detail
+        return super().available()
 
-    def command(self, env: Mapping[str, str]) -> str:
-        return self.description
+    def prepare(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        reference = ctx.built.references[self.image_key]
+        if reference not in ctx.built.loaded:
+            proc.run(
+                [*engine.cli(), "load", "-i", str(ctx.built.files[self.image_key])],
+                timeout_s=300,
+                what="docker load (wasi/wasm image)",
+                hint="the engine needs the containerd image store (labreport doctor)",
+            )
+            ctx.built.loaded.add(reference)
+        self.image_id = reference
 
-    def run_once(self, env: Mapping[str, str]) -> RawRun:
-        raise LabreportError("docker-wasm is detection only", "use --runtime ctr-wasmtime")
+    def cleanup(self) -> None:
+        super().cleanup()
+        if self.ctx is not None and self.image_id in self.ctx.built.loaded:
+            with contextlib.suppress(*DOCKER_ERRORS):
+                self.ctx.docker().images.remove(self.image_id)
+            self.ctx.built.loaded.discard(self.image_id)
+
+    def details(self) -> dict[str, Detail]:
+        return {"module_compilation": self.module_compilation}
+
+    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        server, self.server_check = self._server(ctx)
+        return [self._once_memory(ctx), server]
+
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        argv = self.run_argv(ctx.config.wagi.env, self._name("wagi"))
+        done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="docker run (WAGI)")
+        wagi = wagi_check(ctx, self.name, done.stdout, done.returncode, shlex.join(argv))
+        return [wagi, *([self.server_check] if self.server_check else [])]
+
+
+class DockerWasmAotRuntime(DockerWasmRuntime):
+    """The same image through Docker on the shim that precompiles once per image.
+
+    Through Docker the shim is not given the image (runwasi #460: Docker leaves the containerd
+    container's image empty), so its content-store cache cannot apply: this records what that
+    costs, first start and later starts apart.
+    """
+
+    name = "docker-wasm-aot"
+    description = (
+        "docker run --rm --runtime io.containerd.wasmtime-aot.v1 --platform wasi/wasm (the "
+        "precompiling shim through Docker)"
+    )
+    shim = tools.WASMTIME_AOT_SHIM
+    runtime_option = shim.runtime
+
+    module_compilation = (
+        "at every start: through Docker the shim is not given the image's layers (runwasi "
+        "#460), so the content-store cache of its precompiled module never applies"
+    )
+
+    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        return [self._once_memory(ctx)]
+
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        return []

@@ -10,7 +10,12 @@ from labreport.runtimes.containerd import (
     CtrWasmtimeAotRuntime,
     CtrWasmtimeRuntime,
 )
-from labreport.runtimes.docker import DockerApiRuntime, DockerCliRuntime, DockerWasmRuntime
+from labreport.runtimes.docker import (
+    DockerApiRuntime,
+    DockerCliRuntime,
+    DockerWasmAotRuntime,
+    DockerWasmRuntime,
+)
 from labreport.runtimes.native import NativeRuntime
 from labreport.runtimes.wasmtime_embedded import (
     WasmtimeEmbeddedRuntime,
@@ -27,4 +32,5 @@ REGISTRY: dict[str, Callable[[], Runtime]] = {
     "wasmtime-embedded": WasmtimeEmbeddedRuntime,
     "wasmtime-embedded-tinygo": WasmtimeEmbeddedTinygoRuntime,
     "docker-wasm": DockerWasmRuntime,
+    "docker-wasm-aot": DockerWasmAotRuntime,
 }

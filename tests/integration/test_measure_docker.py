@@ -65,16 +65,19 @@ def test_measure_traditional_path(
     assert inner.sha256 == host.sha256
     image = result.images[0]
     assert image.layer_count == 1
-    assert image.content_size_uncompressed_bytes >= inner.size_bytes
+    assert image.content_size_uncompressed_bytes == inner.size_bytes  # the one file it holds
     assert image.archive_size_bytes > image.content_size_uncompressed_bytes
     assert image.layers_size_compressed_bytes < image.content_size_uncompressed_bytes
 
-    memory = {m.runtime: m for m in result.memory}
+    memory = {m.runtime: m for m in result.memory if m.mode == "server"}
     assert set(memory) == {"native", "docker-api"}
     for record in memory.values():
         assert record.requests_ok == record.requests_sent == lab.server.load_requests
         assert {r.phase for r in record.readings} == {"idle", "load"}
         assert record.process_peak_rss_bytes
+    once = next(m for m in result.memory if m.runtime == "docker-api" and m.mode == "once")
+    assert once.peak_bytes and not once.failure, once.failure
+    assert result.environment.engine["source"] == "host"
     assert result.environment.engine["storage_driver"]
     assert ours() == (set(), set())
 

@@ -1,0 +1,407 @@
+"""A modern Docker engine of labreport's own, for what the host's engine cannot do.
+
+scripts/setup unpacks Debian 13's `docker.io` (dockerd 26) and `containerd` (1.7) under
+`<state dir>/engine/pkg`; nothing is installed system-wide. labreport starts dockerd with its own
+data-root, exec-root, pidfile, socket and bridge, the containerd image store on and iptables off;
+dockerd starts its own containerd, which finds the host's runc and labreport's wasmtime shims on
+its PATH. So docker, ctr and the shims work on one containerd. It runs only while a measurement
+needs it and is stopped on every way out: SIGTERM first, then SIGKILL; its leftover processes,
+mounts, bridge and sockets are removed. A run killed with `kill -9` leaves those behind; the next
+start clears them first.
+
+Never touched: the host's engine, its docker0 and its containers. (`"bridge": "none"` would make
+dockerd delete the host's docker0; the private engine gets a bridge of its own instead.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+from labreport import fsutil, proc, tools
+from labreport.engine import PRIVATE_CGROUP_PARENT
+from labreport.errors import LabreportError
+
+Mode = Literal["auto", "host", "private"]
+MODES: tuple[Mode, ...] = ("auto", "host", "private")
+BRIDGE = "labreport0"
+BRIDGE_ADDRESS = "10.213.77.1/24"  # the private engine's own bridge; checked against the host's
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+CALL_TIMEOUT_S = 20.0
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
+
+
+def home() -> Path:
+    return tools.state_dir() / "engine"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every path of the private engine, under one directory."""
+
+    root: Path
+
+    @property
+    def package(self) -> Path:
+        return self.root / "pkg"
+
+    @property
+    def dockerd(self) -> Path:
+        return self.package / "usr" / "sbin" / "dockerd"
+
+    @property
+    def proxy(self) -> Path:
+        return self.package / "usr" / "sbin" / "docker-proxy"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.package / "usr" / "bin"
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.root / "exec"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.exec_root / "containerd" / "containerd.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "docker.pid"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "daemon.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "dockerd.log"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+
+def layout() -> Layout:
+    return Layout(home())
+
+
+def installed() -> str:
+    """'' when the unpacked engine is there, else why not."""
+    paths = layout()
+    for program in (paths.dockerd, paths.bin_dir / "containerd", paths.proxy):
+        if not program.is_file():
+            return f"the private engine is not unpacked ({program} is missing)"
+    if tools.which("runc") is None:
+        return "runc is not on PATH (the private engine uses the host's runc)"
+    return ""
+
+
+def version() -> str:
+    """dockerd's own version line, without starting it."""
+    done = proc.run([str(layout().dockerd), "--version"], timeout_s=CALL_TIMEOUT_S, check=False)
+    return done.stdout.strip() or "unknown"
+
+
+def daemon_config(paths: Layout) -> dict[str, object]:
+    return {
+        "data-root": str(paths.data_root),
+        "exec-root": str(paths.exec_root),
+        "pidfile": str(paths.pidfile),
+        "hosts": [paths.url],
+        "bridge": BRIDGE,
+        "iptables": False,
+        "ip6tables": False,
+        "ip-forward": False,
+        "ip-masq": False,
+        "features": {"containerd-snapshotter": True},
+        "cgroup-parent": f"/{PRIVATE_CGROUP_PARENT}",  # absolute: not under our own cgroup
+        "userland-proxy-path": str(paths.proxy),
+        "log-driver": "json-file",
+    }
+
+
+def _daemon_env(paths: Layout) -> dict[str, str]:
+    """dockerd finds containerd 1.7 in the package, runc on the host, the shims in SHIM_DIR."""
+    path = [
+        str(paths.bin_dir),
+        str(tools.SHIM_DIR),
+        "/usr/local/sbin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    return {"PATH": ":".join(path), "HOME": str(paths.root)}
+
+
+# -- leftovers: processes, mounts, bridge, sockets ---------------------------------------------
+
+
+def _processes_of(paths: Layout) -> list[int]:
+    """Processes that belong to the private engine: its binaries, or naming its directory."""
+    found = []
+    marker = str(paths.root).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            exe = os.readlink(entry / "exe")
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if exe.startswith(str(paths.package)) or marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _mounts_under(root: Path) -> list[str]:
+    mounts = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            point = line.split()[4].replace("\\040", " ")
+            if point == str(root) or point.startswith(str(root) + "/"):
+                mounts.append(point)
+    return mounts
+
+
+def _ip(*args: str, check: bool = True) -> proc.Completed:
+    return proc.run(["ip", *args], timeout_s=CALL_TIMEOUT_S, check=check, what=f"ip {args[0]}")
+
+
+def _bridge_exists() -> bool:
+    return _ip("link", "show", BRIDGE, check=False).returncode == 0
+
+
+def clear_leftovers(paths: Layout) -> list[str]:
+    """Kill, unmount and remove what a private engine left; what was found, in words."""
+    found = []
+    pids = _processes_of(paths)
+    if pids:
+        found.append(f"{len(pids)} process(es)")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _processes_of(paths) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    mounts = _mounts_under(paths.root)
+    if mounts:
+        found.append(f"{len(mounts)} mount(s)")
+        for point in sorted(mounts, key=len, reverse=True):
+            proc.run(["umount", "-l", point], timeout_s=CALL_TIMEOUT_S, check=False)
+    if _bridge_exists():
+        found.append(f"bridge {BRIDGE}")
+        _ip("link", "delete", BRIDGE, check=False)
+    _remove_cgroups()
+    for path in (
+        paths.socket,
+        paths.pidfile,
+        paths.containerd_socket,
+        paths.containerd_socket.with_name("containerd.sock.ttrpc"),
+    ):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return found
+
+
+def _remove_cgroups() -> None:
+    """The engine's cgroup-parent directories, once empty (children first), in every hierarchy."""
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{PRIVATE_CGROUP_PARENT}"):
+        for directory in sorted(parent.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if directory.is_dir():
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
+def _check_address_free() -> None:
+    """The bridge's subnet must not overlap a network the host already routes."""
+    ours = ipaddress.ip_interface(BRIDGE_ADDRESS).network
+    routes = _ip("-4", "route", "show").stdout
+    for line in routes.splitlines():
+        target = line.split()[0]
+        if target == "default":
+            continue
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_network(target, strict=False).overlaps(ours):
+                raise LabreportError(
+                    f"the private engine's bridge subnet {ours} overlaps a host route ({line})",
+                    "free that subnet, or use --engine host",
+                )
+
+
+def _create_bridge() -> None:
+    _check_address_free()
+    _ip("link", "add", "name", BRIDGE, "type", "bridge")
+    _ip("addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE)
+    _ip("link", "set", BRIDGE, "up")
+
+
+# -- start and stop -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _exclusive(paths: Layout) -> Iterator[None]:
+    """One labreport run owns the private engine at a time."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    handle: IO[bytes] = paths.lock.open("ab")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise LabreportError(
+                f"another labreport run is using the private engine ({paths.root})",
+                "wait for it to finish, or measure with --engine host",
+            ) from error
+        yield
+    finally:
+        handle.close()
+
+
+def _answers(url: str) -> bool:
+    from labreport import engine
+
+    try:
+        engine.connect(timeout_s=5, url=url).close()
+    except LabreportError:
+        return False
+    return True
+
+
+def _wait_until_serving(daemon: subprocess.Popen[bytes], paths: Layout) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            tail = proc.tail(paths.log.read_text(errors="replace"), 300)
+            raise LabreportError(
+                f"the private engine (dockerd) exited with {daemon.returncode} at start: {tail}",
+                f"see {paths.log}",
+            )
+        if paths.socket.is_socket() and _answers(paths.url):
+            return
+        time.sleep(0.2)
+    raise LabreportError(
+        f"the private engine did not answer on {paths.socket} within {START_TIMEOUT_S:g} s",
+        f"see {paths.log}",
+    )
+
+
+def stop(daemon: subprocess.Popen[bytes], paths: Layout) -> list[str]:
+    """SIGTERM (dockerd stops its containers and its containerd), SIGKILL if it lingers, then
+    whatever is left. Returns what had to be cleared by force."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if daemon.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            daemon.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.wait(timeout=STOP_TIMEOUT_S)
+    return clear_leftovers(paths)
+
+
+@dataclass(frozen=True)
+class Started:
+    url: str
+    containerd_socket: Path
+    start_seconds: float
+    cleared: tuple[str, ...]  # leftovers of an earlier run that were removed first
+
+
+@contextlib.contextmanager
+def running() -> Iterator[Started]:
+    """Start the private engine, point labreport's docker and ctr calls at it, stop it after."""
+    reason = installed()
+    if reason:
+        raise LabreportError(reason, "run scripts/setup (it fetches Debian 13's docker.io)")
+    paths = layout()
+    if len(str(paths.containerd_socket)) > SOCKET_PATH_MAX:
+        raise LabreportError(
+            f"the state directory's path is too long for a unix socket: {paths.containerd_socket}",
+            "set LABREPORT_STATE_DIR to a shorter path",
+        )
+    with _exclusive(paths):
+        cleared = tuple(clear_leftovers(paths))
+        for directory in (paths.data_root, paths.exec_root):
+            directory.mkdir(parents=True, exist_ok=True)
+        fsutil.atomic_write_text(paths.config, json.dumps(daemon_config(paths), indent=2) + "\n")
+        started = time.monotonic()
+        daemon: subprocess.Popen[bytes] | None = None
+        try:
+            _create_bridge()
+            with paths.log.open("ab") as log:
+                daemon = subprocess.Popen(
+                    [str(paths.dockerd), "--config-file", str(paths.config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=_daemon_env(paths),
+                    start_new_session=True,  # Ctrl-C reaches labreport, which stops it in order
+                )
+            _wait_until_serving(daemon, paths)
+            info = Started(paths.url, paths.containerd_socket, time.monotonic() - started, cleared)
+            with tools.using_engine(paths.url), tools.using_containerd(paths.containerd_socket):
+                yield info
+        finally:
+            if daemon is not None:
+                stop(daemon, paths)
+            else:
+                clear_leftovers(paths)
+
+
+def needs_containerd_store(names: list[str]) -> bool:
+    from labreport.runtimes.registry import REGISTRY
+
+    return any(getattr(REGISTRY.get(n), "needs_containerd_store", False) for n in names)
+
+
+def wanted(mode: Mode, needs_store: bool) -> bool:
+    """auto: the private engine only where a runtime needs what the host's engine lacks (the
+    containerd image store) and the private engine is installed."""
+    if mode != "auto":
+        return mode == "private"
+    if not needs_store or installed():
+        return False
+    from labreport import engine
+
+    try:
+        client = engine.connect(timeout_s=20)
+    except LabreportError:
+        return True  # no host engine at all: the private one serves every docker runtime
+    try:
+        return not engine.has_containerd_store(client.info())
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def as_needed(mode: Mode, needs_store: bool) -> Iterator[Started | None]:
+    if wanted(mode, needs_store):
+        with running() as started:
+            yield started
+    else:
+        yield None

@@ -1,0 +1,199 @@
+"""Both kinds of engine for real: the host's Docker 20.10 (graph driver) and labreport's private
+Docker 26 (containerd image store), with Docker's own WASM path measured on the latter; nothing
+left on either, and the host's engine and docker0 untouched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labreport import build, config, engine, private_engine, tools
+from labreport.containerd import Ctr
+from labreport.models import load_measurement
+
+from ..conftest import ROOT
+from .common import labreport
+
+pytestmark = pytest.mark.docker
+
+
+def left_on_engine() -> dict[str, set[str]]:
+    """What a run may leave on the engine in use: labelled containers, run-tagged images, and
+    images or content in labreport's containerd namespace."""
+    client = engine.connect()
+    try:
+        containers = {
+            c.name or ""
+            for c in client.containers.list(
+                all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
+            )
+        }
+        tags = {t for image in client.images.list(all=True) for t in image.tags if ":run-" in t}
+        dangling = {
+            image.id
+            for image in client.images.list(
+                all=True, filters={"dangling": True, "label": f"{build.LABEL_MANAGED}=true"}
+            )
+        }
+    finally:
+        client.close()
+    ctr = Ctr.find()
+    return {
+        "containers": containers,
+        "images": tags | dangling,
+        "ctr images": set(ctr.image_names()),
+        "ctr content": set(ctr.content()),
+    }
+
+
+def private_engine_traces() -> dict[str, object]:
+    paths = private_engine.layout()
+    return {
+        "processes": private_engine._processes_of(paths),
+        "mounts": private_engine._mounts_under(paths.root),
+        "bridge": private_engine._bridge_exists(),
+        "socket": paths.socket.exists(),
+    }
+
+
+NO_TRACES = {"processes": [], "mounts": [], "bridge": False, "socket": False}
+
+
+def host_bridge_still_works(lab: config.LabConfig, tmp_path: Path) -> None:
+    """docker0 is there and a container on the host engine's default bridge runs and answers."""
+    shown = subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False)
+    assert shown.returncode == 0
+    binary = build.go_build(lab, "native", tmp_path / "bridge-check").path
+    (binary.parent / "Dockerfile").write_text("FROM scratch\nCOPY moscow-time /moscow-time\n")
+    client = engine.connect()
+    try:
+        image, _ = client.images.build(
+            path=str(binary.parent), labels={build.LABEL_MANAGED: "true"}, rm=True
+        )
+        try:
+            output = client.containers.run(
+                image.id, ["/moscow-time"], environment={"MODE": "once"}, network_mode="bridge",
+                remove=True, labels={build.LABEL_MANAGED: "true"},
+            )  # fmt: skip
+        finally:
+            client.images.remove(image.id, force=True)
+    finally:
+        client.close()
+    assert b"moscow_time" in output
+
+
+def test_private_engine_measures_docker_and_its_wasm_path(
+    tmp_path: Path, lab: config.LabConfig, needs: Callable[[str], None]
+) -> None:
+    needs("docker-engine")
+    needs("docker-engine-private")
+    needs("containerd-shim-wasmtime-v1")
+    needs("containerd-shim-wasmtime-aot-v1")
+    needs("go")
+    output = tmp_path / "m.json"
+    runtimes = "docker-cli,docker-api,docker-wasm,docker-wasm-aot,ctr-runc"
+    process = labreport(
+        "measure", "--engine", "private", "--runtime", runtimes, "--runs", "2", "--warmup", "1",
+        "-o", str(output),
+    )  # fmt: skip
+    _, stderr = process.communicate(timeout=1200)
+    assert process.returncode == 0, stderr
+    result = load_measurement(output)
+    for runtime in runtimes.split(","):
+        samples = [s for s in result.samples if s.runtime == runtime]
+        assert len(samples) == 3, runtime
+        assert all(s.ok for s in samples), [s.failure for s in samples]
+    facts = result.environment.engine
+    assert facts["source"] == "private"
+    assert facts["image_store"] == "containerd image store"
+    assert str(facts["engine_version"]).startswith("26.")
+    assert float(str(facts["private_start_seconds"])) > 0
+    # docker, ctr and the shims on one containerd: the private engine's own.
+    assert "private Docker engine" in result.environment.containerd["source"]
+    # Sizes on the containerd image store are the same figures as on the graph driver.
+    inner = next(a for a in result.artifacts if a.origin == "image")
+    traditional = next(i for i in result.images if i.name == "traditional")
+    assert traditional.content_size_uncompressed_bytes == inner.size_bytes
+    assert traditional.layers_size_compressed_bytes < traditional.content_size_uncompressed_bytes
+    # Docker's own WASM path: checked WAGI, a CLI-run memory peak by the same method as runc's.
+    wagi = next(c for c in result.checks if c.name == "wagi" and c.runtime == "docker-wasm")
+    assert wagi.ok, wagi.detail
+    peaks = {m.runtime: m for m in result.memory if m.mode == "once"}
+    for runtime in ("docker-api", "docker-wasm", "docker-wasm-aot"):
+        assert peaks[runtime].peak_bytes, peaks[runtime].failure
+    assert peaks["docker-api"].method == peaks["docker-wasm"].method
+    # Stopped, and nothing of it left on the host.
+    assert private_engine_traces() == NO_TRACES
+    # Nothing left inside the private engine either (started again to look).
+    with private_engine.running():
+        assert left_on_engine() == {
+            "containers": set(), "images": set(), "ctr images": set(), "ctr content": set(),
+        }  # fmt: skip
+    assert private_engine_traces() == NO_TRACES
+    # The host's engine: untouched, its bridge and containers still work.
+    host_bridge_still_works(lab, tmp_path)
+
+
+def test_a_private_engine_killed_with_everything_starts_cleanly_again(
+    tmp_path: Path, needs: Callable[[str], None]
+) -> None:
+    """kill -9 of labreport, dockerd and containerd: the next start clears what they left."""
+    needs("docker-engine-private")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\nfrom labreport import private_engine\n"
+         "with private_engine.running():\n    print('up', flush=True)\n    time.sleep(600)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+        paths = private_engine.layout()
+        assert private_engine._processes_of(paths)
+        for pid in [holder.pid, *private_engine._processes_of(paths)]:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    time.sleep(0.5)
+    assert paths.socket.exists() and private_engine._bridge_exists()  # what it left behind
+    with private_engine.running() as started:
+        assert "bridge labreport0" in started.cleared
+        assert engine.connect().ping()
+    assert private_engine_traces() == NO_TRACES
+
+
+def test_a_second_run_is_refused_while_one_holds_the_private_engine(
+    needs: Callable[[str], None],
+) -> None:
+    needs("docker-engine-private")
+    from labreport.errors import LabreportError
+
+    with (
+        private_engine.running(),
+        pytest.raises(LabreportError, match="another labreport run"),
+        private_engine._exclusive(private_engine.layout()),
+    ):
+        pass
+    assert private_engine_traces() == NO_TRACES
+
+
+def test_host_engine_is_used_where_it_suffices(needs: Callable[[str], None]) -> None:
+    needs("docker-engine")
+    assert not private_engine.wanted("auto", needs_store=False)
+    assert not private_engine.wanted("host", needs_store=True)
+    assert private_engine.wanted("private", needs_store=False)
+    client = engine.connect()
+    try:
+        host_has_store = engine.has_containerd_store(client.info())
+    finally:
+        client.close()
+    installed = not private_engine.installed()
+    assert private_engine.wanted("auto", needs_store=True) == (installed and not host_has_store)
+    assert tools.private_engine_url() is None
