@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar, cast
@@ -211,7 +212,14 @@ def version_command() -> None:
     typer.echo(__version__)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a CI cancel, `timeout`) unwinds like Ctrl-C, so every cleanup runs: the run's
+    containers and images are removed and private daemons stopped."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     app(prog_name="labreport")
 
 

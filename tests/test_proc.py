@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labreport import proc
 from labreport.errors import LabreportError
+
+Spawn = Callable[..., Any]
 
 
 def alive(pid: int) -> bool:
@@ -38,37 +42,11 @@ def test_missing_program_is_a_user_error() -> None:
         proc.run(["no-such-program-xyz"], timeout_s=5)
 
 
-def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
-    pid_file = tmp_path / "child.pid"
-    script = f"sleep 60 & echo $! > {pid_file}; wait"
-    started = time.monotonic()
-    with pytest.raises(LabreportError, match=r"did not finish within 0\.5 s"):
-        proc.run(["sh", "-c", script], timeout_s=0.5)
-    assert time.monotonic() - started < 10
-    time.sleep(0.2)
-    assert not alive(int(pid_file.read_text()))
-
-
 def test_tail_is_one_line_and_bounded() -> None:
     text = "line\n" * 1000
     shortened = proc.tail(text, 50)
     assert "\n" not in shortened
     assert len(shortened) <= 51
-
-
-def test_ctrl_c_kills_the_child(tmp_path: Path) -> None:
-    """KeyboardInterrupt while waiting must not leave the process running."""
-    pid_file = tmp_path / "pid"
-    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.5)
-        with pytest.raises(KeyboardInterrupt):
-            proc.run(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"], timeout_s=30)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    time.sleep(0.2)
-    assert not alive(int(pid_file.read_text()))
 
 
 # -- proc.timed: the spawn-to-reap clock of every timed sample --------------------------------
@@ -97,25 +75,31 @@ def test_timed_restores_default_sigpipe_in_the_child() -> None:
     assert not ignored & (1 << (signal.SIGPIPE - 1))
 
 
-def test_timed_missing_program_and_timeout(tmp_path: Path) -> None:
+SPAWNERS = pytest.mark.parametrize("spawn", [proc.run, proc.timed], ids=["run", "timed"])
+
+
+@SPAWNERS
+def test_timeout_kills_the_whole_process_group(tmp_path: Path, spawn: Spawn) -> None:
     with pytest.raises(LabreportError, match="no-such-program-xyz not found"):
-        proc.timed(["no-such-program-xyz"], timeout_s=5)
+        spawn(["no-such-program-xyz"], timeout_s=5)
     pid_file = tmp_path / "child.pid"
     started = time.monotonic()
     with pytest.raises(LabreportError, match=r"did not finish within 0\.5 s and was killed"):
-        proc.timed(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], timeout_s=0.5)
+        spawn(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], timeout_s=0.5)
     assert time.monotonic() - started < 10
     time.sleep(0.2)
     assert not alive(int(pid_file.read_text()))
 
 
-def test_timed_ctrl_c_kills_the_child(tmp_path: Path) -> None:
+@SPAWNERS
+def test_ctrl_c_kills_the_child(tmp_path: Path, spawn: Spawn) -> None:
+    """KeyboardInterrupt while waiting must not leave the process running."""
     pid_file = tmp_path / "pid"
     previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.5)
         with pytest.raises(KeyboardInterrupt):
-            proc.timed(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"], timeout_s=30)
+            spawn(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 60"], timeout_s=30)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

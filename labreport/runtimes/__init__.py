@@ -243,3 +243,75 @@ def measure_server_memory(
             "failure": failure,
         }
     )
+
+
+# -- memory helpers shared by the ctr and Docker runtimes ---------------------------------------
+
+POLL_S = 0.002
+ONCE_MEMORY_RUNS = 3
+
+
+def once_peak_method(cgroup: str) -> str:
+    """The method of a CLI run's peak, in words; cgroup names whose (task or container)."""
+    return (
+        f"{cgroup} cgroup peak usage incl. page cache (memory.max_usage_in_bytes), polled every "
+        f"{POLL_S * 1000:g} ms while one `MODE=once` run lives; the largest of "
+        f"{ONCE_MEMORY_RUNS} runs"
+    )
+
+
+def poll_cgroup_peak(cgroup: Path, running: Callable[[], bool], deadline: float) -> int | None:
+    """The cgroup's peak as last read while running() holds; None if it was never readable."""
+    from labreport.containerd import cgroup_peak_bytes
+
+    peak = None
+    while running() and time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            peak = cgroup_peak_bytes(cgroup)
+        time.sleep(POLL_S)
+    return peak
+
+
+def once_memory(
+    runtime: str, method: str, one_run: Callable[[], tuple[int | None, str]]
+) -> MemoryRecord:
+    """The largest peak of ONCE_MEMORY_RUNS checked CLI runs; the first failure, if any."""
+    peaks: list[int] = []
+    failure = ""
+    for _ in range(ONCE_MEMORY_RUNS):
+        peak, failure_now = one_run()
+        if peak is not None:
+            peaks.append(peak)
+        failure = failure or failure_now
+    return MemoryRecord(
+        runtime=runtime,
+        mode="once",
+        method=method,
+        readings=[],
+        peak_bytes=max(peaks) if peaks else None,
+        peak_method=method if peaks else "",
+        failure=failure,
+    )
+
+
+def server_not_serving(
+    runtime: str, method: str, reason: str, command: str
+) -> tuple[MemoryRecord, CheckRecord]:
+    """Server mode that never answered: no memory figure, and a failed check saying why."""
+    return (
+        MemoryRecord(
+            runtime=runtime, method=method, readings=[],
+            failure=f"server mode did not serve: {reason}",
+        ),
+        CheckRecord(name="server-mode", runtime=runtime, ok=False, detail=reason, command=command),
+    )  # fmt: skip
+
+
+def server_served(record: MemoryRecord, command: str) -> CheckRecord:
+    return CheckRecord(
+        name="server-mode",
+        runtime=record.runtime,
+        ok=record.requests_ok > 0,
+        detail=f"served {record.requests_ok}/{record.requests_sent} checked responses",
+        command=command,
+    )

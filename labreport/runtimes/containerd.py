@@ -21,13 +21,16 @@ from labreport.runtimes import (
     RunContext,
     RuntimeBase,
     measure_server_memory,
+    once_memory,
+    once_peak_method,
+    poll_cgroup_peak,
+    server_not_serving,
+    server_served,
     wagi_check,
     wait_until_serving,
 )
 from labreport.runtimes.native import free_port
 
-POLL_S = 0.002
-ONCE_MEMORY_RUNS = 3
 SERVER_STARTUP_S = 15.0
 
 CGROUP_USAGE_METHOD = (
@@ -35,10 +38,7 @@ CGROUP_USAGE_METHOD = (
     "(memory.usage_in_bytes - total_inactive_file: the formula docker stats uses)"
 )
 CGROUP_PEAK_METHOD = "task cgroup peak usage incl. page cache (memory.max_usage_in_bytes)"
-ONCE_PEAK_METHOD = (
-    "task cgroup peak usage incl. page cache (memory.max_usage_in_bytes), polled every "
-    f"{POLL_S * 1000:g} ms while one `MODE=once` run lives; the largest of {ONCE_MEMORY_RUNS} runs"
-)
+ONCE_PEAK_METHOD = once_peak_method("task")
 
 
 class _CtrBase(RuntimeBase):
@@ -139,7 +139,6 @@ class _CtrBase(RuntimeBase):
         assert self.ctx is not None and self.ctr is not None
         container_id = self._prefix() + "mem" + str(next(self.names))
         cgroup = containerd.task_cgroup(self.ctr.namespace, container_id)
-        peak: int | None = None
         process = subprocess.Popen(
             self.run_argv(env, container_id),
             stdin=subprocess.DEVNULL,
@@ -153,12 +152,10 @@ class _CtrBase(RuntimeBase):
             daemon=True,
         )
         reader.start()
-        deadline = time.monotonic() + self.ctx.timeout_s
         try:
-            while reader.is_alive() and time.monotonic() < deadline:
-                with contextlib.suppress(OSError, ValueError):
-                    peak = containerd.cgroup_peak_bytes(cgroup)
-                time.sleep(POLL_S)
+            peak = poll_cgroup_peak(
+                cgroup, reader.is_alive, time.monotonic() + self.ctx.timeout_s
+            )
             if reader.is_alive():
                 raise LabreportError(
                     f"ctr run ({self.name}) did not finish within {self.ctx.timeout_s:g} s",
@@ -180,21 +177,8 @@ class _CtrBase(RuntimeBase):
         return peak, ""
 
     def _once_memory(self, ctx: RunContext) -> MemoryRecord:
-        peaks: list[int] = []
-        failure = ""
-        for _ in range(ONCE_MEMORY_RUNS):
-            peak, failure_now = self._once_peak(ctx.config.once.env)
-            if peak is not None:
-                peaks.append(peak)
-            failure = failure or failure_now
-        return MemoryRecord(
-            runtime=self.name,
-            mode="once",
-            method=ONCE_PEAK_METHOD,
-            readings=[],
-            peak_bytes=max(peaks) if peaks else None,
-            peak_method=ONCE_PEAK_METHOD if peaks else "",
-            failure=failure,
+        return once_memory(
+            self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx.config.once.env)
         )
 
     def _server(self, ctx: RunContext) -> tuple[MemoryRecord, CheckRecord]:
@@ -213,21 +197,7 @@ class _CtrBase(RuntimeBase):
                     wait_until_serving(url, SERVER_STARTUP_S, lambda: server.poll() is None)
                 except (RuntimeError, TimeoutError):
                     reason = self._why_not_serving(server, port)
-                    return (
-                        MemoryRecord(
-                            runtime=self.name,
-                            method=CGROUP_USAGE_METHOD,
-                            readings=[],
-                            failure=f"server mode did not serve: {reason}",
-                        ),
-                        CheckRecord(
-                            name="server-mode",
-                            runtime=self.name,
-                            ok=False,
-                            detail=reason,
-                            command=command,
-                        ),
-                    )
+                    return server_not_serving(self.name, CGROUP_USAGE_METHOD, reason, command)
                 record = measure_server_memory(
                     ctx,
                     self.name,
@@ -239,14 +209,7 @@ class _CtrBase(RuntimeBase):
                 )
         finally:
             self.ctr.remove_container(container_id)
-        detail = f"served {record.requests_ok}/{record.requests_sent} checked responses"
-        return record, CheckRecord(
-            name="server-mode",
-            runtime=self.name,
-            ok=record.requests_ok > 0,
-            detail=detail,
-            command=command,
-        )
+        return record, server_served(record, command)
 
     def _why_not_serving(self, server: subprocess.Popen[bytes], port: int) -> str:
         """What was observed, before labreport stopped anything: exited on its own, or not."""

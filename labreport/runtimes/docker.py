@@ -21,7 +21,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from labreport import build, containerd, engine, proc, tools
+from labreport import build, engine, proc, tools
 from labreport.check import check_output
 from labreport.errors import LabreportError
 from labreport.models import CheckRecord, Detail, MemoryRecord
@@ -30,17 +30,17 @@ from labreport.runtimes import (
     RunContext,
     RuntimeBase,
     measure_server_memory,
+    once_memory,
+    once_peak_method,
+    poll_cgroup_peak,
+    server_not_serving,
+    server_served,
     wagi_check,
     wait_until_serving,
 )
 
-POLL_S = 0.002
-ONCE_MEMORY_RUNS = 3
 SERVER_STARTUP_S = 15.0
-ONCE_PEAK_METHOD = (
-    "container cgroup peak usage incl. page cache (memory.max_usage_in_bytes), polled every "
-    f"{POLL_S * 1000:g} ms while one `MODE=once` run lives; the largest of {ONCE_MEMORY_RUNS} runs"
-)
+ONCE_PEAK_METHOD = once_peak_method("container")
 SERVER_USAGE_METHOD = (
     "container cgroup memory usage minus inactive file cache (engine stats API, as docker stats "
     "shows it)"
@@ -149,7 +149,6 @@ class _DockerBase(RuntimeBase):
             except Exception as error:  # reported below as the run's failure
                 outcome["error"] = error
 
-        peak: int | None = None
         try:
             container.reload()
             cgroup = engine.container_cgroup(container.id, container.attrs["HostConfig"])
@@ -157,10 +156,8 @@ class _DockerBase(RuntimeBase):
             # time the call returns.
             waiter = threading.Thread(target=start_and_wait, daemon=True)
             waiter.start()
-            while waiter.is_alive():
-                with contextlib.suppress(OSError, ValueError):
-                    peak = containerd.cgroup_peak_bytes(cgroup)
-                time.sleep(POLL_S)
+            # The wait inside the thread has its own timeout; the deadline is a backstop.
+            peak = poll_cgroup_peak(cgroup, waiter.is_alive, time.monotonic() + ctx.timeout_s + 30)
             stdout = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
             stderr = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
         finally:
@@ -176,22 +173,7 @@ class _DockerBase(RuntimeBase):
         return peak, ""
 
     def _once_memory(self, ctx: RunContext) -> MemoryRecord:
-        peaks: list[int] = []
-        failure = ""
-        for _ in range(ONCE_MEMORY_RUNS):
-            peak, failure_now = self._once_peak(ctx)
-            if peak is not None:
-                peaks.append(peak)
-            failure = failure or failure_now
-        return MemoryRecord(
-            runtime=self.name,
-            mode="once",
-            method=ONCE_PEAK_METHOD,
-            readings=[],
-            peak_bytes=max(peaks) if peaks else None,
-            peak_method=ONCE_PEAK_METHOD if peaks else "",
-            failure=failure,
-        )
+        return once_memory(self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx))
 
     def _server(self, ctx: RunContext) -> tuple[MemoryRecord, CheckRecord]:
         """Server mode with its port published on loopback; the outcome, whatever it is."""
@@ -221,21 +203,7 @@ class _DockerBase(RuntimeBase):
                 wait_until_serving(url, SERVER_STARTUP_S, alive)
             except (RuntimeError, TimeoutError, KeyError, IndexError, TypeError) as error:
                 reason = self._why_not_serving(container, error)
-                return (
-                    MemoryRecord(
-                        runtime=self.name,
-                        method=SERVER_USAGE_METHOD,
-                        readings=[],
-                        failure=f"server mode did not serve: {reason}",
-                    ),
-                    CheckRecord(
-                        name="server-mode",
-                        runtime=self.name,
-                        ok=False,
-                        detail=reason,
-                        command=command,
-                    ),
-                )
+                return server_not_serving(self.name, SERVER_USAGE_METHOD, reason, command)
             record = measure_server_memory(
                 ctx,
                 self.name,
@@ -249,14 +217,7 @@ class _DockerBase(RuntimeBase):
         finally:
             with contextlib.suppress(*DOCKER_ERRORS):
                 container.remove(force=True)
-        detail = f"served {record.requests_ok}/{record.requests_sent} checked responses"
-        return record, CheckRecord(
-            name="server-mode",
-            runtime=self.name,
-            ok=record.requests_ok > 0,
-            detail=detail,
-            command=command,
-        )
+        return record, server_served(record, command)
 
     @staticmethod
     def _why_not_serving(container: Any, error: BaseException) -> str:

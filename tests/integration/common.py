@@ -10,7 +10,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from labreport import build, engine
+
 from ..conftest import ROOT
+
+
+def labreport_containers_and_run_tags() -> tuple[set[str], set[str]]:
+    """On the engine in use: containers labreport made, and run-tagged images."""
+    client = engine.connect()
+    try:
+        containers = {
+            c.name or ""
+            for c in client.containers.list(
+                all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
+            )
+        }
+        tags = {t for image in client.images.list(all=True) for t in image.tags if ":run-" in t}
+    finally:
+        client.close()
+    return containers, tags
 
 
 def labreport(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -57,20 +75,26 @@ def measure_hanging(tmp_path: Path, runtime: str, timeout_s: int) -> str:
     return stderr
 
 
-def measure_interrupted(tmp_path: Path, runtimes: str, started: Callable[[], bool]) -> None:
-    """A long measure run, Ctrl-C once started() sees something of it alive: it must stop
-    with exit 130 and a one-line error, and write no measurement file."""
+def measure_interrupted(
+    tmp_path: Path,
+    runtimes: str,
+    started: Callable[[], bool],
+    sig: signal.Signals = signal.SIGINT,
+    extra: tuple[str, ...] = (),
+) -> None:
+    """A long measure run, interrupted (Ctrl-C, or SIGTERM) once started() sees something of it
+    alive: it must stop with exit 130 and a one-line error, and write no measurement file."""
     output = tmp_path / "out.json"
     process = labreport(
         "measure", "--runtime", runtimes, "--runs", "200", "--warmup", "0", "--no-memory",
-        "-o", str(output),
+        "-o", str(output), *extra,
     )  # fmt: skip
     deadline = time.monotonic() + 300
     while not started():
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run never started anything"
         time.sleep(0.05)
-    os.kill(process.pid, signal.SIGINT)
+    os.kill(process.pid, sig)
     _, stderr = process.communicate(timeout=180)
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-2] == "error: interrupted"

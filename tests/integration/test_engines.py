@@ -19,7 +19,7 @@ from labreport.containerd import Ctr
 from labreport.models import load_measurement
 
 from ..conftest import ROOT
-from .common import labreport
+from .common import labreport, labreport_containers_and_run_tags, measure_interrupted
 
 pytestmark = pytest.mark.docker
 
@@ -27,15 +27,9 @@ pytestmark = pytest.mark.docker
 def left_on_engine() -> dict[str, set[str]]:
     """What a run may leave on the engine in use: labelled containers, run-tagged images, and
     images or content in labreport's containerd namespace."""
+    containers, tags = labreport_containers_and_run_tags()
     client = engine.connect()
     try:
-        containers = {
-            c.name or ""
-            for c in client.containers.list(
-                all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
-            )
-        }
-        tags = {t for image in client.images.list(all=True) for t in image.tags if ":run-" in t}
         dangling = {
             image.id
             for image in client.images.list(
@@ -197,3 +191,34 @@ def test_host_engine_is_used_where_it_suffices(needs: Callable[[str], None]) -> 
     installed = not private_engine.installed()
     assert private_engine.wanted("auto", needs_store=True) == (installed and not host_has_store)
     assert tools.private_engine_url() is None
+
+
+def test_sigterm_stops_the_private_engine_and_leaves_nothing(
+    tmp_path: Path, needs: Callable[[str], None]
+) -> None:
+    """SIGTERM mid-run, like a CI cancel: the run's containers, images and the engine go."""
+    needs("docker-engine-private")
+    needs("go")
+
+    def running_containers() -> bool:
+        if not private_engine.layout().socket.is_socket():
+            return False
+        try:
+            client = engine.connect(timeout_s=5, url=private_engine.layout().url)
+        except Exception:
+            return False
+        try:
+            return bool(
+                client.containers.list(all=True, filters={"label": f"{build.LABEL_MANAGED}=true"})
+            )
+        finally:
+            client.close()
+
+    measure_interrupted(
+        tmp_path, "docker-cli", running_containers, signal.SIGTERM, ("--engine", "private")
+    )
+    assert private_engine_traces() == NO_TRACES
+    with private_engine.running():
+        assert left_on_engine() == {
+            "containers": set(), "images": set(), "ctr images": set(), "ctr content": set(),
+        }  # fmt: skip

@@ -7,28 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from labreport import build, config, engine
+from labreport import config
 from labreport.models import load_measurement
 
-from .common import labreport, measure_hanging, measure_interrupted
+from .common import (
+    labreport,
+    labreport_containers_and_run_tags,
+    measure_hanging,
+    measure_interrupted,
+)
 
 pytestmark = pytest.mark.docker
 
 
 def ours() -> tuple[set[str], set[str]]:
     """Containers labreport made, and run-tagged images: both must be back to empty."""
-    client = engine.connect()
-    try:
-        containers = {
-            c.name or ""
-            for c in client.containers.list(
-                all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
-            )
-        }
-        tags = {t for image in client.images.list() for t in image.tags if ":run-" in t}
-    finally:
-        client.close()
-    return containers, tags
+    return labreport_containers_and_run_tags()
 
 
 def test_measure_traditional_path(
