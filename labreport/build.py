@@ -231,7 +231,8 @@ def build_image(
         timeout=IMAGE_BUILD_TIMEOUT_S,
     )
     command = (
-        f"docker build --build-arg GO_BUILDER={builder} -f {config.image.dockerfile} "
+        f"{shlex.join(engine.cli())} build --build-arg GO_BUILDER={builder} "
+        f"-f {config.image.dockerfile} "
         f"-t {tag} {config.app_dir}"
     )
     return image_id, command

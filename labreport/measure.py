@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import tempfile
 import time
 import uuid
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Protocol
 
 import docker.errors
+import requests.exceptions
+import urllib3.exceptions
 
-from labreport import build, engine, fsutil, oci, sizes, tools
+from labreport import build, engine, fsutil, oci, proc, sizes, tools
 from labreport.check import check_output
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
@@ -134,7 +137,7 @@ def real_build(
         )
         ctx.built.files["image-archive"] = archive
         outcome.commands.append(command)
-        outcome.commands.append(f"docker save {tag} -o image.tar")
+        outcome.commands.append(f"{shlex.join(engine.cli())} save {tag} -o image.tar")
     if "wasm-image" in needs:
         spec = config.wasm_image
         module = ctx.built.files[spec.build].read_bytes()
@@ -152,13 +155,36 @@ def real_build(
     return outcome
 
 
+# An engine that died mid-run cannot be cleaned through; the private engine's next start does it.
+ENGINE_GONE = (docker.errors.APIError, requests.exceptions.RequestException)
+# What a Docker engine that fails or dies mid-call raises (a broken build stream is urllib3's).
+ENGINE_ERRORS = (
+    docker.errors.DockerException,
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+)
+
+
+def _engine_failure(error: BaseException, health: Callable[[], None] | None) -> LabreportError:
+    """One line for an engine error: the precise one when the private engine has died."""
+    if health is not None:
+        try:
+            health()
+        except LabreportError as died:
+            return died
+    return LabreportError(
+        f"the Docker engine failed during the run: {proc.tail(str(error), 300)}",
+        "check it with 'labreport doctor' and run again",
+    )
+
+
 def _remove_tag(client: docker.DockerClient, tag: str) -> None:
-    with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+    with contextlib.suppress(*ENGINE_GONE):
         client.images.remove(tag, noprune=False)
 
 
 def _remove_build_leftovers(client: docker.DockerClient) -> None:
-    with contextlib.suppress(docker.errors.APIError):
+    with contextlib.suppress(*ENGINE_GONE):
         engine.remove_build_leftovers(client)
 
 
@@ -245,6 +271,38 @@ def _prepared(runtimes: Sequence[Runtime], ctx: RunContext) -> Iterator[None]:
                 runtime.cleanup()
 
 
+def _drop_unusable(active: list[Runtime], ctx: RunContext, result: Measurement) -> None:
+    """After the builds: runtimes that find they cannot run after all are recorded why."""
+    records = {record.name: record for record in result.runtimes}
+    for runtime in list(active):
+        reason = runtime.usable(ctx)
+        if reason:
+            active.remove(runtime)
+            records[runtime.name].available = False
+            records[runtime.name].reason = reason
+
+
+def _rounds(
+    active: Sequence[Runtime],
+    config: LabConfig,
+    plan: Plan,
+    result: Measurement,
+    progress: Progress,
+    health: Callable[[], None] | None,
+) -> None:
+    """Warm-up and measured runs, round-robin so that drift on the machine hits all alike."""
+    rounds = plan.warmup + plan.runs
+    progress.phase("startup", rounds * len(active))
+    for round_index in range(rounds):
+        for runtime in active:
+            progress.step(f"{runtime.name} round {round_index + 1}/{rounds}")
+            result.samples.append(
+                sample_once(runtime, config, round_index, warmup=round_index < plan.warmup)
+            )
+        if health is not None:
+            health()
+
+
 def measure(
     config: LabConfig,
     plan: Plan,
@@ -252,8 +310,13 @@ def measure(
     environment: Callable[[], Environment],
     builder: Builder = real_build,
     progress: Progress | None = None,
+    health: Callable[[], None] | None = None,
 ) -> Measurement:
-    """Run the whole measurement and write plan.output; on failure write it marked partial."""
+    """Run the whole measurement and write plan.output; on failure write it marked partial.
+
+    health, called after every round, raises LabreportError when something the run depends on
+    (labreport's private engine) has died, so the run stops instead of collecting failures.
+    """
     progress = progress or SilentProgress()
     active, runtime_records = select_runtimes(registry, plan)
     run_id = uuid.uuid4().hex[:10]
@@ -290,29 +353,14 @@ def measure(
             result.skipped_builds = dict(ctx.built.skipped)
             result.commands = list(outcome.commands)
             progress.step("built")
-            records = {record.name: record for record in result.runtimes}
-            for runtime in list(active):
-                reason = runtime.usable(ctx)
-                if reason:
-                    active.remove(runtime)
-                    records[runtime.name].available = False
-                    records[runtime.name].reason = reason
+            _drop_unusable(active, ctx, result)
             by_name = {runtime.name: runtime for runtime in active}
             with _prepared(active, ctx):
                 for record in result.runtimes:
                     if record.name in by_name:
                         record.command = by_name[record.name].command(config.once.env)
                         result.commands.append(record.command)
-                rounds = plan.warmup + plan.runs
-                progress.phase("startup", rounds * len(active))
-                for round_index in range(rounds):
-                    for runtime in active:  # round-robin: drift hits every runtime alike
-                        progress.step(f"{runtime.name} round {round_index + 1}/{rounds}")
-                        result.samples.append(
-                            sample_once(
-                                runtime, config, round_index, warmup=round_index < plan.warmup
-                            )
-                        )
+                _rounds(active, config, plan, result, progress, health)
                 if plan.memory:
                     progress.phase("memory", len(active))
                     for runtime in active:
@@ -326,6 +374,11 @@ def measure(
                     if record.name in by_name:
                         record.details.update(by_name[record.name].details())
             progress.done()
+    except ENGINE_ERRORS as error:
+        progress.done()
+        failure = _engine_failure(error, health)
+        _save_partial(result, plan.output, failure.message)
+        raise failure from error
     except (LabreportError, KeyboardInterrupt) as error:
         progress.done()
         reason = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else error.message

@@ -324,12 +324,53 @@ def stop(daemon: subprocess.Popen[bytes], paths: Layout) -> list[str]:
     return clear_leftovers(paths)
 
 
+def _sweep_earlier_runs(paths: Layout) -> None:
+    """What runs that died with the engine left inside it: containers and run images.
+
+    The private engine is labreport's alone and serves one run at a time, so everything of
+    labreport's in it is from an earlier run; the go-builder image, a cache, stays.
+    """
+    from labreport import engine
+    from labreport.containerd import Ctr
+
+    client = engine.connect(url=paths.url)
+    try:
+        for container in client.containers.list(
+            all=True, filters={"label": f"{engine.LABEL_MANAGED}=true"}
+        ):
+            container.remove(force=True)
+        for image in client.images.list(all=True):
+            for tag in image.tags:
+                if ":run-" in tag:
+                    client.images.remove(tag, noprune=False)
+        engine.remove_build_leftovers(client)
+    finally:
+        client.close()
+    ctr_program = tools.which("ctr")
+    if ctr_program is not None:
+        ctr = Ctr(ctr_program, paths.containerd_socket)
+        ctr.sweep("", ctr.image_names())
+        ctr.remove_namespace_if_empty()
+
+
 @dataclass(frozen=True)
 class Started:
     url: str
     containerd_socket: Path
     start_seconds: float
     cleared: tuple[str, ...]  # leftovers of an earlier run that were removed first
+    daemon: subprocess.Popen[bytes]
+    log: Path
+
+    def check_alive(self) -> None:
+        """Raise when dockerd has exited since it started (killed, crashed)."""
+        code = self.daemon.poll()
+        if code is not None:
+            tail = proc.tail(self.log.read_text(errors="replace"), 200)
+            raise LabreportError(
+                f"the private Docker engine exited mid-run with {code}: {tail}",
+                f"see {self.log}; run again (the next start clears what it left)",
+            )
 
 
 @contextlib.contextmanager
@@ -363,7 +404,15 @@ def running() -> Iterator[Started]:
                     start_new_session=True,  # Ctrl-C reaches labreport, which stops it in order
                 )
             _wait_until_serving(daemon, paths)
-            info = Started(paths.url, paths.containerd_socket, time.monotonic() - started, cleared)
+            _sweep_earlier_runs(paths)
+            info = Started(
+                paths.url,
+                paths.containerd_socket,
+                time.monotonic() - started,
+                cleared,
+                daemon,
+                paths.log,
+            )
             with tools.using_engine(paths.url), tools.using_containerd(paths.containerd_socket):
                 yield info
         finally:

@@ -269,7 +269,7 @@ def _decide(
     if abs(math.log(ratio)) < math.log1p(min_effect):
         return Verdict.NO_DIFFERENCE, (
             f"under the minimum effect: {(ratio - 1) * 100:+.1f} % is within "
-            f"±{min_effect:.0%} (p = {p_value:.2g})"
+            f"±{_percent(min_effect)} (p = {p_value:.2g})"
         )
     return (Verdict.FASTER if ratio < 1 else Verdict.SLOWER), ""
 

@@ -89,6 +89,7 @@ def measure_lab(
                 registry,
                 environment=lambda: environment.collect(config, config_path, facts),
                 progress=BarProgress(),
+                health=None if started is None else started.check_alive,
             )
 
 

@@ -362,6 +362,11 @@ class DockerWasmRuntime(DockerCliRuntime):
             return False, detail
         return super().available()
 
+    def command(self, env: Mapping[str, str]) -> str:
+        """The load (once per run, shared by both docker-wasm runtimes), then one run."""
+        load = shlex.join([*engine.cli(), "load", "-i", "wasm.tar"])
+        return f"{load} && {super().command(env)}"
+
     def prepare(self, ctx: RunContext) -> None:
         self.ctx = ctx
         reference = ctx.built.references[self.image_key]

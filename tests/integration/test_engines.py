@@ -16,10 +16,16 @@ import pytest
 
 from labreport import build, config, engine, private_engine, tools
 from labreport.containerd import Ctr
+from labreport.errors import LabreportError
 from labreport.models import load_measurement
 
 from ..conftest import ROOT
-from .common import labreport, labreport_containers_and_run_tags, measure_interrupted
+from .common import (
+    assert_one_line_error,
+    labreport,
+    labreport_containers_and_run_tags,
+    measure_interrupted,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -58,6 +64,23 @@ def private_engine_traces() -> dict[str, object]:
 
 
 NO_TRACES = {"processes": [], "mounts": [], "bridge": False, "socket": False}
+
+
+def private_engine_has_run_containers() -> bool:
+    """Is a measure run on the private engine timing runs (a docker-cli run's container)?"""
+    if not private_engine.layout().socket.is_socket():
+        return False
+    try:
+        client = engine.connect(timeout_s=5, url=private_engine.layout().url)
+    except LabreportError:
+        return False
+    try:
+        labelled = client.containers.list(
+            all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
+        )
+    finally:
+        client.close()
+    return any("-cli-" in (container.name or "") for container in labelled)
 
 
 def host_bridge_still_works(lab: config.LabConfig, tmp_path: Path) -> None:
@@ -167,8 +190,6 @@ def test_a_second_run_is_refused_while_one_holds_the_private_engine(
     needs: Callable[[str], None],
 ) -> None:
     needs("docker-engine-private")
-    from labreport.errors import LabreportError
-
     with (
         private_engine.running(),
         pytest.raises(LabreportError, match="another labreport run"),
@@ -200,23 +221,41 @@ def test_sigterm_stops_the_private_engine_and_leaves_nothing(
     needs("docker-engine-private")
     needs("go")
 
-    def running_containers() -> bool:
-        if not private_engine.layout().socket.is_socket():
-            return False
-        try:
-            client = engine.connect(timeout_s=5, url=private_engine.layout().url)
-        except Exception:
-            return False
-        try:
-            return bool(
-                client.containers.list(all=True, filters={"label": f"{build.LABEL_MANAGED}=true"})
-            )
-        finally:
-            client.close()
-
     measure_interrupted(
-        tmp_path, "docker-cli", running_containers, signal.SIGTERM, ("--engine", "private")
-    )
+        tmp_path, "docker-cli", private_engine_has_run_containers, signal.SIGTERM,
+        ("--engine", "private"),
+    )  # fmt: skip
+    assert private_engine_traces() == NO_TRACES
+    with private_engine.running():
+        assert left_on_engine() == {
+            "containers": set(), "images": set(), "ctr images": set(), "ctr content": set(),
+        }  # fmt: skip
+
+
+def test_the_private_engine_dying_mid_run_is_one_line_and_leaves_nothing(
+    tmp_path: Path, needs: Callable[[str], None]
+) -> None:
+    """kill -9 of dockerd while runs go on: the run stops with one line, keeps its partial
+    file, clears what the engine left; the next start finds nothing of it."""
+    needs("docker-engine-private")
+    needs("go")
+    output = tmp_path / "out.json"
+    process = labreport(
+        "measure", "--engine", "private", "--runtime", "docker-cli", "--runs", "200",
+        "--warmup", "0", "--no-memory", "-o", str(output),
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not private_engine_has_run_containers():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never started a container"
+        time.sleep(0.05)
+    os.kill(int(private_engine.layout().pidfile.read_text()), signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stderr
+    assert_one_line_error(stderr)
+    assert "the private Docker engine exited mid-run" in stderr
+    assert not output.exists()
+    assert load_measurement(tmp_path / "out.partial.json").partial
     assert private_engine_traces() == NO_TRACES
     with private_engine.running():
         assert left_on_engine() == {

@@ -1,0 +1,82 @@
+"""The private engine's configuration and the engine choice, without starting a daemon."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from labreport import engine, oci, private_engine, tools
+
+from .test_cli import run
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("labreport/moscow-time-wasm:run-1", "docker.io/labreport/moscow-time-wasm:run-1"),
+        ("alpine:3", "docker.io/library/alpine:3"),
+        ("docker.io/x/y:1", "docker.io/x/y:1"),
+        ("localhost:5000/x:1", "localhost:5000/x:1"),
+        ("registry.example.org/team/x", "registry.example.org/team/x"),
+    ],
+)
+def test_the_wasm_image_is_named_as_docker_looks_it_up(reference: str, expected: str) -> None:
+    assert oci.qualified(reference) == expected
+
+
+def test_daemon_config_keeps_the_host_engine_safe(tmp_path: Path) -> None:
+    paths = private_engine.Layout(tmp_path)
+    config = private_engine.daemon_config(paths)
+    # "bridge": "none" would make dockerd delete the host's docker0: a bridge of its own.
+    assert config["bridge"] == private_engine.BRIDGE != "none"
+    assert config["iptables"] is False and config["ip6tables"] is False
+    assert config["features"] == {"containerd-snapshotter": True}
+    # Everything of its own under its directory, nothing in the host engine's places.
+    for key in ("data-root", "exec-root", "pidfile"):
+        assert str(config[key]).startswith(str(tmp_path))
+    assert config["hosts"] == [f"unix://{tmp_path}/docker.sock"]
+    # Absolute: containers' cgroups do not depend on which cgroup started the engine.
+    assert str(config["cgroup-parent"]).startswith("/")
+    network = ipaddress.ip_interface(private_engine.BRIDGE_ADDRESS).network
+    assert network.is_private and not network.overlaps(ipaddress.ip_network("172.17.0.0/16"))
+
+
+def test_the_cli_and_the_api_follow_the_engine_in_use() -> None:
+    assert engine.cli() == ["docker"] and engine.engine_source() == "host"
+    with tools.using_engine("unix:///x/docker.sock"):
+        assert engine.cli() == ["docker", "--host", "unix:///x/docker.sock"]
+        assert engine.engine_url() == "unix:///x/docker.sock"
+        assert engine.engine_source() == "private"
+    assert engine.engine_source() == "host"
+
+
+def test_containerd_store_is_read_from_the_driver_status() -> None:
+    assert engine.has_containerd_store(
+        {"DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]}
+    )
+    assert not engine.has_containerd_store({"Driver": "overlay2", "DriverStatus": [["x", "y"]]})
+    assert not engine.has_containerd_store({"DriverStatus": None})
+
+
+def test_engine_choice_is_checked_before_any_work(tmp_path: Path) -> None:
+    done = run("measure", "--engine", "remote", env={"LABREPORT_STATE_DIR": str(tmp_path)})
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: --engine remote: not a choice",
+        "hint: choose from: auto, host, private",
+    ]
+
+
+def test_private_engine_that_was_never_fetched_is_one_error(tmp_path: Path) -> None:
+    done = run(
+        "measure", "--engine", "private", "--runtime", "native", "-o", str(tmp_path / "m.json"),
+        env={"LABREPORT_STATE_DIR": str(tmp_path / "empty-state")},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-2].startswith("error: the private engine is not unpacked")
+    assert lines[-1] == "hint: run scripts/setup (it fetches Debian 13's docker.io)"
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "m.json").exists()
