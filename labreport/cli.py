@@ -9,10 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar, cast
 
+import rich.console
+import rich.table
 import typer
 
 from labreport import (
     __version__,
+    compare,
     config,
     doctor,
     measure,
@@ -204,6 +207,46 @@ def render_command(
         return
     for path in render.write(report, output):
         typer.echo(f"wrote {path}")
+
+
+@app.command("compare")
+@user_errors
+def compare_command(
+    old: Annotated[Path, typer.Argument(help="A measurement file, or a folder of them.")],
+    new: Annotated[Path, typer.Argument(help="The same, to compare with OLD.")],
+    output_format: Annotated[
+        str, typer.Option("--format", help="table (terminal) or md (Markdown).")
+    ] = "table",
+    fail_above: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit 1 when a runtime is significantly slower in NEW by more than this "
+            "factor (e.g. 1.10).",
+            min=1.0,
+        ),
+    ] = None,
+) -> None:
+    """Startup of every runtime in NEW against OLD: medians, ratio, verdict (unpaired test)."""
+    if output_format not in ("table", "md"):
+        fail(f"--format {output_format}: not a choice", "choose from: table, md")
+    before, after = compare.side(old), compare.side(new)
+    rows = compare.compare(before, after)
+    if output_format == "md":
+        typer.echo(compare.markdown(before, after, rows), nl=False)
+    else:
+        table = rich.table.Table(title=f"OLD: {before.label}\nNEW: {after.label}")
+        for header in compare.HEADERS:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(*compare.cells(row))
+        rich.console.Console(width=160).print(table)
+    slower = [row.runtime for row in rows if fail_above and row.slower_than(fail_above)]
+    if slower:
+        fail(
+            f"significantly slower than {fail_above:g}x OLD: {', '.join(slower)}",
+            "look at what changed between the two measurements",
+            code=1,
+        )
 
 
 @app.command("version")

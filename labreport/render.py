@@ -105,7 +105,7 @@ class Report:
     charts: list[charts.Chart]
 
 
-def _runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
+def runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
     views: dict[str, RuntimeView] = {}
     for source in sources:
         result = source.measurement
@@ -162,7 +162,7 @@ class Context:
         self.partial = [s.path for s in sources if s.measurement.partial]
         self.environment = first.environment
         self.environments = {s.path: s.measurement.environment for s in sources}
-        self.runtimes = _runtime_views(sources)
+        self.runtimes = runtime_views(sources)
         self.artifacts: dict[str, ArtifactRecord] = {}
         self.skipped_builds: dict[str, str] = {}  # optional builds no source made, and why
         self.images: dict[str, ImageRecord] = {}

@@ -1,0 +1,129 @@
+"""`labreport compare OLD NEW`: is NEW faster or slower than OLD, runtime by runtime?
+
+Two measurements are separate runs (other rounds, maybe another host or engine), so their samples
+do not pair: the verdict is Mann-Whitney U with a Hodges-Lehmann ratio (stats.unpaired), and a
+difference is called only when the test rejects and the ratio is at least the minimum effect
+away from 1. Like pyperf's compare_to, with labreport's verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from labreport import render, stats
+from labreport.errors import LabreportError
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: its files, what they were measured on, and the runtimes."""
+
+    label: str
+    paths: tuple[str, ...]
+    views: dict[str, render.RuntimeView]
+
+
+@dataclass(frozen=True)
+class Row:
+    runtime: str
+    old_median_ms: float | None
+    new_median_ms: float | None
+    result: stats.Comparison | None  # None when a side has no valid sample of the runtime
+
+    def slower_than(self, factor: float) -> bool:
+        """Significantly slower (a verdict, not a point estimate alone) by more than factor."""
+        return (
+            self.result is not None
+            and self.result.verdict is stats.Verdict.SLOWER
+            and self.result.ratio > factor
+        )
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return render.default_sources(path)
+    return [path]
+
+
+def side(path: Path) -> Side:
+    """A file, or a folder of complete measurement files of one lab."""
+    sources = render.load_sources(_files(path))
+    labs = {source.measurement.lab for source in sources}
+    if len(labs) > 1:
+        raise LabreportError(
+            f"{path}: files of different labs ({', '.join(sorted(labs))})",
+            "compare the files of one lab",
+        )
+    first = sources[0].measurement.environment
+    engine = first.engine.get("engine_version", "no engine")
+    source = first.engine.get("source")
+    label = f"{first.host}, Docker {engine}" + (f", {source} engine" if source else "")
+    views = {name: view for name, view in render.runtime_views(sources).items() if view.valid_ms}
+    return Side(label, tuple(source.path for source in sources), views)
+
+
+def compare(old: Side, new: Side) -> list[Row]:
+    """A row per runtime measured on either side, in the order OLD lists them, then NEW's."""
+    if not old.views and not new.views:
+        raise LabreportError("neither side has a valid sample", "measure first")
+    names = list(old.views) + [name for name in new.views if name not in old.views]
+    rows = []
+    for name in names:
+        before, after = old.views.get(name), new.views.get(name)
+        result = None
+        if before is not None and after is not None:
+            result = stats.unpaired(after.valid_ms, before.valid_ms)
+        rows.append(
+            Row(
+                name,
+                before.startup.median if before and before.startup else None,
+                after.startup.median if after and after.startup else None,
+                result,
+            )
+        )
+    return rows
+
+
+def _verdict(row: Row) -> str:
+    if row.result is None:
+        return "only in OLD" if row.new_median_ms is None else "only in NEW"
+    if row.result.significant:
+        return f"NEW {row.result.verdict} ({render.fmt_pct(row.result.percent)})"
+    return f"no difference shown: {row.result.reason}"
+
+
+def _ratio(row: Row) -> str:
+    if row.result is None:
+        return "-"
+    interval = row.result.interval
+    return (
+        f"{render.fmt_times(row.result.ratio)} ({render.fmt_times(interval.low)} – "  # noqa: RUF001
+        f"{render.fmt_times(interval.high)}, {interval.coverage_text()})"
+    )
+
+
+def cells(row: Row) -> tuple[str, str, str, str, str]:
+    return (
+        row.runtime,
+        render.fmt_ms(row.old_median_ms) if row.old_median_ms is not None else "-",
+        render.fmt_ms(row.new_median_ms) if row.new_median_ms is not None else "-",
+        _ratio(row),
+        _verdict(row),
+    )
+
+
+HEADERS = ("runtime", "OLD median", "NEW median", "NEW / OLD (interval, coverage)", "verdict")
+
+
+def markdown(old: Side, new: Side, rows: Sequence[Row]) -> str:
+    lines = [
+        f"OLD: {old.label} ({', '.join(old.paths)})",
+        f"NEW: {new.label} ({', '.join(new.paths)})",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|---|---:|---:|---|---|",
+    ]
+    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
