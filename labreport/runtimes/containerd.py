@@ -153,9 +153,7 @@ class _CtrBase(RuntimeBase):
         )
         reader.start()
         try:
-            peak = poll_cgroup_peak(
-                cgroup, reader.is_alive, time.monotonic() + self.ctx.timeout_s
-            )
+            peak = poll_cgroup_peak(cgroup, reader.is_alive, time.monotonic() + self.ctx.timeout_s)
             if reader.is_alive():
                 raise LabreportError(
                     f"ctr run ({self.name}) did not finish within {self.ctx.timeout_s:g} s",
