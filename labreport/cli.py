@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from labreport import (
     render,
     workflows,
 )
+from labreport import engine as engine_module
 from labreport.errors import LabreportError
 
 P = ParamSpec("P")
@@ -134,6 +137,16 @@ def measure_command(
             "store), host, or private (started under the state directory, stopped after)."
         ),
     ] = "auto",
+    docker_host: Annotated[
+        str | None,
+        typer.Option(
+            help="Measure the Docker engine at this URL (unix://, tcp://, ssh://); runtimes "
+            "that run on this host are then recorded as not on this target if it is remote."
+        ),
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option(help="Measure the engine of this docker context.")
+    ] = None,
 ) -> None:
     """Build every variant, run it on every runtime the host has, write measurements/*.json."""
     lab = config.load(config_path)
@@ -151,6 +164,17 @@ def measure_command(
             f"--containerd {containerd}: not a choice",
             f"choose from: {', '.join(private_containerd.MODES)}",
             code=2,
+        )
+    from_environment = not (docker_host or context) and bool(os.environ.get("DOCKER_HOST"))
+    target = engine_module.resolve_target(
+        os.environ["DOCKER_HOST"] if from_environment else docker_host, context
+    )
+    if target:
+        plan = dataclasses.replace(
+            plan,
+            target=target,
+            target_is_local=engine_module.is_local(target),
+            target_source="DOCKER_HOST" if from_environment else "given",
         )
     if engine not in private_engine.MODES:
         fail(

@@ -56,10 +56,7 @@ def side(path: Path) -> Side:
             f"{path}: files of different labs ({', '.join(sorted(labs))})",
             "compare the files of one lab",
         )
-    first = sources[0].measurement.environment
-    engine = first.engine.get("engine_version", "no engine")
-    source = first.engine.get("source")
-    label = f"{first.host}, Docker {engine}" + (f", {source} engine" if source else "")
+    _, label = render.target_identity(sources[0].measurement)
     views = {name: view for name, view in render.runtime_views(sources).items() if view.valid_ms}
     return Side(label, tuple(source.path for source in sources), views)
 

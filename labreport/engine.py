@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +23,82 @@ LABEL_MANAGED = "org.labreport.managed"
 LABEL_RUN = "org.labreport.run"
 
 
+DEFAULT_URL = "unix:///var/run/docker.sock"
+SCHEMES = ("unix", "tcp", "ssh", "http", "https")
+
+
 def engine_url() -> str:
-    """The engine labreport talks to: its private engine while that runs, else DOCKER_HOST."""
-    return tools.private_engine_url() or os.environ.get(
-        "DOCKER_HOST", "unix:///var/run/docker.sock"
-    )
+    """The engine labreport talks to: one it was pointed at (its private engine, --docker-host,
+    --context), else DOCKER_HOST, else the default socket."""
+    current = tools.engine_in_use()
+    return current[0] if current else os.environ.get("DOCKER_HOST", DEFAULT_URL)
 
 
 def engine_source() -> str:
-    """host or private, for doctor and the measurement file."""
-    return "private" if tools.private_engine_url() else "host"
+    """Where the engine in use came from, for doctor and the measurement file: host (the
+    default socket), private, given (--docker-host or --context) or DOCKER_HOST."""
+    current = tools.engine_in_use()
+    if current:
+        return current[1]
+    return "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "host"
 
 
 def cli() -> list[str]:
-    """The docker CLI, pointed at the engine in use (the private one needs --host)."""
-    private = tools.private_engine_url()
-    return ["docker", "--host", private] if private else ["docker"]
+    """The docker CLI, pointed at the engine in use (DOCKER_HOST it reads itself)."""
+    current = tools.engine_in_use()
+    return ["docker", "--host", current[0]] if current else ["docker"]
+
+
+def is_local(url: str) -> bool:
+    """Does the engine at url run on this host (a unix socket, or loopback)?"""
+    scheme, _, rest = url.partition("://")
+    if scheme == "unix":
+        return True
+    host = rest.split("@")[-1].rsplit(":", 1)[0].strip("[]").split("/")[0]
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def resolve_target(docker_host: str | None, context: str | None) -> str | None:
+    """The URL of the engine the user named with --docker-host or --context (None: neither)."""
+    if docker_host and context:
+        raise LabreportError("--docker-host and --context both name an engine", "give one of them")
+    if context:
+        docker_host = _context_host(context)
+    if docker_host is None:
+        return None
+    scheme = docker_host.partition("://")[0]
+    if "://" not in docker_host or scheme not in SCHEMES:
+        raise LabreportError(
+            f"--docker-host {docker_host}: not an engine URL",
+            "use unix:///path/docker.sock, tcp://host:2375 or ssh://user@host",
+        )
+    if scheme == "ssh" and shutil.which("ssh") is None:
+        raise LabreportError(
+            f"{docker_host} needs the ssh client, which is not on PATH",
+            "install openssh-client, or use a tcp:// or unix:// endpoint",
+        )
+    return docker_host
+
+
+def _context_host(name: str) -> str:
+    done = subprocess.run(
+        ["docker", "context", "inspect", name, "--format", "{{.Endpoints.docker.Host}}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    host = done.stdout.strip()
+    if done.returncode != 0 or not host:
+        raise LabreportError(
+            f"docker context {name} does not exist"
+            + (f" ({proc_tail(done.stderr)})" if done.stderr.strip() else ""),
+            "list them with 'docker context ls'",
+        )
+    return host
+
+
+def proc_tail(text: str) -> str:
+    from labreport.proc import tail
+
+    return tail(text, 200)
 
 
 CGROUP_MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
@@ -56,7 +118,9 @@ def connect(timeout_s: int = API_TIMEOUT_S, url: str | None = None) -> docker.Do
     """A client whose every call has a timeout; a clear error when the daemon is not there."""
     url = url or engine_url()
     try:
-        client = docker.DockerClient(base_url=url, timeout=timeout_s)
+        client = docker.DockerClient(
+            base_url=url, timeout=timeout_s, use_ssh_client=url.startswith("ssh://")
+        )
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise LabreportError(
@@ -65,6 +129,38 @@ def connect(timeout_s: int = API_TIMEOUT_S, url: str | None = None) -> docker.Do
             "runtimes with --skip docker-cli,docker-api,docker-wasm,docker-wasm-aot",
         ) from error
     return client
+
+
+def same_engine_check(url: str) -> Callable[[], None]:
+    """A check that the engine at url is still the one that answered now (its engine ID).
+
+    Raises at once when nothing answers; the check raises when another engine (or none)
+    answers later, so a run never mixes two engines' figures.
+    """
+    client = connect(timeout_s=20, url=url)
+    try:
+        first = str(client.info().get("ID", ""))
+    finally:
+        client.close()
+
+    def check() -> None:
+        try:
+            client = connect(timeout_s=20, url=url)
+        except LabreportError as error:
+            raise LabreportError(
+                f"the engine at {url} stopped answering mid-run", "check it and run again"
+            ) from error
+        try:
+            now = str(client.info().get("ID", ""))
+        finally:
+            client.close()
+        if now != first:
+            raise LabreportError(
+                f"a different engine answers at {url} now (ID {now[:12]}, was {first[:12]})",
+                "measure again against one engine",
+            )
+
+    return check
 
 
 def has_containerd_store(info: Mapping[str, Any]) -> bool:
@@ -85,6 +181,11 @@ def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
     return {
         "source": engine_source(),
         "url": engine_url(),
+        "engine_id": str(info.get("ID", "unknown")),
+        "engine_name": str(info.get("Name", "unknown")),
+        "engine_os": f"{info.get('OperatingSystem', '?')} {info.get('OSType', '?')}/"
+        f"{info.get('Architecture', '?')}",
+        "shares_host_with_client": "yes" if is_local(engine_url()) else "no",
         "image_store": store,
         "engine_version": str(version.get("Version", "unknown")),
         "api_version": str(version.get("ApiVersion", "unknown")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import tempfile
 import time
@@ -43,6 +44,28 @@ class Plan:
     include: tuple[str, ...] = ()  # asked for by name: must be available
     skip: tuple[str, ...] = ()
     memory: bool = True
+    target: str = ""  # an engine the user named (--docker-host, --context, DOCKER_HOST): its URL
+    target_is_local: bool = True
+    target_source: str = "given"
+
+
+def not_on_target(runtime: object, plan: Plan) -> str:
+    """Why a runtime cannot measure the target engine the user named ("" when it can)."""
+    if not plan.target:
+        return ""
+    if getattr(runtime, "on_client_host", False) and not plan.target_is_local:
+        return (
+            f"not on this target: it runs on the client's own host, and the target is the "
+            f"remote engine at {plan.target}"
+        )
+    if getattr(runtime, "needs_engine_containerd", False) and not os.environ.get(
+        "LABREPORT_CONTAINERD_SOCKET"
+    ):
+        return (
+            f"not on this target: ctr needs the containerd of the engine at {plan.target}, "
+            "whose socket labreport does not know (set LABREPORT_CONTAINERD_SOCKET)"
+        )
+    return ""
 
 
 class Progress(Protocol):
@@ -201,7 +224,8 @@ def select_runtimes(
     records: list[RuntimeRecord] = []
     for name in names:
         runtime = registry[name]()
-        ok, reason = runtime.available()
+        reason = not_on_target(runtime, plan)
+        ok, reason = (False, reason) if reason else runtime.available()
         if not ok and name in plan.include:
             raise LabreportError(
                 f"runtime {name} is not available on this host: {reason}",

@@ -48,13 +48,15 @@ def home() -> Path:
 
 @dataclass(frozen=True)
 class Layout:
-    """Every path of the private engine, under one directory."""
+    """Every path of an engine labreport runs, under one directory (the binaries too, unless
+    they are shared from another layout's package)."""
 
     root: Path
+    shared_package: Path | None = None
 
     @property
     def package(self) -> Path:
-        return self.root / "pkg"
+        return self.shared_package or self.root / "pkg"
 
     @property
     def dockerd(self) -> Path:
@@ -173,7 +175,8 @@ def _processes_of(paths: Layout) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if exe.startswith(str(paths.package)) or marker in cmdline:
+        owns_binaries = paths.shared_package is None and exe.startswith(str(paths.package))
+        if owns_binaries or marker in cmdline:
             found.append(int(entry.name))
     return found
 
@@ -196,8 +199,12 @@ def _bridge_exists() -> bool:
     return _ip("link", "show", BRIDGE, check=False).returncode == 0
 
 
-def clear_leftovers(paths: Layout) -> list[str]:
-    """Kill, unmount and remove what a private engine left; what was found, in words."""
+def clear_leftovers(paths: Layout, bridge: bool = True) -> list[str]:
+    """Kill, unmount and remove what a private engine left; what was found, in words.
+
+    bridge: also the private engine's bridge in this network namespace (an engine in a
+    namespace of its own has its bridge there, removed with the namespace).
+    """
     found = []
     pids = _processes_of(paths)
     if pids:
@@ -213,10 +220,11 @@ def clear_leftovers(paths: Layout) -> list[str]:
         found.append(f"{len(mounts)} mount(s)")
         for point in sorted(mounts, key=len, reverse=True):
             proc.run(["umount", "-l", point], timeout_s=CALL_TIMEOUT_S, check=False)
-    if _bridge_exists():
+    if bridge and _bridge_exists():
         found.append(f"bridge {BRIDGE}")
         _ip("link", "delete", BRIDGE, check=False)
-    _remove_cgroups()
+    if bridge:
+        remove_cgroups()
     for path in (
         paths.socket,
         paths.pidfile,
@@ -228,9 +236,9 @@ def clear_leftovers(paths: Layout) -> list[str]:
     return found
 
 
-def _remove_cgroups() -> None:
-    """The engine's cgroup-parent directories, once empty (children first), in every hierarchy."""
-    for parent in Path("/sys/fs/cgroup").glob(f"*/{PRIVATE_CGROUP_PARENT}"):
+def remove_cgroups(parent_name: str = PRIVATE_CGROUP_PARENT) -> None:
+    """An engine's cgroup-parent directories, once empty (children first), in every hierarchy."""
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{parent_name}"):
         for directory in sorted(parent.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if directory.is_dir():
                 with contextlib.suppress(OSError):
@@ -420,12 +428,6 @@ def running() -> Iterator[Started]:
                 stop(daemon, paths)
             else:
                 clear_leftovers(paths)
-
-
-def needs_containerd_store(names: list[str]) -> bool:
-    from labreport.runtimes.registry import REGISTRY
-
-    return any(getattr(REGISTRY.get(n), "needs_containerd_store", False) for n in names)
 
 
 def wanted(mode: Mode, needs_store: bool) -> bool:

@@ -21,6 +21,7 @@ from labreport.models import (
     ArtifactRecord,
     CheckRecord,
     Detail,
+    Environment,
     ImageRecord,
     Measurement,
     MemoryRecord,
@@ -42,6 +43,7 @@ class RuntimeView:
     command: str
     details: dict[str, Detail]
     source: str
+    target: str = ""  # the short label of the target it was measured on
     valid_ms: list[float] = field(default_factory=list)
     valid_by_round: dict[int, float] = field(default_factory=dict)  # pairs with other runtimes
     measured: int = 0
@@ -97,6 +99,50 @@ class Source:
     path: str
     sha256: str
     measurement: Measurement
+
+
+@dataclass
+class Target:
+    """One engine on one host, and the measurement files taken on it."""
+
+    short: str  # host / engine (where it came from), for table cells and chart labels
+    sources: list[Source]
+    runtimes: dict[str, RuntimeView] = field(default_factory=dict)
+
+    @property
+    def environment(self) -> Environment:
+        return self.sources[0].measurement.environment
+
+
+def target_identity(measurement: Measurement) -> tuple[str, str]:
+    """(key, label) of the engine and host a measurement was taken on: same key, same target."""
+    env = measurement.environment
+    engine = env.engine
+    version = str(engine.get("engine_version", "no engine"))
+    source = str(engine.get("source", ""))
+    key = f"{env.host}|{engine.get('engine_id') or version + '|' + source}"
+    engine_text = f"Docker {version}" if "engine_version" in engine else "no Docker engine"
+    return key, f"{env.host} / {engine_text}" + (f" ({source})" if source else "")
+
+
+def group_targets(sources: Sequence[Source]) -> list[Target]:
+    """Sources grouped by target, in the order they were given; one lab only."""
+    labs = sorted({source.measurement.lab for source in sources})
+    if len(labs) > 1:
+        raise LabreportError(
+            f"files of different labs: {', '.join(labs)} "
+            f"({', '.join(source.path for source in sources)})",
+            "render the files of one lab together",
+        )
+    targets: dict[str, Target] = {}
+    for source in sources:
+        key, label = target_identity(source.measurement)
+        targets.setdefault(key, Target(label, [])).sources.append(source)
+    for target in targets.values():
+        target.runtimes = runtime_views(target.sources)
+        for view in target.runtimes.values():
+            view.target = target.short
+    return list(targets.values())
 
 
 @dataclass
@@ -162,14 +208,19 @@ class Context:
         self.partial = [s.path for s in sources if s.measurement.partial]
         self.environment = first.environment
         self.environments = {s.path: s.measurement.environment for s in sources}
-        self.runtimes = runtime_views(sources)
+        # The first target is the primary one: single-target sections and the answers use it;
+        # further targets appear beside it in the tables and in the comparison across targets.
+        self.targets = group_targets(sources)
+        self.multi = len(self.targets) > 1
+        primary = self.targets[0]
+        self.runtimes = primary.runtimes
         self.artifacts: dict[str, ArtifactRecord] = {}
         self.skipped_builds: dict[str, str] = {}  # optional builds no source made, and why
         self.images: dict[str, ImageRecord] = {}
         self.memory: list[MemoryRecord] = []
         self.checks: list[CheckRecord] = []
         self.commands: list[str] = []
-        for source in sources:
+        for source in primary.sources:
             result = source.measurement
             for artifact in result.artifacts:
                 self.artifacts.setdefault(artifact.name, artifact)
@@ -192,6 +243,60 @@ class Context:
 
     def measured(self) -> list[RuntimeView]:
         return [v for v in self.runtimes.values() if v.measured_ok]
+
+    def startup_rows(self) -> list[RuntimeView]:
+        """Every target's measured runtimes, the same runtime's targets side by side."""
+        order = {name: index for index, name in enumerate(self._all_names())}
+        rows = [v for t in self.targets for v in t.runtimes.values() if v.measured_ok]
+        return sorted(rows, key=lambda view: order[view.name])  # stable: targets stay in order
+
+    def unmeasured_rows(self) -> list[RuntimeView]:
+        return [v for t in self.targets for v in t.runtimes.values() if not v.measured_ok]
+
+    def _all_names(self) -> list[str]:
+        names: list[str] = []
+        for target in self.targets:
+            names += [name for name in target.runtimes if name not in names]
+        return names
+
+    def image_rows(self) -> list[tuple[str, ImageRecord]]:
+        """Each target's images, one row per image name (its first file's)."""
+        rows = []
+        for target in self.targets:
+            images: dict[str, ImageRecord] = {}
+            for source in target.sources:
+                for image in source.measurement.images:
+                    images.setdefault(image.name, image)
+            rows += [(target.short, image) for image in images.values()]
+        return rows
+
+    def memory_rows(self) -> list[tuple[str, MemoryRecord]]:
+        return [
+            (target.short, record)
+            for target in self.targets
+            for source in target.sources
+            for record in source.measurement.memory
+        ]
+
+    def across_targets(self) -> list[ComparisonView]:
+        """Each runtime on every further target against the primary one (unpaired)."""
+        primary, rows = self.targets[0], []
+        for target in self.targets[1:]:
+            for name, view in target.runtimes.items():
+                base = primary.runtimes.get(name)
+                if view.startup is None or base is None or base.startup is None:
+                    continue
+                result = stats.unpaired(view.valid_ms, base.valid_ms)
+                rows.append(
+                    ComparisonView(
+                        f"{name} on {target.short}",
+                        f"{name} on {primary.short}",
+                        view.startup.median,
+                        base.startup.median,
+                        result,
+                    )
+                )
+        return rows
 
     def unmeasured(self) -> list[RuntimeView]:
         return [v for v in self.runtimes.values() if not v.measured_ok]
@@ -239,30 +344,33 @@ class Context:
 
     def _charts(self) -> dict[str, charts.Chart]:
         made: dict[str, charts.Chart] = {}
-        timed = {v.name: v.valid_ms for v in self.measured()}
+        timed = {
+            (f"{v.name} @ {v.target}" if self.multi else v.name): v.valid_ms
+            for v in self.startup_rows()
+        }
         if timed:
             made["startup"] = charts.startup(timed)
         groups: dict[str, dict[str, int]] = {}
         for artifact in self.artifacts.values():
             if artifact.origin == "host-build":
                 groups.setdefault("binary / module", {})[artifact.name] = artifact.size_bytes
-        for image in self.images.values():
-            groups.setdefault("image content", {})[image.name] = (
-                image.content_size_uncompressed_bytes
-            )
-            groups.setdefault("layers, gzip", {})[image.name] = image.layers_size_compressed_bytes
-            groups.setdefault("image archive", {})[image.name] = image.archive_size_bytes
+        for target_short, image in self.image_rows():
+            name = f"{image.name} @ {target_short}" if self.multi else image.name
+            groups.setdefault("image content", {})[name] = image.content_size_uncompressed_bytes
+            groups.setdefault("layers, gzip", {})[name] = image.layers_size_compressed_bytes
+            groups.setdefault("image archive", {})[name] = image.archive_size_bytes
         if groups:
             made["sizes"] = charts.sizes(groups)
         bars: dict[str, int] = {}
-        for record in self.memory:
+        for target_short, record in self.memory_rows():
+            who = f"{record.runtime} @ {target_short}" if self.multi else record.runtime
             idle = record.idle_median_bytes()
             if idle is not None:
-                bars[f"{record.runtime}: server idle"] = idle
+                bars[f"{who}: server idle"] = idle
             if record.peak_bytes:
-                bars[f"{record.runtime}: {record.mode} peak"] = record.peak_bytes
+                bars[f"{who}: {record.mode} peak"] = record.peak_bytes
             if record.linear_memory_bytes:
-                bars[f"{record.runtime}: linear memory"] = record.linear_memory_bytes
+                bars[f"{who}: linear memory"] = record.linear_memory_bytes
         if bars:
             made["memory"] = charts.memory(bars)
         return made

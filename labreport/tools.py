@@ -101,21 +101,28 @@ def go_binary() -> Path:
 
 
 _private_socket: list[Path] = []  # set while labreport's private containerd runs
-_private_engine: list[str] = []  # set while labreport's private Docker engine runs
+_engines: list[tuple[str, str]] = []  # (url, source) of engines labreport was pointed at
 
 
 @contextlib.contextmanager
-def using_engine(url: str) -> Iterator[None]:
-    """Point every Docker call (API and CLI) at an engine that labreport started, while it runs."""
-    _private_engine.append(url)
+def using_engine(url: str, source: str = "private") -> Iterator[None]:
+    """Point every Docker call (API and CLI) at an engine while the block runs: labreport's
+    private engine ("private"), or one the user named ("given": --docker-host, --context)."""
+    _engines.append((url, source))
     try:
         yield
     finally:
-        _private_engine.remove(url)
+        _engines.remove((url, source))
+
+
+def engine_in_use() -> tuple[str, str] | None:
+    """(url, source) of the engine labreport was pointed at, if any."""
+    return _engines[-1] if _engines else None
 
 
 def private_engine_url() -> str | None:
-    return _private_engine[-1] if _private_engine else None
+    current = engine_in_use()
+    return current[0] if current and current[1] == "private" else None
 
 
 @contextlib.contextmanager
@@ -145,7 +152,7 @@ def containerd_socket() -> Path | None:
 def containerd_source(socket: Path) -> str:
     """Which containerd a socket belongs to, in words for doctor and the measurement file."""
     if socket in _private_socket:
-        if _private_engine:
+        if private_engine_url():
             return f"the private Docker engine's own containerd, under {socket.parent}"
         return f"a private containerd started and stopped by labreport under {socket.parent}"
     if os.environ.get("LABREPORT_CONTAINERD_SOCKET"):

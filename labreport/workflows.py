@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from labreport import (
     tools,
 )
 from labreport.config import LabConfig
+from labreport.errors import LabreportError
 from labreport.models import Measurement
 from labreport.progress import BarProgress
 from labreport.runtimes import Runtime
@@ -75,22 +77,37 @@ def measure_lab(
     containerd: private_containerd.Mode = "auto",
     engine_mode: private_engine.Mode = "auto",
 ) -> Measurement:
-    """The measurement on the engine that can run what was asked for (see private_engine)."""
+    """The measurement on the engine that can run what was asked for (see private_engine), or
+    on the target engine the user named (plan.target)."""
     registry = registry or REGISTRY
     names = [n for n in (plan.include or tuple(registry)) if n not in plan.skip]
     wanted = any(getattr(registry.get(n), "uses_containerd", False) for n in names)
     needs_store = any(getattr(registry.get(n), "needs_containerd_store", False) for n in names)
-    with private_engine.as_needed(engine_mode, needs_store) as started:
-        facts = {} if started is None else {"private_start_seconds": f"{started.start_seconds:.2f}"}
-        with private_containerd.as_needed(containerd, wanted):
-            return measure.measure(
-                config,
-                plan,
-                registry,
-                environment=lambda: environment.collect(config, config_path, facts),
-                progress=BarProgress(),
-                health=None if started is None else started.check_alive,
+    if plan.target:
+        if engine_mode == "private":
+            raise LabreportError(
+                "--engine private and a target engine (--docker-host, --context) both chosen",
+                "give one of them",
             )
+        engine_mode = "host"  # the named engine is the one to measure
+    health: Callable[[], None] | None = None
+    with contextlib.ExitStack() as around:
+        if plan.target:
+            health = engine.same_engine_check(plan.target)  # raises now if it does not answer
+            around.enter_context(tools.using_engine(plan.target, plan.target_source))
+        started = around.enter_context(private_engine.as_needed(engine_mode, needs_store))
+        if started is not None:
+            health = started.check_alive
+        facts = {} if started is None else {"private_start_seconds": f"{started.start_seconds:.2f}"}
+        around.enter_context(private_containerd.as_needed(containerd, wanted and not plan.target))
+        return measure.measure(
+            config,
+            plan,
+            registry,
+            environment=lambda: environment.collect(config, config_path, facts),
+            progress=BarProgress(),
+            health=health,
+        )
 
 
 def _mib(value: int | None) -> str:

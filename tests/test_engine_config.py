@@ -80,3 +80,77 @@ def test_private_engine_that_was_never_fetched_is_one_error(tmp_path: Path) -> N
     assert lines[-1] == "hint: run scripts/setup (it fetches Debian 13's docker.io)"
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("unix:///var/run/docker.sock", True),
+        ("tcp://127.0.0.1:2375", True),
+        ("tcp://localhost:2375", True),
+        ("tcp://[::1]:2375", True),
+        ("tcp://10.213.99.2:2375", False),
+        ("ssh://user@build-box", False),
+    ],
+)
+def test_which_targets_share_this_host(url: str, local: bool) -> None:
+    assert engine.is_local(url) is local
+
+
+def test_target_options_are_checked_before_any_work(tmp_path: Path) -> None:
+    from labreport.errors import LabreportError
+
+    assert engine.resolve_target(None, None) is None
+    assert engine.resolve_target("tcp://10.0.0.2:2375", None) == "tcp://10.0.0.2:2375"
+    with pytest.raises(LabreportError, match="both name an engine"):
+        engine.resolve_target("tcp://x:1", "ctx")
+    with pytest.raises(LabreportError, match="not an engine URL"):
+        engine.resolve_target("10.0.0.2:2375", None)
+    done = run("measure", "--context", "no-such-context-xyz", "-o", str(tmp_path / "m.json"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[0].startswith(
+        "error: docker context no-such-context-xyz does not exist"
+    )
+    assert done.stderr.splitlines()[-1] == "hint: list them with 'docker context ls'"
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_target_that_does_not_answer_is_one_error_before_any_build(tmp_path: Path) -> None:
+    done = run(
+        "measure", "--docker-host", f"unix://{tmp_path}/nothing.sock",
+        "-o", str(tmp_path / "m.json"), env={"LABREPORT_STATE_DIR": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: Docker daemon not reachable at unix://{tmp_path}/")
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "state" / "artifacts").exists()  # nothing was built
+
+
+def test_runtimes_on_the_clients_host_are_not_on_a_remote_target() -> None:
+    from labreport.measure import Plan, not_on_target
+    from labreport.runtimes.containerd import CtrRuncRuntime
+    from labreport.runtimes.docker import DockerCliRuntime
+    from labreport.runtimes.native import NativeRuntime
+
+    remote = Plan(runs=1, warmup=0, timeout_s=1, output=Path("x"),
+                  target="tcp://10.0.0.2:2375", target_is_local=False)  # fmt: skip
+    local = Plan(runs=1, warmup=0, timeout_s=1, output=Path("x"),
+                 target="unix:///other.sock", target_is_local=True)  # fmt: skip
+    assert not_on_target(NativeRuntime(), remote).startswith("not on this target")
+    assert "remote engine at tcp://10.0.0.2:2375" in not_on_target(NativeRuntime(), remote)
+    assert not_on_target(DockerCliRuntime(), remote) == ""
+    assert not_on_target(NativeRuntime(), local) == ""
+    assert "LABREPORT_CONTAINERD_SOCKET" in not_on_target(CtrRuncRuntime(), local)
+    unnamed = Plan(runs=1, warmup=0, timeout_s=1, output=Path("x"))
+    assert not_on_target(CtrRuncRuntime(), unnamed) == ""
+
+
+def test_docker_host_in_the_environment_is_a_target_like_the_option(tmp_path: Path) -> None:
+    done = run(
+        "measure", "-o", str(tmp_path / "m.json"),
+        env={"DOCKER_HOST": f"unix://{tmp_path}/gone.sock",
+             "LABREPORT_STATE_DIR": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: Docker daemon not reachable at unix://{tmp_path}/")
+    assert not (tmp_path / "state" / "artifacts").exists()

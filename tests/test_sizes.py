@@ -38,8 +38,13 @@ def legacy_archive(path: Path) -> Path:
     """Docker before 25: <id>/layer.tar, uncompressed, named by manifest.json."""
     manifest = [{"Config": "abc.json", "RepoTags": None, "Layers": ["1111/layer.tar"]}]
     path.write_bytes(
-        tar_bytes({"abc.json": b"{}", "1111/layer.tar": LAYER,
-                   "manifest.json": json.dumps(manifest).encode()})
+        tar_bytes(
+            {
+                "abc.json": b"{}",
+                "1111/layer.tar": LAYER,
+                "manifest.json": json.dumps(manifest).encode(),
+            }
+        )
     )
     return path
 
@@ -50,9 +55,15 @@ def oci_archive(path: Path, compress: bool) -> Path:
     name = f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}"
     manifest = [{"Config": "blobs/sha256/cfg", "RepoTags": None, "Layers": [name]}]
     path.write_bytes(
-        tar_bytes({"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": b"{}",
-                   "blobs/sha256/cfg": b"{}", name: blob,
-                   "manifest.json": json.dumps(manifest).encode()})
+        tar_bytes(
+            {
+                "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+                "index.json": b"{}",
+                "blobs/sha256/cfg": b"{}",
+                name: blob,
+                "manifest.json": json.dumps(manifest).encode(),
+            }
+        )
     )
     return path
 

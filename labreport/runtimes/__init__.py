@@ -119,6 +119,13 @@ class Runtime(Protocol):
 class RuntimeBase:
     """Defaults for the optional parts of the protocol; a runtime overrides what it has."""
 
+    # Runs on the client's own host (a process, ctr, embedded wasmtime), not through the engine:
+    # with a remote engine as the target it is "not on this target".
+    on_client_host = False
+    # Needs the engine's own containerd socket (ctr), which labreport knows only for the
+    # host's engine, its private engine, or LABREPORT_CONTAINERD_SOCKET.
+    needs_engine_containerd = False
+
     def available(self) -> tuple[bool, str]:
         return True, ""
 

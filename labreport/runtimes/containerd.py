@@ -43,6 +43,8 @@ ONCE_PEAK_METHOD = once_peak_method("task")
 
 class _CtrBase(RuntimeBase):
     uses_containerd = True  # labreport starts a private containerd when the engine has none
+    on_client_host = True
+    needs_engine_containerd = True
     name = ""
     description = ""
     kind = ""

@@ -175,6 +175,26 @@ class _DockerBase(RuntimeBase):
     def _once_memory(self, ctx: RunContext) -> MemoryRecord:
         return once_memory(self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx))
 
+    def _memory(self, ctx: RunContext, server: bool) -> list[MemoryRecord]:
+        """A CLI run's peak and (if server) server mode; on a remote engine, why not."""
+        if not engine.is_local(engine.engine_url()):
+            why = (
+                "not measurable from here: the container's cgroup and its published port are "
+                f"on the remote engine's host ({engine.engine_url()})"
+            )
+            records = [MemoryRecord(runtime=self.name, mode="once", method=ONCE_PEAK_METHOD,
+                                    readings=[], failure=why)]  # fmt: skip
+            if server:
+                records.append(
+                    MemoryRecord(runtime=self.name, method=SERVER_USAGE_METHOD, readings=[],
+                                 failure=why)
+                )  # fmt: skip
+            return records
+        if not server:
+            return [self._once_memory(ctx)]
+        served, self.server_check = self._server(ctx)
+        return [self._once_memory(ctx), served]
+
     def _server(self, ctx: RunContext) -> tuple[MemoryRecord, CheckRecord]:
         """Server mode with its port published on loopback; the outcome, whatever it is."""
         port = ctx.config.server.port
@@ -311,8 +331,7 @@ class DockerApiRuntime(_DockerBase):
         )
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        server, self.server_check = self._server(ctx)
-        return [self._once_memory(ctx), server]
+        return self._memory(ctx, server=True)
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         return [self.server_check] if self.server_check is not None else []
@@ -348,7 +367,7 @@ class DockerWasmRuntime(DockerCliRuntime):
     module_compilation = "at every start (module in the rootfs layer)"
 
     def available(self) -> tuple[bool, str]:
-        if self.shim.find() is None:
+        if engine.is_local(engine.engine_url()) and self.shim.find() is None:
             return False, f"{self.shim.binary} not installed (run scripts/setup)"
         try:
             client = engine.connect(timeout_s=20)
@@ -391,8 +410,7 @@ class DockerWasmRuntime(DockerCliRuntime):
         return {"module_compilation": self.module_compilation}
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        server, self.server_check = self._server(ctx)
-        return [self._once_memory(ctx), server]
+        return self._memory(ctx, server=True)
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         argv = self.run_argv(ctx.config.wagi.env, self._name("wagi"))
@@ -423,7 +441,7 @@ class DockerWasmAotRuntime(DockerWasmRuntime):
     )
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        return [self._once_memory(ctx)]
+        return self._memory(ctx, server=False)
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         return []

@@ -26,6 +26,7 @@ def free_port() -> int:
 
 
 class NativeRuntime(RuntimeBase):
+    on_client_host = True
     name = "native"
     description = "host process (no container)"
     needs = frozenset({"native"})

@@ -39,6 +39,7 @@ def wasmtime_version() -> str | None:
 
 
 class WasmtimeEmbeddedRuntime(RuntimeBase):
+    on_client_host = True
     name = "wasmtime-embedded"
     description = "wasmtime (PyPI) in-process: precompiled module, fresh instance per run"
     needs = frozenset({"wasm-module"})
