@@ -146,7 +146,7 @@ def daemon_config(paths: Layout) -> dict[str, object]:
     }
 
 
-def _daemon_env(paths: Layout) -> dict[str, str]:
+def daemon_env(paths: Layout) -> dict[str, str]:
     """dockerd finds containerd 1.7 in the package, runc on the host, the shims in SHIM_DIR."""
     path = [
         str(paths.bin_dir),
@@ -163,7 +163,7 @@ def _daemon_env(paths: Layout) -> dict[str, str]:
 # -- leftovers: processes, mounts, bridge, sockets ---------------------------------------------
 
 
-def _processes_of(paths: Layout) -> list[int]:
+def processes_of(paths: Layout) -> list[int]:
     """Processes that belong to the private engine: its binaries, or naming its directory."""
     found = []
     marker = str(paths.root).encode()
@@ -181,7 +181,7 @@ def _processes_of(paths: Layout) -> list[int]:
     return found
 
 
-def _mounts_under(root: Path) -> list[str]:
+def mounts_under(root: Path) -> list[str]:
     mounts = []
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -195,7 +195,7 @@ def _ip(*args: str, check: bool = True) -> proc.Completed:
     return proc.run(["ip", *args], timeout_s=CALL_TIMEOUT_S, check=check, what=f"ip {args[0]}")
 
 
-def _bridge_exists() -> bool:
+def bridge_exists() -> bool:
     return _ip("link", "show", BRIDGE, check=False).returncode == 0
 
 
@@ -206,21 +206,21 @@ def clear_leftovers(paths: Layout, bridge: bool = True) -> list[str]:
     namespace of its own has its bridge there, removed with the namespace).
     """
     found = []
-    pids = _processes_of(paths)
+    pids = processes_of(paths)
     if pids:
         found.append(f"{len(pids)} process(es)")
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _processes_of(paths) and time.monotonic() < deadline:
+        while processes_of(paths) and time.monotonic() < deadline:
             time.sleep(0.1)
-    mounts = _mounts_under(paths.root)
+    mounts = mounts_under(paths.root)
     if mounts:
         found.append(f"{len(mounts)} mount(s)")
         for point in sorted(mounts, key=len, reverse=True):
             proc.run(["umount", "-l", point], timeout_s=CALL_TIMEOUT_S, check=False)
-    if bridge and _bridge_exists():
+    if bridge and bridge_exists():
         found.append(f"bridge {BRIDGE}")
         _ip("link", "delete", BRIDGE, check=False)
     if bridge:
@@ -408,7 +408,7 @@ def running() -> Iterator[Started]:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=_daemon_env(paths),
+                    env=daemon_env(paths),
                     start_new_session=True,  # Ctrl-C reaches labreport, which stops it in order
                 )
             _wait_until_serving(daemon, paths)

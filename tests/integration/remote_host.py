@@ -51,8 +51,8 @@ def traces(root: Path) -> dict[str, object]:
     return {
         "namespace": NAMESPACE in namespaces,
         "veth": veth.returncode == 0,
-        "processes": private_engine._processes_of(paths),
-        "mounts": private_engine._mounts_under(paths.root),
+        "processes": private_engine.processes_of(paths),
+        "mounts": private_engine.mounts_under(paths.root),
         "cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}")),
     }
 
@@ -72,7 +72,7 @@ def _teardown(daemon: subprocess.Popen[bytes] | None, paths: private_engine.Layo
     ip("netns", "delete", NAMESPACE, check=False)  # takes the veth pair and the bridge with it
     ip("link", "delete", HOST_SIDE, check=False)
     private_engine.remove_cgroups(CGROUP_PARENT)
-    if not private_engine._mounts_under(paths.root):
+    if not private_engine.mounts_under(paths.root):
         shutil.rmtree(paths.root, ignore_errors=True)
 
 
@@ -114,7 +114,7 @@ def remote_engine(root: Path) -> Iterator[str]:
                 ["nsenter", f"--net=/run/netns/{NAMESPACE}", str(paths.dockerd),
                  "--config-file", str(paths.config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=private_engine._daemon_env(paths), start_new_session=True,
+                env=private_engine.daemon_env(paths), start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:

@@ -56,9 +56,9 @@ def left_on_engine() -> dict[str, set[str]]:
 def private_engine_traces() -> dict[str, object]:
     paths = private_engine.layout()
     return {
-        "processes": private_engine._processes_of(paths),
-        "mounts": private_engine._mounts_under(paths.root),
-        "bridge": private_engine._bridge_exists(),
+        "processes": private_engine.processes_of(paths),
+        "mounts": private_engine.mounts_under(paths.root),
+        "bridge": private_engine.bridge_exists(),
         "socket": paths.socket.exists(),
     }
 
@@ -172,14 +172,14 @@ def test_a_private_engine_killed_with_everything_starts_cleanly_again(
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
         paths = private_engine.layout()
-        assert private_engine._processes_of(paths)
-        for pid in [holder.pid, *private_engine._processes_of(paths)]:
+        assert private_engine.processes_of(paths)
+        for pid in [holder.pid, *private_engine.processes_of(paths)]:
             os.kill(pid, signal.SIGKILL)
     finally:
         holder.kill()
         holder.wait(timeout=30)
     time.sleep(0.5)
-    assert paths.socket.exists() and private_engine._bridge_exists()  # what it left behind
+    assert paths.socket.exists() and private_engine.bridge_exists()  # what it left behind
     with private_engine.running() as started:
         assert "bridge labreport0" in started.cleared
         assert engine.connect().ping()
