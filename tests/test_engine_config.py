@@ -154,3 +154,39 @@ def test_docker_host_in_the_environment_is_a_target_like_the_option(tmp_path: Pa
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"error: Docker daemon not reachable at unix://{tmp_path}/")
     assert not (tmp_path / "state" / "artifacts").exists()
+
+
+def test_an_ssh_endpoint_needs_the_ssh_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labreport.errors import LabreportError
+
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    with pytest.raises(LabreportError, match="needs the ssh client") as raised:
+        engine.resolve_target("ssh://me@build-box", None)
+    assert "tcp://" in raised.value.hint
+
+
+class FakeEngine:
+    """Answers info() with whatever engine ID the test says is behind the address now."""
+
+    def __init__(self, answering: list[str]) -> None:
+        self.answering = answering
+
+    def info(self) -> dict[str, str]:
+        return {"ID": self.answering[0]}
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_different_engine_answering_midway_stops_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from labreport.errors import LabreportError
+
+    answering = ["AAAA1111"]
+    monkeypatch.setattr(engine, "connect", lambda timeout_s=0, url=None: FakeEngine(answering))
+    check = engine.same_engine_check("tcp://10.213.88.2:2375")
+    check()  # the same engine: nothing to say
+    answering[0] = "BBBB2222"
+    with pytest.raises(LabreportError, match=r"a different engine answers at tcp://10\.213"):
+        check()
