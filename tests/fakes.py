@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 from labreport.config import LabConfig
@@ -37,3 +38,25 @@ def no_build(
     undo: contextlib.ExitStack,
 ) -> BuildOutcome:
     return BuildOutcome(commands=["(no build: fake runtimes)"])
+
+
+SYNTHETIC = Path(__file__).resolve().parent / "fixtures" / "synthetic.json"
+
+
+def synthetic_variant(
+    path: Path,
+    factors: dict[str, float] | None = None,
+    lab: str = "",
+    engine: dict[str, str] | None = None,
+) -> Path:
+    """The synthetic fixture (made-up data) with some runtimes' samples multiplied, another lab
+    name or another engine, written to path."""
+    data = json.loads(SYNTHETIC.read_text())
+    for sample in data["samples"]:
+        sample["wall_ns"] = int(sample["wall_ns"] * (factors or {}).get(sample["runtime"], 1.0))
+    if lab:
+        data["lab"] = lab
+    if engine is not None:
+        data["environment"]["engine"] = engine
+    path.write_text(json.dumps(data))
+    return path

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from labreport import compare
 
+from .fakes import SYNTHETIC, synthetic_variant
 from .test_cli import run
-
-SYNTHETIC = Path(__file__).resolve().parent / "fixtures" / "synthetic.json"
 
 
 def scaled(tmp_path: Path, name: str, factors: dict[str, float], lab: str = "") -> Path:
-    """The synthetic fixture with some runtimes' samples multiplied (made-up data)."""
-    data = json.loads(SYNTHETIC.read_text())
-    for sample in data["samples"]:
-        sample["wall_ns"] = int(sample["wall_ns"] * factors.get(sample["runtime"], 1.0))
-    if lab:
-        data["lab"] = lab
-    path = tmp_path / name
-    path.write_text(json.dumps(data))
-    return path
+    return synthetic_variant(tmp_path / name, factors, lab)
 
 
 def test_verdicts_per_runtime(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,15 +9,15 @@ import pytest
 from labreport import render
 from labreport.errors import LabreportError
 
-SYNTHETIC = Path(__file__).resolve().parent / "fixtures" / "synthetic.json"
+from .fakes import SYNTHETIC, synthetic_variant
+from .fixtures.make_fixture import RUNTIMES
 
 
 def target_file(
     tmp_path: Path, name: str, engine_id: str, factor: float = 1.0, lab: str = ""
 ) -> Path:
     """The synthetic fixture (made-up data) as measured on another engine."""
-    data = json.loads(SYNTHETIC.read_text())
-    data["environment"]["engine"] = {
+    engine = {
         "engine_id": engine_id,
         "engine_version": f"26.1.{engine_id}",
         "source": "given",
@@ -26,13 +25,8 @@ def target_file(
         "image_store": "containerd image store",
         "shares_host_with_client": "no",
     }
-    for sample in data["samples"]:
-        sample["wall_ns"] = int(sample["wall_ns"] * factor)
-    if lab:
-        data["lab"] = lab
-    path = tmp_path / name
-    path.write_text(json.dumps(data))
-    return path
+    factors = {runtime: factor for runtime in RUNTIMES}
+    return synthetic_variant(tmp_path / name, factors, lab, engine)
 
 
 def test_two_targets_side_by_side_with_a_comparison_across_them(tmp_path: Path) -> None:
