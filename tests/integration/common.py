@@ -75,6 +75,17 @@ def measure_hanging(tmp_path: Path, runtime: str, timeout_s: int) -> str:
     return stderr
 
 
+def wait_until_started(
+    process: subprocess.Popen[str], started: Callable[[], bool], timeout_s: float = 300
+) -> None:
+    """Until started() sees the run's work alive; fails if the run ends or never gets there."""
+    deadline = time.monotonic() + timeout_s
+    while not started():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never started anything"
+        time.sleep(0.05)
+
+
 def measure_interrupted(
     tmp_path: Path,
     runtimes: str,
@@ -89,11 +100,7 @@ def measure_interrupted(
         "measure", "--runtime", runtimes, "--runs", "200", "--warmup", "0", "--no-memory",
         "-o", str(output), *extra,
     )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not started():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the run never started anything"
-        time.sleep(0.05)
+    wait_until_started(process, started)
     os.kill(process.pid, sig)
     _, stderr = process.communicate(timeout=180)
     assert process.returncode == 130, stderr

@@ -25,6 +25,7 @@ from .common import (
     labreport,
     labreport_containers_and_run_tags,
     measure_interrupted,
+    wait_until_started,
 )
 
 pytestmark = pytest.mark.docker
@@ -244,11 +245,7 @@ def test_the_private_engine_dying_mid_run_is_one_line_and_leaves_nothing(
         "measure", "--engine", "private", "--runtime", "docker-cli", "--runs", "200",
         "--warmup", "0", "--no-memory", "-o", str(output),
     )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not private_engine_has_run_containers():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the run never started a container"
-        time.sleep(0.05)
+    wait_until_started(process, private_engine_has_run_containers)
     os.kill(int(private_engine.layout().pidfile.read_text()), signal.SIGKILL)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2, stderr
