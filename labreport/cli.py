@@ -27,7 +27,7 @@ from labreport import (
     workflows,
 )
 from labreport import engine as engine_module
-from labreport.errors import LabreportError
+from labreport.errors import LabreportError, RunInterruptedError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,9 +58,12 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
+        except RunInterruptedError as error:
+            fail(error.message, error.hint, code=130)
         except LabreportError as error:
             fail(error.message, error.hint)
         except KeyboardInterrupt:
+            # Writes are atomic: an interrupted command leaves the old file or none.
             fail("interrupted", "nothing half-written was kept; run the command again", code=130)
         raise AssertionError("unreachable")
 
@@ -91,13 +94,6 @@ def doctor_command(
 def build_command(config_path: ConfigOption = config.DEFAULT_CONFIG) -> None:
     """Build the lab's program natively, as a WASI module and as the scratch image; show sizes."""
     typer.echo(workflows.build_all(config.load(config_path)))
-
-
-def _names(values: list[str] | None) -> tuple[str, ...]:
-    """Runtime names from repeated options, each of which may be a comma-separated list."""
-    return tuple(
-        part.strip() for value in values or [] for part in value.split(",") if part.strip()
-    )
 
 
 @app.command("measure")
@@ -155,10 +151,11 @@ def measure_command(
         warmup=lab.measure.warmup if warmup is None else warmup,
         timeout_s=timeout or lab.measure.timeout_s,
         output=output or Path("measurements") / f"{lab.name}.json",
-        include=_names(runtime),
-        skip=_names(skip),
+        include=measure.runtime_names(runtime, "--runtime"),
+        skip=measure.runtime_names(skip, "--skip"),
         memory=memory,
     )
+    measure.check_plan(plan)
     if containerd not in private_containerd.MODES:
         fail(
             f"--containerd {containerd}: not a choice",

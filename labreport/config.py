@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from labreport.errors import LabreportError
 
@@ -76,12 +76,13 @@ class ServerConfig(Strict):
 class MeasureDefaults(Strict):
     runs: int = Field(ge=1)
     warmup: int = Field(ge=0)
-    timeout_s: float = Field(gt=0)
+    timeout_s: float = Field(gt=0, allow_inf_nan=False)
 
 
 class LabConfig(Strict):
     schema_version: int
-    name: str
+    # Used in file names (measurements/<name>.json): no path separators, no leading dot.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     title: str
     app_dir: str
     sources: list[str]
@@ -93,6 +94,21 @@ class LabConfig(Strict):
     check: CheckConfig
     server: ServerConfig
     measure: MeasureDefaults
+
+    @model_validator(mode="after")
+    def _images_come_from_builds_that_always_exist(self) -> LabConfig:
+        """The images are made from host builds, so those must exist and never be skipped."""
+        for field, build in (
+            ("image.same_as_build", self.image.same_as_build),
+            ("wasm_image.build", self.wasm_image.build),
+        ):
+            if build not in self.builds:
+                raise ValueError(f"{field} names {build!r}, which is not a build")
+            if self.builds[build].optional:
+                raise ValueError(
+                    f"{field} names the optional build {build!r}, which a host may skip"
+                )
+        return self
 
     # Set by load(): where the file was, so relative paths resolve against it.
     base_dir: Path = Field(default=Path(), exclude=True)

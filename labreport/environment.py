@@ -24,14 +24,15 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _memory_total_bytes() -> int:
+def _memory_total_bytes() -> int | None:
+    """None where /proc/meminfo cannot tell: never a made-up figure."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
-    return 1
+    return None
 
 
 def _engine_facts() -> dict[str, Any]:

@@ -13,3 +13,7 @@ class LabreportError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class RunInterruptedError(LabreportError):
+    """Ctrl-C or SIGTERM, after the cleanup ran; exit code 130, the hint says what was kept."""

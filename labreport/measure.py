@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import tempfile
@@ -21,7 +22,7 @@ import urllib3.exceptions
 from labreport import build, engine, fsutil, oci, proc, sizes, tools
 from labreport.check import check_output
 from labreport.config import LabConfig
-from labreport.errors import LabreportError
+from labreport.errors import LabreportError, RunInterruptedError
 from labreport.models import (
     SCHEMA_VERSION,
     ArtifactRecord,
@@ -66,6 +67,49 @@ def not_on_target(runtime: object, plan: Plan) -> str:
             "whose socket labreport does not know (set LABREPORT_CONTAINERD_SOCKET)"
         )
     return ""
+
+
+def runtime_names(values: list[str] | None, option: str) -> tuple[str, ...]:
+    """Names from repeated, comma-separated options; given but naming nothing, or naming one
+    runtime twice, is an error (it would otherwise mean "all" or measure one runtime twice)."""
+    if values is None:
+        return ()
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if not names:
+        raise LabreportError(
+            f"{option} names no runtime",
+            f"name one or more (e.g. {option} native,ctr-runc), or leave {option} out",
+        )
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise LabreportError(
+            f"{option} names {', '.join(twice)} more than once", "name each runtime once"
+        )
+    return tuple(names)
+
+
+def check_plan(plan: Plan) -> None:
+    """What can be checked before anything is built, so that no run's work is lost at the end."""
+    if not math.isfinite(plan.timeout_s):
+        raise LabreportError(
+            f"--timeout {plan.timeout_s}: not a finite number of seconds",
+            "give seconds, e.g. --timeout 60",
+        )
+    output, parent = plan.output, plan.output.parent
+    if output.is_dir():
+        raise LabreportError(
+            f"-o {output} is a directory", "give a file, e.g. -o measurements/run.json"
+        )
+    if output.exists() and not output.is_file():
+        raise LabreportError(f"-o {output} is not a regular file", "give a file path")
+    if parent.exists() and not parent.is_dir():
+        raise LabreportError(f"-o {output}: {parent} is not a directory", "give a file path")
+    if not parent.is_dir():
+        raise LabreportError(f"-o {output}: the folder {parent} does not exist", "create it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LabreportError(
+            f"-o {output}: cannot write in {parent}", "choose a folder you can write in"
+        )
 
 
 class Progress(Protocol):
@@ -401,13 +445,14 @@ def measure(
     except ENGINE_ERRORS as error:
         progress.done()
         failure = _engine_failure(error, health)
-        _save_partial(result, plan.output, failure.message)
-        raise failure from error
-    except (LabreportError, KeyboardInterrupt) as error:
+        raise _kept(failure, _save_partial(result, plan.output, failure.message)) from error
+    except LabreportError as error:
         progress.done()
-        reason = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else error.message
-        _save_partial(result, plan.output, reason)
-        raise
+        raise _kept(error, _save_partial(result, plan.output, error.message)) from error
+    except KeyboardInterrupt as error:
+        progress.done()
+        kept = _save_partial(result, plan.output, "interrupted (Ctrl-C or SIGTERM)")
+        raise _kept(RunInterruptedError("interrupted", "run the command again"), kept) from error
     result.finished_at = _now_iso()
     fsutil.atomic_write_json(plan.output, result.model_dump(mode="json"))
     return result
@@ -417,14 +462,23 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.stem + ".partial" + output.suffix)
 
 
-def _save_partial(result: Measurement, output: Path, reason: str) -> None:
-    """Keep what was measured, marked partial, beside (never over) the complete file."""
+def _save_partial(result: Measurement, output: Path, reason: str) -> Path | None:
+    """Keep what was measured, marked partial, beside (never over) the complete file; where."""
     if not result.samples and not result.artifacts:
-        return
+        return None
     result.partial = True
     result.partial_reason = reason
     result.finished_at = _now_iso()
-    fsutil.atomic_write_json(partial_path(output), result.model_dump(mode="json"))
+    path = partial_path(output)
+    fsutil.atomic_write_json(path, result.model_dump(mode="json"))
+    return path
+
+
+def _kept(error: LabreportError, partial: Path | None) -> LabreportError:
+    """The same error, its hint saying where what was measured was kept (or that nothing was)."""
+    kept = f"what was measured is kept in {partial}" if partial else "nothing was measured yet"
+    error.hint = f"{error.hint}; {kept}" if error.hint else kept
+    return error
 
 
 def memory_summary(

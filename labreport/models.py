@@ -26,7 +26,7 @@ class Environment(Record):
     os: str
     cpu_model: str
     cpu_cores: int = Field(gt=0)
-    memory_total_bytes: int = Field(gt=0)
+    memory_total_bytes: int | None = Field(default=None, gt=0)  # None: /proc/meminfo unreadable
     python_version: str
     labreport_version: str
     go_version: str

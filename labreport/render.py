@@ -452,6 +452,11 @@ def render(
     template: str = DEFAULT_TEMPLATE,
     chart_dir: str = CHART_DIR,
 ) -> Report:
+    if templates is not None and not templates.is_dir():
+        raise LabreportError(
+            f"--templates {templates}: no such folder",
+            "give a folder of templates (copy templates/, see templates/README.md)",
+        )
     sources = load_sources(paths)
     context = Context(sources, chart_dir)
     env = environment(templates)

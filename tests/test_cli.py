@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,10 +31,12 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def test_help_lists_the_commands() -> None:
+    """Each command as an entry of the Commands panel (its name alone would match the intro)."""
     done = run("--help")
     assert done.returncode == 0
-    for command in ("doctor", "build", "measure", "render"):
-        assert command in done.stdout
+    panel = done.stdout.split("Commands", 1)[1]
+    listed = re.findall(r"^\W+([a-z]+)\s{2,}\S", panel, flags=re.MULTILINE)
+    assert listed == ["doctor", "build", "measure", "render", "compare", "version"]
 
 
 def test_bad_config_is_one_error_and_a_hint(tmp_path: Path) -> None:
@@ -92,18 +95,32 @@ def test_doctor_json_reports_every_component_truthfully(tmp_path: Path) -> None:
 def test_private_containerd_is_wanted_only_where_the_engine_has_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The choice alone, the same on any machine: containerd and ctr are stood in for."""
     monkeypatch.delenv("LABREPORT_CONTAINERD_SOCKET", raising=False)
     monkeypatch.setattr(tools, "ENGINE_CONTAINERD_SOCKETS", (tmp_path / "none.sock",))
-    assert private_containerd.needed("auto")  # containerd and ctr are installed here
+    monkeypatch.setattr(private_containerd, "binary", lambda: tmp_path / "containerd")
+    real_which = tools.which
+    monkeypatch.setattr(
+        tools, "which", lambda name: tmp_path / "ctr" if name == "ctr" else real_which(name)
+    )
+    assert private_containerd.needed("auto")  # installed, and no engine socket
     assert not private_containerd.needed("engine")
-    installed = private_containerd.binary
     monkeypatch.setattr(private_containerd, "binary", lambda: None)
-    assert not private_containerd.needed("auto")  # then the ctr runtimes say why
-    monkeypatch.setattr(private_containerd, "binary", installed)
-    monkeypatch.setenv("LABREPORT_CONTAINERD_SOCKET", str(tmp_path / "given.sock"))
-    assert not private_containerd.needed("auto")
+    assert not private_containerd.needed("auto")  # not installed: the ctr runtimes say why
     assert private_containerd.needed("private")
+    monkeypatch.setattr(private_containerd, "binary", lambda: tmp_path / "containerd")
+    monkeypatch.setenv("LABREPORT_CONTAINERD_SOCKET", str(tmp_path / "given.sock"))
+    assert not private_containerd.needed("auto")  # the user named one
     assert tools.containerd_source(tmp_path / "given.sock").startswith("given by the user")
+
+
+def test_containerd_choice_is_checked_by_the_cli(tmp_path: Path) -> None:
+    done = run("measure", "--containerd", "elsewhere", "-o", str(tmp_path / "m.json"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: --containerd elsewhere: not a choice",
+        "hint: choose from: auto, engine, private",
+    ]
 
 
 def test_measure_rejects_an_unknown_containerd_choice() -> None:

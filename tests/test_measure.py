@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config, measure
-from labreport.errors import LabreportError
+from labreport.errors import LabreportError, RunInterruptedError
 from labreport.models import load_measurement
 from labreport.runtimes import RunContext
 from labreport.runtimes.fake import FakeRuntime
@@ -60,7 +60,7 @@ def test_runs_are_interleaved_round_robin_with_warmup_marked(
     assert a.calls[0] == "prepare" and a.calls[-1] == "cleanup"
 
 
-def test_file_is_written_atomically_as_stable_valid_json(
+def test_file_is_stable_valid_json_and_nothing_else_is_left(
     lab: config.LabConfig, tmp_path: Path
 ) -> None:
     result = run(lab, plan(tmp_path), FakeRuntime())
@@ -103,11 +103,16 @@ def test_hung_run_saves_partial_and_cleans_up(lab: config.LabConfig, tmp_path: P
 
 def test_ctrl_c_saves_partial_and_cleans_up(lab: config.LabConfig, tmp_path: Path) -> None:
     runtime = FakeRuntime(interrupt_on=1)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RunInterruptedError) as raised:
         run(lab, plan(tmp_path), runtime)
     partial = load_measurement(tmp_path / "out.partial.json")
-    assert partial.partial_reason == "interrupted (Ctrl-C)"
+    assert partial.partial_reason == "interrupted (Ctrl-C or SIGTERM)"
     assert runtime.calls[-1] == "cleanup"
+    # The message says what was kept, where (it used to say nothing was).
+    assert raised.value.message == "interrupted"
+    assert raised.value.hint == (
+        f"run the command again; what was measured is kept in {tmp_path / 'out.partial.json'}"
+    )
 
 
 def test_an_existing_complete_file_survives_a_failed_run(

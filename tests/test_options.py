@@ -1,0 +1,99 @@
+"""Options, paths and config that would lose a run's work or change its meaning are refused
+before anything is built, each in one error line with a hint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labreport import config, render
+from labreport.errors import LabreportError
+
+from .conftest import ROOT
+from .fakes import SYNTHETIC
+from .test_cli import run
+
+
+def refused(tmp_path: Path, *args: str) -> list[str]:
+    """Runs measure with args; it must fail in one error line without building anything."""
+    state = tmp_path / "state"
+    done = run("measure", *args, env={"LABREPORT_STATE_DIR": str(state)})
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (state / "artifacts").exists() and not list(state.glob("run-*"))
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: ")
+    return lines
+
+
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_an_empty_runtime_list_is_not_all_runtimes(tmp_path: Path, value: str) -> None:
+    lines = refused(tmp_path, "--runtime", value, "-o", str(tmp_path / "m.json"))
+    assert lines[0] == "error: --runtime names no runtime"
+
+
+def test_a_runtime_named_twice_is_refused(tmp_path: Path) -> None:
+    lines = refused(tmp_path, "--runtime", "native,native", "-o", str(tmp_path / "m.json"))
+    assert lines[0] == "error: --runtime names native more than once"
+    lines = refused(tmp_path, "--skip", "ctr-runc", "--skip", "ctr-runc")
+    assert lines[0] == "error: --skip names ctr-runc more than once"
+
+
+def test_a_timeout_must_be_finite(tmp_path: Path) -> None:
+    lines = refused(tmp_path, "--timeout", "inf", "-o", str(tmp_path / "m.json"))
+    assert "not a finite number of seconds" in lines[0]  # Infinity is not JSON
+    # NaN never reaches labreport: the option's own range check (>= 0.1) refuses it.
+    done = run("measure", "--timeout", "nan", env={"LABREPORT_STATE_DIR": str(tmp_path / "s")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_output_paths_that_would_fail_at_the_end_fail_at_the_start(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert "is a directory" in refused(tmp_path, "-o", str(folder))[0]
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert "is not a directory" in refused(tmp_path, "-o", str(a_file / "m.json"))[0]
+    lines = refused(tmp_path, "-o", str(tmp_path / "missing" / "m.json"))
+    assert "does not exist" in lines[0] and lines[1] == "hint: create it"
+
+
+def lab_text(**changes: str) -> str:
+    text = (ROOT / "lab.toml").read_text().replace('app_dir = "app"', f'app_dir = "{ROOT / "app"}"')
+    for old, new in changes.items():
+        assert old.replace("_", " ") in text or old in text
+        text = text.replace(old, new)
+    return text
+
+
+def test_a_lab_name_cannot_escape_the_measurements_folder(tmp_path: Path) -> None:
+    path = tmp_path / "lab.toml"
+    path.write_text(lab_text(**{'name = "lab12"': 'name = "../../x"'}))
+    with pytest.raises(LabreportError, match=r"lab\.toml: name: String should match pattern"):
+        config.load(path)
+
+
+def test_an_image_cannot_come_from_an_optional_build(tmp_path: Path) -> None:
+    path = tmp_path / "lab.toml"
+    path.write_text(lab_text(**{'build = "wasm"': 'build = "wasm-tinygo"'}))
+    with pytest.raises(LabreportError, match="names the optional build 'wasm-tinygo'"):
+        config.load(path)
+    path.write_text(lab_text(**{'build = "wasm"': 'build = "nothing"'}))
+    with pytest.raises(LabreportError, match="'nothing', which is not a build"):
+        config.load(path)
+
+
+def test_a_missing_templates_folder_is_an_error_not_the_defaults(tmp_path: Path) -> None:
+    with pytest.raises(LabreportError, match="no such folder") as raised:
+        render.render([SYNTHETIC], templates=tmp_path / "nonexistent")
+    assert "templates/README.md" in raised.value.hint
+
+
+def test_unknown_memory_is_said_not_made_up(tmp_path: Path) -> None:
+    data = json.loads(SYNTHETIC.read_text())
+    data["environment"]["memory_total_bytes"] = None
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(data))
+    assert "RAM not known (/proc/meminfo unreadable)" in render.render([path]).markdown
