@@ -62,6 +62,9 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             fail(error.message, error.hint, code=130)
         except LabreportError as error:
             fail(error.message, error.hint)
+        except OSError as error:  # a path the user gave that the system refused
+            where = f"{error.filename}: " if error.filename else ""
+            fail(f"{where}{error.strerror or error}", "check the path and its permissions")
         except KeyboardInterrupt:
             # Writes are atomic: an interrupted command leaves the old file or none.
             fail("interrupted", "nothing half-written was kept; run the command again", code=130)

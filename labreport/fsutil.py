@@ -46,3 +46,28 @@ def dump_json(value: Any) -> str:
 
 def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, dump_json(value))
+
+
+def atomic_write_all(files: dict[Path, str]) -> None:
+    """Write several files so that either all are replaced or none is: every one goes to a
+    temp file beside its target first, and only when all are written are they renamed."""
+    temps: dict[Path, str] = {}
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temp_name = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+            )
+            temps[path] = temp_name
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(text.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp_name, 0o644)
+    except BaseException:
+        for temp_name in temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+        raise
+    for path, temp_name in temps.items():
+        os.replace(temp_name, path)

@@ -159,6 +159,8 @@ class Measurement(Record):
 
 def load_measurement(path: Path) -> Measurement:
     """Read and validate one file; every failure names the file and the field."""
+    if path.exists() and not path.is_file():
+        raise LabreportError(f"{path}: not a regular file", "pass a measurement file")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
@@ -166,6 +168,14 @@ def load_measurement(path: Path) -> Measurement:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise LabreportError(
             f"{path}: not valid JSON: {error}", "restore the file or measure again"
+        ) from error
+    except RecursionError as error:
+        raise LabreportError(
+            f"{path}: nested too deeply to be a measurement file", "pass a file 'measure' wrote"
+        ) from error
+    except OSError as error:
+        raise LabreportError(
+            f"{path}: cannot be read: {error.strerror}", "check the path and its permissions"
         ) from error
     if not isinstance(raw, dict) or raw.get("schema_name") != SCHEMA_NAME:
         raise LabreportError(

@@ -31,6 +31,17 @@ from labreport.models import (
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_TEMPLATE = "report.md.j2"
+# What a template's own code can raise while it renders; reported with the template and line.
+TEMPLATE_RUNTIME_ERRORS = (
+    jinja2.TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    RecursionError,
+)
 CHART_DIR = "report"
 
 
@@ -476,6 +487,11 @@ def render(
         raise LabreportError(
             f"{error.name or template}:{error.lineno}: {error.message}", "fix the template"
         ) from error
+    except TEMPLATE_RUNTIME_ERRORS as error:
+        raise LabreportError(
+            f"{_template_location(error)}: {type(error).__name__}: {error}",
+            "fix the template (a filter on the wrong type, a division by zero, an include loop)",
+        ) from error
     used = [c for c in context.charts.values() if f"{chart_dir}/{c.name}" in markdown]
     return Report(markdown, used)
 
@@ -488,12 +504,10 @@ def outputs(report: Report, output: Path) -> dict[Path, str]:
 
 
 def write(report: Report, output: Path) -> list[Path]:
-    written = []
-    for path, text in outputs(report, output).items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fsutil.atomic_write_text(path, text)
-        written.append(path)
-    return written
+    """report.md and its charts, all or none: never a report that links to missing charts."""
+    files = outputs(report, output)
+    fsutil.atomic_write_all(files)
+    return list(files)
 
 
 def stale(report: Report, output: Path, context_lines: int = 2) -> list[str]:
@@ -523,7 +537,11 @@ def stale(report: Report, output: Path, context_lines: int = 2) -> list[str]:
 
 def default_sources(directory: Path) -> list[Path]:
     """The complete measurement files in directory; partial ones only when named."""
-    found = sorted(p for p in directory.glob("*.json") if not p.name.endswith(".partial.json"))
+    found = sorted(
+        p
+        for p in directory.glob("*.json")
+        if p.is_file() and not p.name.endswith(".partial.json")  # a FIFO would hang the read
+    )
     if not found:
         raise LabreportError(
             f"no measurement files in {directory}", "run 'labreport measure' or pass files"

@@ -97,3 +97,51 @@ def test_unknown_memory_is_said_not_made_up(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     path.write_text(json.dumps(data))
     assert "RAM not known (/proc/meminfo unreadable)" in render.render([path]).markdown
+
+
+def test_render_writes_the_report_and_its_charts_all_or_none(tmp_path: Path) -> None:
+    output = tmp_path / "report.md"
+    (tmp_path / "report").write_text("a file where the charts folder goes")
+    with pytest.raises(OSError):
+        render.write(render.render([SYNTHETIC]), output)
+    assert not output.exists()  # no report that links to charts that do not exist
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # and no temp files
+    done = run("render", str(SYNTHETIC), "-o", str(output))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == "hint: check the path and its permissions"
+
+
+def test_a_fifo_among_measurement_files_does_not_hang(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "measurements"
+    folder.mkdir()
+    (folder / "lab12.json").write_bytes(SYNTHETIC.read_bytes())
+    os.mkfifo(folder / "stuck.json")
+    assert render.default_sources(folder) == [folder / "lab12.json"]
+    with pytest.raises(LabreportError, match=r"stuck\.json: not a regular file"):
+        render.render([folder / "stuck.json"])
+
+
+def test_absurdly_deep_json_is_one_error(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(LabreportError, match=r"deep\.json: nested too deeply"):
+        render.render([deep])
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("{{ 1 / 0 }}", "broken.md.j2:2: ZeroDivisionError"),
+        ('{{ "fast" | ms }}', "broken.md.j2:2: TypeError"),  # a filter on the wrong type
+        ('{% include "broken.md.j2" %}', "RecursionError"),
+    ],
+)
+def test_template_runtime_errors_name_the_template_and_line(
+    tmp_path: Path, body: str, expected: str
+) -> None:
+    (tmp_path / "broken.md.j2").write_text("# title\n" + body + "\n")
+    with pytest.raises(LabreportError, match=expected) as raised:
+        render.render([SYNTHETIC], templates=tmp_path, template="broken.md.j2")
+    assert raised.value.hint.startswith("fix the template")
