@@ -66,7 +66,6 @@ def probe_docker() -> list[Component]:
         return [missing]
     try:
         facts = engine.engine_facts(client)
-        info = client.info()
     finally:
         client.close()
     cgroup_v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -79,7 +78,7 @@ def probe_docker() -> list[Component]:
             f"{facts['image_store']}; runtimes: {', '.join(facts['runtimes'])}"
             + (
                 ""
-                if engine.has_containerd_store(info)
+                if facts["image_store"] == engine.CONTAINERD_STORE
                 else "; Docker's own WASM path needs the containerd image store: "
                 "`labreport measure` uses the private engine for it"
             ),

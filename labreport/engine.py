@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,7 +13,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from labreport import tools
+from labreport import proc, tools
 from labreport.errors import LabreportError
 
 API_TIMEOUT_S = 60
@@ -81,24 +80,20 @@ def resolve_target(docker_host: str | None, context: str | None) -> str | None:
 
 
 def _context_host(name: str) -> str:
-    done = subprocess.run(
+    done = proc.run(
         ["docker", "context", "inspect", name, "--format", "{{.Endpoints.docker.Host}}"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        timeout_s=30,
+        check=False,
+        what=f"docker context inspect {name}",
+    )
     host = done.stdout.strip()
     if done.returncode != 0 or not host:
+        detail = proc.tail(done.stderr, 200)
         raise LabreportError(
-            f"docker context {name} does not exist"
-            + (f" ({proc_tail(done.stderr)})" if done.stderr.strip() else ""),
+            f"docker context {name} does not exist" + (f" ({detail})" if detail else ""),
             "list them with 'docker context ls'",
         )
     return host
-
-
-def proc_tail(text: str) -> str:
-    from labreport.proc import tail
-
-    return tail(text, 200)
 
 
 CGROUP_MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
@@ -163,6 +158,9 @@ def same_engine_check(url: str) -> Callable[[], None]:
     return check
 
 
+CONTAINERD_STORE = "containerd image store"  # engine_facts' image_store for such an engine
+
+
 def has_containerd_store(info: Mapping[str, Any]) -> bool:
     """Does the engine keep images in containerd (the containerd image store)?"""
     status = " ".join(str(part) for pair in info.get("DriverStatus") or [] for part in pair)
@@ -174,7 +172,7 @@ def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
     info = client.info()
     version = client.version()
     store = (
-        "containerd image store"
+        CONTAINERD_STORE
         if has_containerd_store(info)
         else f"graph driver ({info.get('Driver', 'unknown')})"
     )

@@ -232,8 +232,13 @@ ENGINE_ERRORS = (
 )
 
 
-def _engine_failure(error: BaseException, health: Callable[[], None] | None) -> LabreportError:
-    """One line for an engine error: the precise one when the private engine has died."""
+def _user_error(error: BaseException, health: Callable[[], None] | None) -> LabreportError:
+    """What the user is told about a run that stopped: the error itself if it is one for users;
+    for an engine error, the precise one when the private engine has died."""
+    if isinstance(error, LabreportError):
+        return error
+    if isinstance(error, KeyboardInterrupt):
+        return RunInterruptedError("interrupted", "run the command again")
     if health is not None:
         try:
             health()
@@ -442,17 +447,18 @@ def measure(
                     if record.name in by_name:
                         record.details.update(by_name[record.name].details())
             progress.done()
-    except ENGINE_ERRORS as error:
+    except (*ENGINE_ERRORS, LabreportError, KeyboardInterrupt) as error:
         progress.done()
-        failure = _engine_failure(error, health)
-        raise _kept(failure, _save_partial(result, plan.output, failure.message)) from error
-    except LabreportError as error:
-        progress.done()
-        raise _kept(error, _save_partial(result, plan.output, error.message)) from error
-    except KeyboardInterrupt as error:
-        progress.done()
-        kept = _save_partial(result, plan.output, "interrupted (Ctrl-C or SIGTERM)")
-        raise _kept(RunInterruptedError("interrupted", "run the command again"), kept) from error
+        failure = _user_error(error, health)
+        reason = (
+            "interrupted (Ctrl-C or SIGTERM)"
+            if isinstance(error, KeyboardInterrupt)
+            else failure.message
+        )
+        _kept(failure, _save_partial(result, plan.output, reason))
+        if failure is error:
+            raise
+        raise failure from error
     result.finished_at = _now_iso()
     fsutil.atomic_write_json(plan.output, result.model_dump(mode="json"))
     return result
@@ -474,11 +480,10 @@ def _save_partial(result: Measurement, output: Path, reason: str) -> Path | None
     return path
 
 
-def _kept(error: LabreportError, partial: Path | None) -> LabreportError:
-    """The same error, its hint saying where what was measured was kept (or that nothing was)."""
+def _kept(error: LabreportError, partial: Path | None) -> None:
+    """Add to the error's hint where what was measured was kept (or that nothing was)."""
     kept = f"what was measured is kept in {partial}" if partial else "nothing was measured yet"
     error.hint = f"{error.hint}; {kept}" if error.hint else kept
-    return error
 
 
 def memory_summary(
