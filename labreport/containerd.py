@@ -156,10 +156,18 @@ class Ctr:
             self.call("containers", "delete", container_id, check=False)
 
     def sweep(self, prefix: str, image_names: Sequence[str] = ()) -> None:
-        """Remove every container named with prefix, then the given images."""
+        """Remove every container named with prefix, then snapshots keyed with it, then the
+        given images (whose removal lets containerd collect the layers under them).
+
+        A `ctr run` killed after it prepared the rootfs snapshot (keyed by the container id)
+        but before it created the container leaves that snapshot alone: no container leads to it.
+        """
         for container_id in self.container_ids():
             if container_id.startswith(prefix):
                 self.remove_container(container_id)
+        orphans = [key for key in self.snapshot_keys() if key.startswith(prefix)]
+        if orphans:
+            self.call("snapshots", "rm", *orphans, check=False)
         present = set(self.image_names())
         self.remove_images([name for name in image_names if name in present])
 
