@@ -1,8 +1,5 @@
-//! `containerd-shim-wasmtime-aot-v1`: runtime `io.containerd.wasmtime-aot.v1`, compiles an
-//! image's module once and starts later runs from the cached code.
-use containerd_shim_wasm::shim::Cli;
-use labreport_wasmtime_shim::WasmtimeShim;
-
+//! `containerd-shim-wasmtime-aot-v1`: runtime `io.containerd.wasmtime-aot.v1`, compiles a
+//! module at its first start and maps the stored code at later starts (see `cache`).
 fn main() {
-    WasmtimeShim::<true>::run(None);
+    labreport_wasmtime_shim::main::<true>();
 }

@@ -4,56 +4,140 @@
 //! binary, so this crate provides the piece the library leaves open: a `Sandbox` that runs a
 //! WASI preview-1 module with wasmtime. It builds two shims from one `WasmtimeShim` type:
 //!
-//! - `containerd-shim-wasmtime-v1` (runtime `io.containerd.wasmtime.v1`): runs the module
-//!   that is the entrypoint file of the image's rootfs and compiles it at every start, as the
-//!   upstream wasmtime shim does for such images.
-//! - `containerd-shim-wasmtime-aot-v1` (runtime `io.containerd.wasmtime-aot.v1`): also
-//!   accepts the ordinary OCI tar layers as layers it handles. At the first start of an image
-//!   the library hands those layers to `TarLayerCompiler`, which finds the one WASM module in
-//!   them and precompiles it; the library stores the result in containerd's content store,
-//!   tied to the image, and later starts deserialize it instead of compiling.
+//! - `containerd-shim-wasmtime-v1` (runtime `io.containerd.wasmtime.v1`): compiles the
+//!   module at every start, as the upstream wasmtime shim does for rootfs images. The baseline.
+//! - `containerd-shim-wasmtime-aot-v1` (runtime `io.containerd.wasmtime-aot.v1`): keeps the
+//!   compiled module in a file cache keyed by the module's sha256 and the engine's
+//!   precompile-compatibility hash (see `cache`). The first start of a module compiles and
+//!   stores it; later starts map the stored code. The key is the module, not the image, so it
+//!   works through `ctr`, through Docker (which never hands the shim the image, runwasi #460)
+//!   and for any image layout. (An earlier version cached in containerd's content store,
+//!   which only `ctr` could reach and which streamed 21 MB over gRPC at every start.)
+//!
+//! Both shims write their phases (`phases`) when a run asks for them.
+//!
+//! The state directory (default `/var/cache/labreport-wasmtime`, or `$LABREPORT_WASMTIME_CACHE`
+//! in the environment of the containerd that starts the shim) is opened in `main`, before the
+//! library forks its zygote: `run_wasi` runs in the container's process after `pivot_root`,
+//! where host paths are gone but an inherited descriptor still works. That descriptor and the
+//! cache's are closed before the guest runs; only the `phases/` descriptor of a run that asked
+//! for its record stays open until the guest returns (a WASM guest reaches no host descriptor:
+//! WASI gives it only its preopened directories).
 //!
 //! `run_wasi` is driven by the library's own async executor, so only the async wasmtime API
 //! may be used here: the synchronous preview-1 linker starts a nested tokio runtime, panics,
 //! and leaves the task hung.
 
+pub mod cache;
+pub mod phases;
+
 use std::collections::hash_map::DefaultHasher;
+use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
-use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{anyhow, Context, Result};
-use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source, WasmLayer};
+use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source};
 use containerd_shim_wasm::sandbox::Sandbox;
-use containerd_shim_wasm::shim::{Compiler, Shim, Version};
+use containerd_shim_wasm::shim::{Cli, Config as ShimConfig, Shim, Version};
+use rustix::fs::{mkdirat, openat, Mode, OFlags, CWD};
+use rustix::io::Errno;
 use wasmtime::{Config, Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+use crate::cache::Cache;
+use crate::phases::Timeline;
+
 const WASM_MAGIC: &[u8] = b"\0asm";
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+pub const STATE_ENV: &str = "LABREPORT_WASMTIME_CACHE";
+pub const MAX_BYTES_ENV: &str = "LABREPORT_WASMTIME_CACHE_MAX_BYTES";
+pub const DEFAULT_STATE_DIR: &str = "/var/cache/labreport-wasmtime";
 
-/// The library's defaults (layers that *are* a module) plus the ordinary OCI and Docker
-/// rootfs tar layers, which the precompiling shim opens to find the module.
-const TAR_AWARE_LAYER_TYPES: &[&str] = &[
-    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
-    "application/wasm",
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.diff.tar",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-];
+/// The state directory, opened by `main` and taken (so closed) by the run that uses it.
+static STATE: Mutex<Option<OwnedFd>> = Mutex::new(None);
+static MAX_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(cache::DEFAULT_MAX_BYTES);
 
-/// One shim type for both binaries; `PRECOMPILE` chooses the compile-once path.
-pub struct WasmtimeShim<const PRECOMPILE: bool>;
+/// One shim type for both binaries; `CACHED` chooses the file cache.
+pub struct WasmtimeShim<const CACHED: bool>;
 
 #[derive(Default)]
-pub struct WasmtimeSandbox;
+pub struct WasmtimeSandbox<const CACHED: bool>;
 
-/// Both the compiler and the sandbox build their engine here, so that precompiled bytes
-/// always meet an engine with the same configuration.
-fn engine() -> Result<Engine> {
-    Engine::new(&Config::new()).map_err(wasm_err)
+/// Entry point of both binaries. `--labreport-run STATE_DIR MODULE [ARGS...]` runs a module
+/// in-process exactly as a container start would (cache, phases), for tests and benchmarks.
+pub fn main<const CACHED: bool>() {
+    phases::mark_process_start();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--labreport-run") {
+        std::process::exit(match standalone::<CACHED>(&args[2..]) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                125
+            }
+        });
+    }
+    let dir = std::env::var_os(STATE_ENV).unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+    open_state(&PathBuf::from(dir));
+    // The library logs every start at info level through containerd's log pipe; keep the hot
+    // path to warnings.
+    let config = ShimConfig { default_log_level: "warn".to_string(), ..Default::default() };
+    WasmtimeShim::<CACHED>::run(config);
+}
+
+/// Opens (creating, root-only) the state directory and its `phases/`; on failure the shim
+/// still runs, without cache or phase records.
+fn open_state(dir: &std::path::Path) {
+    if let Ok(value) = std::env::var(MAX_BYTES_ENV) {
+        if let Ok(bytes) = value.parse::<u64>() {
+            MAX_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let open = || openat(CWD, dir, flags, Mode::empty());
+    let fd = match open() {
+        Err(Errno::NOENT) => {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+            open()
+        }
+        other => other,
+    };
+    match fd {
+        Ok(fd) => {
+            let _ = mkdirat(&fd, "phases", Mode::from_raw_mode(0o700));
+            *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
+        }
+        Err(error) => log::warn!("no state directory {}: {error}", dir.display()),
+    }
+}
+
+/// Settings tried by `benchmarks/shim_settings.py`, in `--labreport-run` mode only (the shim
+/// under containerd never reads it): words from `heap-read`, `no-address-map`.
+static BENCH_VARIANT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn variant(word: &str) -> bool {
+    BENCH_VARIANT.get().is_some_and(|v| v.split(',').any(|w| w == word))
+}
+
+/// The engine every compile and every load uses, so cached code always meets the engine
+/// that made it. Its settings are part of the cache key (the compatibility hash).
+pub fn engine() -> Result<Engine> {
+    let mut config = Config::new();
+    if variant("no-address-map") {
+        config.generate_address_map(false);
+    }
+    Engine::new(&config).map_err(wasm_err)
+}
+
+/// The engine's precompile-compatibility hash (wasmtime version, target, flags, settings).
+pub fn engine_hash(engine: &Engine) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// wasmtime 48's error type is not `std::error::Error`; keep its full chain as text.
@@ -61,9 +145,9 @@ fn wasm_err(error: wasmtime::Error) -> anyhow::Error {
     anyhow!("{error:?}")
 }
 
-impl<const PRECOMPILE: bool> Shim for WasmtimeShim<PRECOMPILE> {
+impl<const CACHED: bool> Shim for WasmtimeShim<CACHED> {
     fn name() -> &'static str {
-        if PRECOMPILE {
+        if CACHED {
             "wasmtime-aot"
         } else {
             "wasmtime"
@@ -77,99 +161,7 @@ impl<const PRECOMPILE: bool> Shim for WasmtimeShim<PRECOMPILE> {
         }
     }
 
-    type Sandbox = WasmtimeSandbox;
-
-    async fn compiler() -> Option<impl Compiler> {
-        if !PRECOMPILE {
-            return None;
-        }
-        match engine() {
-            Ok(engine) => Some(TarLayerCompiler { engine }),
-            Err(error) => {
-                log::error!("no precompiler, the engine failed to start: {error:#}");
-                None
-            }
-        }
-    }
-
-    fn supported_layers_types() -> &'static [&'static str] {
-        if PRECOMPILE {
-            TAR_AWARE_LAYER_TYPES
-        } else {
-            &TAR_AWARE_LAYER_TYPES[..2]
-        }
-    }
-}
-
-pub struct TarLayerCompiler {
-    engine: Engine,
-}
-
-impl Compiler for TarLayerCompiler {
-    /// The cached code is valid only for this engine: the compatibility hash covers the
-    /// target, the compiler flags, the configuration and the wasmtime version.
-    fn cache_key(&self) -> impl Hash {
-        let mut hasher = DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
-        hasher.finish()
-    }
-
-    /// Precompiles the image's one WASM module, in whichever layer it is. With no module,
-    /// or more than one (which one is the entrypoint is not known here), nothing is
-    /// precompiled and the sandbox runs the rootfs file as the plain shim does.
-    async fn compile(&self, layers: &[WasmLayer]) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut modules = Vec::with_capacity(layers.len());
-        for layer in layers {
-            modules.push(wasm_modules_in(&layer.layer)?);
-        }
-        let mut compiled = vec![None; layers.len()];
-        let found: Vec<usize> = (0..layers.len())
-            .filter(|&i| !modules[i].is_empty())
-            .collect();
-        match (found.as_slice(), modules.iter().map(Vec::len).sum::<usize>()) {
-            ([index], 1) => {
-                let module = &modules[*index][0];
-                compiled[*index] = Some(self.engine.precompile_module(module).map_err(wasm_err)?);
-            }
-            (_, count) => log::info!("{count} WASM modules in the image layers; not precompiling"),
-        }
-        Ok(compiled)
-    }
-}
-
-/// The WASM modules in one layer: the layer itself, or the regular files of a (gzipped) tar
-/// layer whose bytes start with the WASM magic.
-fn wasm_modules_in(layer: &[u8]) -> Result<Vec<Vec<u8>>> {
-    if layer.starts_with(WASM_MAGIC) {
-        return Ok(vec![layer.to_vec()]);
-    }
-    if layer.starts_with(GZIP_MAGIC) {
-        let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(layer)
-            .read_to_end(&mut tar)
-            .context("unpacking a gzip layer")?;
-        return wasm_modules_in_tar(&tar);
-    }
-    wasm_modules_in_tar(layer)
-}
-
-fn wasm_modules_in_tar(tar_bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let mut modules = Vec::new();
-    let mut archive = tar::Archive::new(tar_bytes);
-    for entry in archive.entries().context("reading a tar layer")? {
-        let mut entry = entry.context("reading a tar layer entry")?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let mut magic = [0u8; 4];
-        if entry.read_exact(&mut magic).is_err() || magic != WASM_MAGIC {
-            continue;
-        }
-        let mut module = magic.to_vec();
-        entry.read_to_end(&mut module).context("reading a module")?;
-        modules.push(module);
-    }
-    Ok(modules)
+    type Sandbox = WasmtimeSandbox<CACHED>;
 }
 
 fn split_env(entry: &str) -> (String, String) {
@@ -179,62 +171,225 @@ fn split_env(entry: &str) -> (String, String) {
     }
 }
 
-/// The module to run: precompiled code from the content store when the library hands over
-/// exactly one precompiled layer, otherwise the entrypoint file of the rootfs, compiled now.
-fn load_module(engine: &Engine, ctx: &impl RuntimeContext) -> Result<Module> {
-    let entrypoint = ctx.entrypoint();
-    if let Source::Oci(layers) = entrypoint.source {
-        let precompiled: Vec<&WasmLayer> = layers.iter().filter(|l| l.precompiled).collect();
-        if let [layer] = precompiled.as_slice() {
-            // SAFETY: precompiled layers are written only by TarLayerCompiler, with an engine
-            // built by `engine()`, and the library files them under a cache key that holds
-            // the wasmtime version and the engine's compatibility hash.
-            return unsafe { Module::deserialize(engine, &layer.layer) }.map_err(wasm_err);
-        }
+/// The module's bytes: a layer that is itself a module, else the rootfs file of arg0, mapped
+/// (reading it into the heap cost about 10 ms a start for a 9.6 MB module: page faults to zero
+/// a fresh buffer, then the copy).
+fn module_bytes(ctx: &impl RuntimeContext) -> Result<ModuleBytes> {
+    if let Source::Oci(layers) = ctx.entrypoint().source {
         if let [layer] = layers {
             if layer.layer.starts_with(WASM_MAGIC) {
-                return Module::new(engine, &layer.layer).map_err(wasm_err);
+                return Ok(ModuleBytes::Owned(layer.layer.clone()));
             }
         }
     }
     let path = ctx.args().first().map(String::as_str).unwrap_or_default();
-    let path = PathBuf::from(path.split_once('#').map_or(path, |(file, _)| file));
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    Module::new(engine, &bytes).map_err(wasm_err)
+    ModuleBytes::map(PathBuf::from(path.split_once('#').map_or(path, |(file, _)| file)))
 }
 
-impl Sandbox for WasmtimeSandbox {
-    async fn run_wasi(&self, ctx: &impl RuntimeContext) -> Result<i32> {
-        let engine = engine()?;
-        let module = load_module(&engine, ctx)?;
+/// A module's bytes, owned or mapped read-only from its file.
+pub enum ModuleBytes {
+    Owned(Vec<u8>),
+    Mapped(*mut std::ffi::c_void, usize),
+}
 
-        let envs: Vec<(String, String)> = ctx.envs().iter().map(|e| split_env(e)).collect();
-        let mut builder = WasiCtxBuilder::new();
-        builder
-            .inherit_stdio()
-            .args(ctx.args())
-            .envs(&envs)
-            .preopened_dir("/", "/", FsPerms::ReadOnly)
-            .map_err(wasm_err)?;
-        let wasi: WasiP1Ctx = builder.build_p1();
+impl ModuleBytes {
+    pub fn map(path: PathBuf) -> Result<ModuleBytes> {
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata()?.len() as usize;
+        if len == 0 {
+            return Ok(ModuleBytes::Owned(Vec::new()));
+        }
+        // SAFETY: a private read-only mapping; the slice lives as long as this value, which
+        // unmaps it on drop. A module file changed while mapped gives other bytes, which the
+        // hash (computed from these very bytes) and the compiler see alike.
+        let ptr = unsafe {
+            rustix::mm::mmap(std::ptr::null_mut(), len, rustix::mm::ProtFlags::READ, rustix::mm::MapFlags::PRIVATE, &file, 0)
+        }
+        .with_context(|| format!("mapping {}", path.display()))?;
+        Ok(ModuleBytes::Mapped(ptr, len))
+    }
+}
 
-        let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
-        p1::add_to_linker_async(&mut linker, |state| state).map_err(wasm_err)?;
-        let mut store = Store::new(&engine, wasi);
-        let instance = linker
-            .instantiate_async(&mut store, &module)
-            .await
-            .map_err(wasm_err)?;
-        let func = ctx.entrypoint().func;
-        let start = instance
-            .get_typed_func::<(), ()>(&mut store, &func)
-            .map_err(wasm_err)?;
-        match start.call_async(&mut store, ()).await {
-            Ok(()) => Ok(0),
-            Err(error) => match error.downcast_ref::<I32Exit>() {
-                Some(exit) => Ok(exit.0),
-                None => Err(wasm_err(error)),
-            },
+// SAFETY: the mapping is read-only and owned by this value; sharing or moving it between
+// threads is as safe as sharing a `&[u8]`.
+unsafe impl Send for ModuleBytes {}
+unsafe impl Sync for ModuleBytes {}
+
+impl std::ops::Deref for ModuleBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ModuleBytes::Owned(bytes) => bytes,
+            // SAFETY: mapped in `map` with this length, unmapped only in `drop`.
+            ModuleBytes::Mapped(ptr, len) => unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), *len) },
         }
     }
+}
+
+impl Drop for ModuleBytes {
+    fn drop(&mut self) {
+        if let ModuleBytes::Mapped(ptr, len) = self {
+            // SAFETY: the mapping made in `map`.
+            let _ = unsafe { rustix::mm::munmap(*ptr, *len) };
+        }
+    }
+}
+
+/// The compiled module: from the cache (mapped) or compiled now, and then stored. Every
+/// cache failure is a miss with its reason in the timeline, never an error.
+fn cached_module(engine: &Engine, bytes: &[u8], state: Option<&OwnedFd>, timeline: &mut Timeline) -> Result<Module> {
+    let digest = cache::module_digest(bytes);
+    let engine_hash = engine_hash(engine);
+    timeline.fact("module_sha256", cache::hex(&digest));
+    timeline.mark("key");
+    let max_bytes = MAX_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+    let cache = match state.map(|fd| Cache::open(fd, max_bytes)) {
+        Some(Ok(cache)) => Some(cache),
+        Some(Err(error)) => {
+            timeline.fact("cache", format!("miss: cache directory not usable: {error}"));
+            None
+        }
+        None => {
+            timeline.fact("cache", "miss: no state directory");
+            None
+        }
+    };
+    if let Some(cache) = &cache {
+        match cache.load(engine, &digest, engine_hash) {
+            Ok(module) => {
+                timeline.mark("load");
+                timeline.fact("cache", "hit");
+                return Ok(module);
+            }
+            Err(reason) => timeline.fact("cache", format!("miss: {reason}")),
+        }
+    }
+    let artifact = engine.precompile_module(bytes).map_err(wasm_err)?;
+    timeline.mark("compile");
+    timeline.fact("artifact_bytes", artifact.len());
+    if let Some(cache) = &cache {
+        match cache.store(&digest, engine_hash, &artifact) {
+            Ok(_) => {
+                timeline.mark("store");
+                timeline.fact("stored", "yes");
+                if let Ok(module) = cache.load(engine, &digest, engine_hash) {
+                    timeline.mark("load");
+                    return Ok(module);
+                }
+            }
+            Err(error) => {
+                timeline.mark("store");
+                timeline.fact("stored", format!("no: {error}"));
+            }
+        }
+    }
+    // SAFETY: these bytes were produced just now by this engine.
+    let module = unsafe { Module::deserialize(engine, &artifact) }.map_err(wasm_err)?;
+    timeline.mark("load");
+    Ok(module)
+}
+
+/// Everything a start does after the runtime hands over: engine, module (cache or compile),
+/// instantiation and the guest's run, with the phases marked and, when asked, written.
+async fn run<const CACHED: bool>(
+    args: &[String],
+    envs: &[String],
+    func: &str,
+    read: impl FnOnce() -> Result<ModuleBytes>,
+    state: Option<OwnedFd>,
+) -> Result<i32> {
+    let mut timeline = Timeline::start();
+    let token = envs
+        .iter()
+        .find_map(|e| e.strip_prefix(phases::ENV).and_then(|r| r.strip_prefix('=')))
+        .filter(|t| phases::valid_token(t))
+        .map(str::to_owned);
+    let engine = engine()?;
+    timeline.mark("engine");
+    let bytes = read()?;
+    timeline.mark("read");
+    timeline.fact("module_bytes", bytes.len());
+    let module = if CACHED {
+        cached_module(&engine, &bytes, state.as_ref(), &mut timeline)?
+    } else {
+        timeline.fact("cache", "off: compiled at every start");
+        let module = Module::new(&engine, &bytes[..]).map_err(wasm_err)?;
+        timeline.mark("compile");
+        module
+    };
+    drop(bytes);
+    let phases_dir = match (&token, &state) {
+        (Some(_), Some(fd)) => openat(fd, "phases", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok(),
+        _ => None,
+    };
+    drop(state); // the host directory is closed before the guest runs
+
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .filter(|e| !e.starts_with(&format!("{}=", phases::ENV)))
+        .map(|e| split_env(e))
+        .collect();
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .inherit_stdio()
+        .args(args)
+        .envs(&envs)
+        .preopened_dir("/", "/", FsPerms::ReadOnly)
+        .map_err(wasm_err)?;
+    let wasi: WasiP1Ctx = builder.build_p1();
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+    p1::add_to_linker_async(&mut linker, |state| state).map_err(wasm_err)?;
+    let mut store = Store::new(&engine, wasi);
+    let instance = linker.instantiate_async(&mut store, &module).await.map_err(wasm_err)?;
+    let start = instance.get_typed_func::<(), ()>(&mut store, func).map_err(wasm_err)?;
+    timeline.mark("instantiate");
+    let outcome = match start.call_async(&mut store, ()).await {
+        Ok(()) => Ok(0),
+        Err(error) => match error.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(exit.0),
+            None => Err(wasm_err(error)),
+        },
+    };
+    timeline.mark("exit");
+    if let (Some(token), Some(dir)) = (token, phases_dir) {
+        timeline.fact("exit", match &outcome { Ok(code) => code.to_string(), Err(_) => "trap".into() });
+        timeline.write(dir, &token, WasmtimeShim::<CACHED>::name());
+    }
+    outcome
+}
+
+impl<const CACHED: bool> Sandbox for WasmtimeSandbox<CACHED> {
+    async fn run_wasi(&self, ctx: &impl RuntimeContext) -> Result<i32> {
+        let state = STATE.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let func = ctx.entrypoint().func;
+        run::<CACHED>(ctx.args(), ctx.envs(), &func, || module_bytes(ctx), state).await
+    }
+}
+
+/// `--labreport-run STATE_DIR MODULE [ARGS...]`: the same start, in this process, with this
+/// process's environment (a missing STATE_DIR is created, as `main` does).
+fn standalone<const CACHED: bool>(args: &[OsString]) -> Result<i32> {
+    let [dir, module, ..] = args else {
+        return Err(anyhow!("usage: --labreport-run STATE_DIR MODULE [ARGS...]"));
+    };
+    open_state(&PathBuf::from(dir));
+    let _ = BENCH_VARIANT.set(std::env::var("LABREPORT_SHIM_BENCH_VARIANT").unwrap_or_default());
+    let state = STATE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let guest_args: Vec<String> = args[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let envs: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let path = PathBuf::from(module);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run::<CACHED>(
+        &guest_args,
+        &envs,
+        "_start",
+        || {
+            if variant("heap-read") {
+                return Ok(ModuleBytes::Owned(std::fs::read(&path)?));
+            }
+            ModuleBytes::map(path)
+        },
+        state,
+    ))
 }
