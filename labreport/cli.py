@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar, cast
@@ -24,6 +25,7 @@ from labreport import (
     private_containerd,
     private_engine,
     render,
+    shimcache,
     workflows,
 )
 from labreport import engine as engine_module
@@ -120,6 +122,13 @@ def measure_command(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds one run may take before it is killed.", min=0.1)
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue an interrupted run from its partial file (<output>.partial.json), "
+            "if the config, sources, environment and options still match."
+        ),
+    ] = False,
     memory: Annotated[bool, typer.Option(help="Measure server-mode memory.")] = True,
     containerd: Annotated[
         str,
@@ -157,6 +166,7 @@ def measure_command(
         include=measure.runtime_names(runtime, "--runtime"),
         skip=measure.runtime_names(skip, "--skip"),
         memory=memory,
+        resume=resume,
     )
     measure.check_plan(plan)
     if containerd not in private_containerd.MODES:
@@ -273,6 +283,27 @@ def compare_command(
         )
 
 
+@app.command("cache")
+@user_errors
+def cache_command(
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove every compiled module and phase record.")
+    ] = False,
+) -> None:
+    """The wasmtime shim's file cache of compiled modules: list it, or clear it."""
+    root = shimcache.state_dir()
+    if clear:
+        files, size = shimcache.clear(root)
+        typer.echo(f"removed {files} file(s), {size:,} B, from {root}")
+        return
+    found = shimcache.entries(root)
+    typer.echo(f"{root}: {len(found)} compiled module(s), {sum(e.size_bytes for e in found):,} B")
+    for entry in found:
+        typer.echo(
+            f"  module {entry.module_sha256}  engine {entry.engine_hash}  {entry.size_bytes:,} B"
+        )
+
+
 @app.command("version")
 def version_command() -> None:
     """Print labreport's version."""
@@ -286,8 +317,25 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    """Every way out is an exit code; a usage error is `error:` + `hint:` like any other."""
     signal.signal(signal.SIGTERM, _terminated)
-    app(prog_name="labreport")
+    try:
+        code = app(prog_name="labreport", standalone_mode=False)
+    except Exception as error:
+        # Click's exceptions (typer vendors click in some versions): found by class name.
+        if "ClickException" not in {kind.__name__ for kind in type(error).__mro__}:
+            raise
+        context = getattr(error, "ctx", None)
+        where = context.command_path if context is not None else "labreport"
+        message = error.format_message() or "no command given"  # type: ignore[attr-defined]
+        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"hint: see '{where} --help'", err=True)
+        sys.exit(getattr(error, "exit_code", 2))
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        typer.echo("hint: nothing was changed; run the command again", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

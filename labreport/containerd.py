@@ -22,13 +22,6 @@ CALL_TIMEOUT_S = 60
 IMPORT_TIMEOUT_S = 300
 KILL_TIMEOUT_S = 15
 CGROUP_MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
-PRECOMPILE_LABEL = "runwasi.io/precompiled"  # runwasi's label prefix for precompiled modules
-
-
-@dataclass(frozen=True)
-class Blob:
-    digest: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -100,23 +93,6 @@ class Ctr:
             fields = line.split()  # DIGEST SIZE AGE LABELS; AGE holds spaces, LABELS none
             if fields:
                 blobs[fields[0]] = fields[-1].split(",") if len(fields) >= 4 else []
-        return blobs
-
-    def precompiled_content(self, shim_name: str) -> list[Blob]:
-        """Blobs that a runwasi shim stored as precompiled modules in this namespace.
-
-        runwasi labels each one `runwasi.io/precompiled/<shim>/<cache key>/original=<layer>`.
-        """
-        marker = f"{PRECOMPILE_LABEL}/{shim_name}/"
-        blobs = []
-        for digest, labels in self.content().items():
-            if any(label.startswith(marker) and "/original=" in label for label in labels):
-                done = proc.run(
-                    self.argv("content", "get", digest),
-                    timeout_s=CALL_TIMEOUT_S,
-                    what="ctr content get",
-                )
-                blobs.append(Blob(digest, len(done.stdout_bytes)))
         return blobs
 
     def container_ids(self) -> list[str]:

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from labreport.config import describe_validation_error
 from labreport.errors import LabreportError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 files (before the shims' phase records) are read as they are: nothing was removed.
+READABLE_VERSIONS = frozenset({1, SCHEMA_VERSION})
 SCHEMA_NAME = "labreport.measurement"
 
 
@@ -78,6 +80,25 @@ class RuntimeRecord(Record):
     details: dict[str, Detail] = Field(default_factory=dict)
 
 
+class ShimPhase(Record):
+    name: str
+    ns: int = Field(ge=0)
+
+
+class ShimRecord(Record):
+    """One start as the wasmtime shim timed it: consecutive phases from the client's spawn to
+    its return (CLOCK_MONOTONIC on both sides), and what the shim found (cache hit or miss)."""
+
+    shim: str
+    phases: list[ShimPhase]
+    facts: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def cache(self) -> str:
+        """hit, miss or off (the shim that compiles at every start)."""
+        return self.facts.get("cache", "").split(":", 1)[0]
+
+
 class Sample(Record):
     """One spawn-to-exit run of the CLI mode, with the verdict on its output."""
 
@@ -90,6 +111,7 @@ class Sample(Record):
     exit_code: int | None = None
     engine_run_ns: int | None = Field(default=None, gt=0)
     started_at_unix_s: float = Field(gt=0)
+    shim: ShimRecord | None = None  # the wasmtime shims' own timeline of this start
 
 
 class MemoryReading(Record):
@@ -140,6 +162,7 @@ class Measurement(Record):
     title: str
     partial: bool = False
     partial_reason: str = ""
+    resumed_at: list[str] = Field(default_factory=list)  # when `measure --resume` continued it
     started_at: str
     finished_at: str
     runs: int = Field(ge=1)
@@ -183,7 +206,11 @@ def load_measurement(path: Path) -> Measurement:
             "pass a file written by 'labreport measure'",
         )
     version = raw.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or version not in READABLE_VERSIONS
+    ):
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         raise LabreportError(
             f"{path}: schema_version {version!r}, this labreport reads {SCHEMA_VERSION}",

@@ -33,6 +33,7 @@ class Completed:
     stderr: str
     wall_ns: int
     stdout_bytes: bytes = field(default=b"", repr=False)  # as written, for binary output
+    started_ns: int = 0  # timed(): CLOCK_MONOTONIC (perf_counter_ns) just before the spawn
 
     @property
     def command(self) -> str:
@@ -105,6 +106,7 @@ def run(
         stderr=stderr.decode("utf-8", "replace"),
         wall_ns=wall_ns,
         stdout_bytes=stdout,
+        started_ns=started,
     )
     if check and done.returncode != 0:
         detail = tail(done.stderr or done.stdout) or "no output"
@@ -210,6 +212,7 @@ def timed(
         stderr=stderr.decode("utf-8", "replace"),
         wall_ns=wall_ns,
         stdout_bytes=stdout,
+        started_ns=started,
     )
 
 

@@ -45,6 +45,88 @@ TEMPLATE_RUNTIME_ERRORS = (
 CHART_DIR = "report"
 
 
+# The shims' marks in the order a start passes them (shim/src/lib.rs), then the client's return.
+PHASE_ORDER = (
+    "shim_main", "run_wasi", "engine", "read", "key", "compile", "store", "load", "instantiate",
+    "exit", "client_return",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    """One phase of a start as the shim timed it: its median over a set of starts."""
+
+    name: str
+    median_ms: float
+
+
+@dataclass
+class ShimView:
+    """What the wasmtime shim recorded about a runtime's starts.
+
+    `phases` are the medians over the counted, checked starts the shim served the usual way
+    (from its cache on the caching shim, compiling on the other): `basis` says which and how
+    many. `first` is the first start's own breakdown (round 0: the compile-and-store start on
+    the caching shim). `outcomes` counts every start's cache outcome, warm-ups included.
+    """
+
+    basis: str
+    count: int
+    phases: list[PhaseView]
+    first: list[PhaseView]
+    first_cache: str
+    outcomes: dict[str, int]
+    misses: list[str]  # the reasons of counted starts that missed the cache
+
+    @property
+    def total_ms(self) -> float:
+        return sum(p.median_ms for p in self.phases)
+
+    def rows(self) -> list[tuple[str, float | None, float | None]]:
+        """(phase, first start's ms, median ms) in the order a start goes through them."""
+        first = {p.name: p.median_ms for p in self.first}
+        usual = {p.name: p.median_ms for p in self.phases}
+        names = [n for n in PHASE_ORDER if n in first or n in usual]
+        names += [n for n in [*first, *usual] if n not in names]
+        return [(name, first.get(name), usual.get(name)) for name in dict.fromkeys(names)]
+
+    def phase(self, name: str) -> float | None:
+        return next((p.median_ms for p in self.phases if p.name == name), None)
+
+
+def shim_view(samples: Sequence[Sample]) -> ShimView | None:
+    recorded = [s for s in samples if s.shim is not None]
+    if not recorded:
+        return None
+    outcomes: dict[str, int] = {}
+    for sample in recorded:
+        assert sample.shim is not None
+        outcomes[sample.shim.cache or "unknown"] = (
+            outcomes.get(sample.shim.cache or "unknown", 0) + 1
+        )
+    usual = "hit" if "hit" in outcomes else "off"
+    counted = [s.shim for s in recorded if not s.warmup and s.ok and s.shim and s.shim.phases]
+    basis_records = [r for r in counted if r.cache == usual]
+    names: list[str] = []
+    for record in basis_records:
+        names += [p.name for p in record.phases if p.name not in names]
+    phases = []
+    for name in names:
+        values = [p.ns / 1e6 for r in basis_records for p in r.phases if p.name == name]
+        phases.append(PhaseView(name, stats.summarize(values).median))
+    first = next((s for s in recorded if s.round == 0 and s.warmup), recorded[0])
+    assert first.shim is not None
+    return ShimView(
+        basis={"hit": "cached starts", "off": "starts"}[usual],
+        count=len(basis_records),
+        phases=phases,
+        first=[PhaseView(p.name, p.ns / 1e6) for p in first.shim.phases],
+        first_cache=first.shim.facts.get("cache", ""),
+        outcomes=dict(sorted(outcomes.items())),
+        misses=sorted({r.facts.get("cache", "") for r in counted if r.cache == "miss"}),
+    )
+
+
 @dataclass
 class RuntimeView:
     name: str
@@ -64,6 +146,7 @@ class RuntimeView:
     startup: stats.Summary | None = None
     engine_run: stats.Summary | None = None
     warnings: list[stats.SampleWarning] = field(default_factory=list)
+    shim: ShimView | None = None
 
     @property
     def measured_ok(self) -> bool:
@@ -204,6 +287,7 @@ def runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
                 view.engine_run = stats.summarize(engine)
             first_counted = counted[0].wall_ns / 1e6 if counted and counted[0].ok else None
             view.warnings = stats.warnings(view.startup, view.failed, view.measured, first_counted)
+            view.shim = shim_view(samples)
             views[record.name] = view
     return views
 
@@ -211,7 +295,7 @@ def runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
 class Context:
     """What templates see; methods are callable from templates (compare, memory_of, ...)."""
 
-    def __init__(self, sources: Sequence[Source], chart_dir: str) -> None:
+    def __init__(self, sources: Sequence[Source], chart_dir: str, with_charts: bool = True) -> None:
         first = sources[0].measurement
         self.sources = sources
         self.lab = first.lab
@@ -247,7 +331,7 @@ class Context:
         self.runs = first.runs
         self.warmup = first.warmup
         self.chart_dir = chart_dir
-        self.charts = self._charts()
+        self.charts = self._charts() if with_charts else {}
         self._comparisons: dict[tuple[str, str], ComparisonView | None] = {}
 
     # -- called from templates --------------------------------------------------------------
@@ -462,14 +546,16 @@ def render(
     templates: Path | None = None,
     template: str = DEFAULT_TEMPLATE,
     chart_dir: str = CHART_DIR,
+    with_charts: bool = True,
 ) -> Report:
+    """The report of these files; with_charts=False skips drawing (the fuzzer's fast lane)."""
     if templates is not None and not templates.is_dir():
         raise LabreportError(
             f"--templates {templates}: no such folder",
             "give a folder of templates (copy templates/, see templates/README.md)",
         )
     sources = load_sources(paths)
-    context = Context(sources, chart_dir)
+    context = Context(sources, chart_dir, with_charts)
     env = environment(templates)
     try:
         markdown = env.get_template(template).render(ctx=context)

@@ -29,6 +29,7 @@ class Shim:
     runtime: str
     binary: str
     compiles: str  # when the module is compiled, as the report says it
+    cached: bool = False  # keeps compiled modules in its file cache (labreport/shimcache.py)
 
     @property
     def name(self) -> str:
@@ -50,8 +51,9 @@ WASMTIME_SHIM = Shim(
 WASMTIME_AOT_SHIM = Shim(
     "io.containerd.wasmtime-aot.v1",
     "containerd-shim-wasmtime-aot-v1",
-    "once per image, at its first start; later starts load the compiled module that the shim "
-    "stored in containerd's content store",
+    "once per module, at its first start; later starts map the compiled code that the shim "
+    "stored in its file cache (keyed by the module's sha256 and the engine's compatibility hash)",
+    cached=True,
 )
 SHIMS = (WASMTIME_SHIM, WASMTIME_AOT_SHIM)
 
@@ -63,6 +65,25 @@ def state_dir() -> Path:
         return Path(override)
     cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache_home) / "labreport"
+
+
+def made_state_dir() -> Path:
+    """The state directory, made if missing; a file or an unmakeable path is one error."""
+    path = state_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise LabreportError(
+            f"the state directory {path} is not a folder (something else is at "
+            f"{error.filename or path})",
+            "set LABREPORT_STATE_DIR to a folder, or move that file away",
+        ) from error
+    except OSError as error:
+        raise LabreportError(
+            f"the state directory {path} cannot be made: {error.strerror}",
+            "set LABREPORT_STATE_DIR to a folder you can write in",
+        ) from error
+    return path
 
 
 def which(name: str) -> Path | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labreport import config, measure
 from labreport.errors import LabreportError
-from labreport.models import load_measurement
+from labreport.models import SCHEMA_VERSION, load_measurement
 from labreport.runtimes.fake import FakeRuntime
 
 from . import fakes
@@ -50,10 +51,25 @@ def test_foreign_json(tmp_path: Path) -> None:
 
 
 def test_newer_schema_says_upgrade(good_file: Path) -> None:
-    rewrite(good_file, lambda d: d.update(schema_version=2))
-    with pytest.raises(LabreportError, match="schema_version 2") as raised:
+    rewrite(good_file, lambda d: d.update(schema_version=SCHEMA_VERSION + 1))
+    with pytest.raises(LabreportError, match=f"schema_version {SCHEMA_VERSION + 1}") as raised:
         load_measurement(good_file)
     assert raised.value.hint == "upgrade labreport"
+
+
+def test_a_version_1_file_is_still_read(good_file: Path) -> None:
+    """Version 2 only added the shims' records: a file from before reads as it was."""
+
+    def as_version_1(data: dict[str, Any]) -> None:
+        data["schema_version"] = 1
+        for sample in data["samples"]:
+            sample.pop("shim", None)
+
+    rewrite(good_file, as_version_1)
+    assert load_measurement(good_file).schema_version == 1
+    rewrite(good_file, lambda d: d.update(schema_version=True))
+    with pytest.raises(LabreportError, match="schema_version True"):
+        load_measurement(good_file)
 
 
 def test_bad_field_names_its_path(good_file: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from labreport.config import LabConfig
-from labreport.models import CheckRecord, Detail, MemoryRecord
+from labreport.models import CheckRecord, Detail, MemoryRecord, ShimRecord
 
 if TYPE_CHECKING:
     import docker
@@ -29,6 +29,7 @@ class RawRun:
     exit_code: int | None
     engine_run_ns: int | None = None
     stderr: str = ""
+    shim: ShimRecord | None = None
 
 
 @dataclass
@@ -322,3 +323,97 @@ def server_served(record: MemoryRecord, command: str) -> CheckRecord:
         detail=f"served {record.requests_ok}/{record.requests_sent} checked responses",
         command=command,
     )
+
+
+# -- the wasmtime shims' own timeline and module cache ------------------------------------------
+
+
+class ShimTimed:
+    """Mixed into the runtimes that start the wasmtime shims (through ctr or Docker).
+
+    Every timed start asks the shim for its timeline (LABREPORT_PHASES=<token>, the token being
+    the container's name) and reads it back. On the caching shim, the module's cache entry is
+    removed before the runtime's first start, so that start really compiles and stores, and
+    again at cleanup, so a measurement leaves no entry behind. Both only where the shim runs on
+    this host: a remote engine's shim keeps its records and cache on its own host.
+    """
+
+    cached = False  # the shim keeps compiled modules in its file cache
+    shim_is_local = True
+    module_sha256 = ""
+    cache_before_first_start = ""
+
+    def _shim_env(self, env: Mapping[str, str], token: str) -> dict[str, str]:
+        from labreport import shimcache
+
+        return {**env, shimcache.PHASES_ENV: token}
+
+    def _module_digest(self, ctx: RunContext) -> str:
+        import hashlib
+
+        module = ctx.built.files[ctx.config.wasm_image.build]
+        return hashlib.sha256(module.read_bytes()).hexdigest()
+
+    def _before_start(self) -> None:
+        """Before the runtime's first timed start: an empty cache for this module."""
+        if not self.cached or self.cache_before_first_start or not self.shim_is_local:
+            return
+        from labreport import shimcache
+
+        try:
+            removed = shimcache.forget(self.module_sha256)
+            self.cache_before_first_start = (
+                f"emptied (removed {removed} entr{'y' if removed == 1 else 'ies'})"
+                if removed else "empty"
+            )  # fmt: skip
+        except OSError as error:
+            self.cache_before_first_start = f"could not be emptied: {error.strerror}"
+
+    def _shim_record(self, token: str, started_ns: int, wall_ns: int) -> ShimRecord | None:
+        if not self.shim_is_local:
+            return None
+        from labreport import shimcache
+        from labreport.models import ShimPhase
+
+        try:
+            timeline = shimcache.take_record(token)
+        except OSError:
+            return None
+        if timeline is None:
+            return None
+        phases = shimcache.phases_ns(timeline, started_ns, wall_ns)
+        return ShimRecord(
+            shim=timeline.shim,
+            phases=[ShimPhase(name=name, ns=ns) for name, ns in phases],
+            facts=timeline.facts,
+        )
+
+    def _discard_record(self, token: str) -> None:
+        """After a start that did not end normally (its task removed): the record it may have
+        written before it was removed. Nothing can write it later: the task is gone."""
+        from labreport import shimcache
+
+        with contextlib.suppress(OSError, ValueError):
+            shimcache.take_record(token)
+
+    def _shim_cleanup(self, token_prefix: str) -> None:
+        """The run's leftover records, and (caching shim) the module's entry; records that
+        earlier runs, killed before their cleanup, left are removed after an hour."""
+        if not self.shim_is_local:
+            return
+        from labreport import shimcache
+
+        with contextlib.suppress(OSError):
+            shimcache.sweep_records(token_prefix)
+            shimcache.sweep_records("labreport-", older_than_s=3600)
+        if self.cached and self.module_sha256:
+            with contextlib.suppress(OSError):
+                shimcache.forget(self.module_sha256)
+
+    def _shim_details(self) -> dict[str, Detail]:
+        details: dict[str, Detail] = {}
+        if self.cached and self.module_sha256:
+            details["module_sha256"] = self.module_sha256
+        if self.cache_before_first_start:
+            details["cache_before_first_start"] = self.cache_before_first_start
+        return details

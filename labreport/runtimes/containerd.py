@@ -20,6 +20,7 @@ from labreport.runtimes import (
     RawRun,
     RunContext,
     RuntimeBase,
+    ShimTimed,
     measure_server_memory,
     once_memory,
     once_peak_method,
@@ -112,9 +113,15 @@ class _CtrBase(RuntimeBase):
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.ctx is not None and self.ctr is not None
         container_id = self._prefix() + str(next(self.names))
+        done = self._timed(self.run_argv(env, container_id), container_id)
+        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
+
+    def _timed(self, argv: list[str], container_id: str) -> proc.Completed:
+        """One timed `ctr run --rm`; its container is removed if the run does not end."""
+        assert self.ctx is not None and self.ctr is not None
         try:
-            done = proc.timed(
-                self.run_argv(env, container_id),
+            return proc.timed(
+                argv,
                 timeout_s=self.ctx.timeout_s,
                 what=f"ctr run --rm ({self.name})",
                 hint="raise --timeout; `labreport doctor` checks containerd and the shim",
@@ -123,7 +130,6 @@ class _CtrBase(RuntimeBase):
             with contextlib.suppress(LabreportError):
                 self.ctr.remove_container(container_id)
             raise
-        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
 
     def details(self) -> dict[str, Detail]:
         return dict(self.facts)
@@ -244,7 +250,7 @@ class CtrRuncRuntime(_CtrBase):
         return ctx.config.image.repository
 
 
-class CtrWasmtimeRuntime(_CtrBase):
+class CtrWasmtimeRuntime(ShimTimed, _CtrBase):
     """The wasi/wasm image run by containerd's wasmtime shim (runwasi), compiling each start."""
 
     name = "ctr-wasmtime"
@@ -254,6 +260,7 @@ class CtrWasmtimeRuntime(_CtrBase):
     needs = frozenset({artifact})
     platform = "wasi/wasm"
     shim = tools.WASMTIME_SHIM
+    cached = shim.cached
     runtime_name = shim.runtime
 
     def available(self) -> tuple[bool, str]:
@@ -273,6 +280,37 @@ class CtrWasmtimeRuntime(_CtrBase):
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)
         self.facts["module_compilation"] = self.shim.compiles
+        self.module_sha256 = self._module_digest(ctx)
+
+    def command(self, env: Mapping[str, str]) -> str:
+        return Ctr.shown(
+            self.run_argv(self._shim_env(env, "TOKEN"), f"labreport-RUN-{self.kind}-N")
+        )
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun:
+        """A timed start that also reads the shim's own timeline of it."""
+        assert self.ctx is not None and self.ctr is not None
+        self._before_start()
+        container_id = self._prefix() + str(next(self.names))
+        try:
+            done = self._timed(
+                self.run_argv(self._shim_env(env, container_id), container_id), container_id
+            )
+        except BaseException:
+            self._discard_record(container_id)
+            raise
+        record = self._shim_record(container_id, done.started_ns, done.wall_ns)
+        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr, shim=record)
+
+    def details(self) -> dict[str, Detail]:
+        return {**super().details(), **self._shim_details()}
+
+    def cleanup(self) -> None:
+        try:
+            super().cleanup()
+        finally:
+            if self.ctx is not None:
+                self._shim_cleanup(self._prefix())
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         assert self.ctr is not None
@@ -287,32 +325,20 @@ class CtrWasmtimeRuntime(_CtrBase):
 
 
 class CtrWasmtimeAotRuntime(CtrWasmtimeRuntime):
-    """The same image on the shim that precompiles the module once per image and caches it.
+    """The same image on the shim that keeps compiled modules in its file cache.
 
-    The first start of the freshly imported image compiles and stores the module (it is the
-    first warm-up sample); every later start loads the stored code. The details record that
-    the cache was cold before the first start and what the shim stored.
+    The module's entry is removed before this runtime's first start, which therefore compiles
+    and stores (it is the first warm-up sample; its shim record says "miss"); every later start
+    maps the stored code (records say "hit").
     """
 
     name = "ctr-wasmtime-aot"
     description = (
-        "ctr run --rm, runtime io.containerd.wasmtime-aot.v1 (the same shim; it precompiles the "
-        "module at the image's first start and caches it in containerd)"
+        "ctr run --rm, runtime io.containerd.wasmtime-aot.v1 (the same shim; it compiles a module "
+        "at its first start, stores the code in a file keyed by the module's sha256 and the "
+        "engine, and maps it at later starts)"
     )
     kind = "aot"
     shim = tools.WASMTIME_AOT_SHIM
+    cached = shim.cached
     runtime_name = shim.runtime
-
-    def prepare(self, ctx: RunContext) -> None:
-        super().prepare(ctx)
-        assert self.ctr is not None
-        cached = self.ctr.precompiled_content(self.shim.name)
-        self.facts["precompiled_before_first_start"] = "yes" if cached else "no"
-
-    def details(self) -> dict[str, Detail]:
-        if self.ctr is not None:
-            stored = self.ctr.precompiled_content(self.shim.name)
-            self.facts["precompiled_modules_stored"] = len(stored)
-            if stored:
-                self.facts["precompiled_module_bytes"] = stored[0].size
-        return super().details()

@@ -29,6 +29,7 @@ from labreport.runtimes import (
     RawRun,
     RunContext,
     RuntimeBase,
+    ShimTimed,
     measure_server_memory,
     once_memory,
     once_peak_method,
@@ -273,14 +274,18 @@ class DockerCliRuntime(_DockerBase):
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.ctx is not None
         name = self._name("cli")
-        argv = self.run_argv(env, name)
+        done = self._timed(self.run_argv(env, name), name)
+        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
+
+    def _timed(self, argv: list[str], name: str) -> proc.Completed:
+        """One timed `docker run --rm`; its container is removed if the run does not end."""
+        assert self.ctx is not None
         try:
-            done = proc.timed(argv, timeout_s=self.ctx.timeout_s, what="docker run --rm")
+            return proc.timed(argv, timeout_s=self.ctx.timeout_s, what="docker run --rm")
         except BaseException:
             with contextlib.suppress(*DOCKER_ERRORS):
                 self.ctx.docker().containers.get(name).remove(force=True)
             raise
-        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
 
 
 def proc_which(program: str) -> str | None:
@@ -349,7 +354,7 @@ def docker_wasm_support(info: Mapping[str, Any]) -> tuple[bool, str]:
     )
 
 
-class DockerWasmRuntime(DockerCliRuntime):
+class DockerWasmRuntime(ShimTimed, DockerCliRuntime):
     """Docker running the WASM image itself: `docker load` of the OCI archive, then
     `docker run --runtime io.containerd.wasmtime.v1 --platform wasi/wasm`."""
 
@@ -362,9 +367,9 @@ class DockerWasmRuntime(DockerCliRuntime):
     needs_containerd_store = True  # the private engine is started for it where the host lacks it
     image_key = "wasm-image"
     shim = tools.WASMTIME_SHIM
+    cached = shim.cached
     runtime_option = shim.runtime
     platform = "wasi/wasm"
-    module_compilation = "at every start (module in the rootfs layer)"
 
     def available(self) -> tuple[bool, str]:
         if engine.is_local(engine.engine_url()) and self.shim.find() is None:
@@ -384,7 +389,20 @@ class DockerWasmRuntime(DockerCliRuntime):
     def command(self, env: Mapping[str, str]) -> str:
         """The load (once per run, shared by both docker-wasm runtimes), then one run."""
         load = shlex.join([*engine.cli(), "load", "-i", "wasm.tar"])
-        return f"{load} && {super().command(env)}"
+        return f"{load} && {super().command(self._shim_env(env, 'TOKEN'))}"
+
+    def run_once(self, env: Mapping[str, str]) -> RawRun:
+        """A timed start that also reads the shim's own timeline of it (local engines)."""
+        assert self.ctx is not None
+        self._before_start()
+        name = self._name("cli")
+        try:
+            done = self._timed(self.run_argv(self._shim_env(env, name), name), name)
+        except BaseException:
+            self._discard_record(name)
+            raise
+        record = self._shim_record(name, done.started_ns, done.wall_ns)
+        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr, shim=record)
 
     def prepare(self, ctx: RunContext) -> None:
         self.ctx = ctx
@@ -398,16 +416,22 @@ class DockerWasmRuntime(DockerCliRuntime):
             )
             ctx.built.loaded.add(reference)
         self.image_id = reference
+        self.shim_is_local = engine.is_local(engine.engine_url())
+        self.module_sha256 = self._module_digest(ctx)
 
     def cleanup(self) -> None:
-        super().cleanup()
-        if self.ctx is not None and self.image_id in self.ctx.built.loaded:
-            with contextlib.suppress(*DOCKER_ERRORS):
-                self.ctx.docker().images.remove(self.image_id)
-            self.ctx.built.loaded.discard(self.image_id)
+        try:
+            super().cleanup()
+            if self.ctx is not None and self.image_id in self.ctx.built.loaded:
+                with contextlib.suppress(*DOCKER_ERRORS):
+                    self.ctx.docker().images.remove(self.image_id)
+                self.ctx.built.loaded.discard(self.image_id)
+        finally:
+            if self.ctx is not None:
+                self._shim_cleanup(f"labreport-{self.ctx.run_id}-")
 
     def details(self) -> dict[str, Detail]:
-        return {"module_compilation": self.module_compilation}
+        return {"module_compilation": self.shim.compiles, **self._shim_details()}
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
         return self._memory(ctx, server=True)
@@ -420,25 +444,21 @@ class DockerWasmRuntime(DockerCliRuntime):
 
 
 class DockerWasmAotRuntime(DockerWasmRuntime):
-    """The same image through Docker on the shim that precompiles once per image.
+    """The same image through Docker on the shim with the file cache.
 
-    Through Docker the shim is not given the image (runwasi #460: Docker leaves the containerd
-    container's image empty), so its content-store cache cannot apply: this records what that
-    costs, first start and later starts apart.
+    Docker never hands the shim the image (runwasi #460: it leaves the containerd container's
+    image empty), so a cache kept with the image could not apply; the file cache is keyed by
+    the module the shim reads from the rootfs, so it does.
     """
 
     name = "docker-wasm-aot"
     description = (
         "docker run --rm --runtime io.containerd.wasmtime-aot.v1 --platform wasi/wasm (the "
-        "precompiling shim through Docker)"
+        "shim with the file cache, through Docker)"
     )
     shim = tools.WASMTIME_AOT_SHIM
+    cached = shim.cached
     runtime_option = shim.runtime
-
-    module_compilation = (
-        "at every start: through Docker the shim is not given the image's layers (runwasi "
-        "#460), so the content-store cache of its precompiled module never applies"
-    )
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
         return self._memory(ctx, server=False)

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from labreport import build, engine
+from labreport import build, engine, shimcache
+from labreport.models import Sample
 
 from ..conftest import ROOT
 
@@ -107,3 +108,30 @@ def measure_interrupted(
     assert stderr.strip().splitlines()[-2] == "error: interrupted"
     assert "Traceback" not in stderr
     assert not output.exists()
+
+
+def shim_records() -> set[str]:
+    return {p.name for p in (shimcache.state_dir() / "phases").glob("*")}
+
+
+def assert_shim_cache_used(
+    samples: list[Sample], cached: str, compiling: str, module: str, records_before: set[str]
+) -> None:
+    """The shims' records of a run: the caching runtime's first start compiled and stored, its
+    later starts hit; the other compiled every time; every record's phases add up to the
+    sample's wall time; and the run left no cache entry or record behind."""
+    by_round = sorted((s for s in samples if s.runtime == cached), key=lambda s: s.round)
+    records = [s.shim for s in by_round]
+    assert all(records), f"{cached}: a start without the shim's record"
+    first, *later = [r for r in records if r]
+    assert first.facts["cache"] == "miss: no entry" and first.facts["stored"] == "yes"
+    assert first.facts["module_sha256"] == module
+    assert {r.cache for r in later} == {"hit"}, [r.facts for r in later]
+    compiling_records = [s.shim for s in samples if s.runtime == compiling]
+    assert compiling_records and all(r and r.cache == "off" for r in compiling_records)
+    for sample in samples:
+        if sample.shim is not None:
+            assert sum(p.ns for p in sample.shim.phases) == sample.wall_ns
+            assert sample.shim.phases[0].name == "shim_main"
+    assert not [e for e in shimcache.entries() if e.module_sha256 == module]
+    assert shim_records() <= records_before

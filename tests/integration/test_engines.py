@@ -22,9 +22,11 @@ from labreport.models import load_measurement
 from ..conftest import ROOT
 from .common import (
     assert_one_line_error,
+    assert_shim_cache_used,
     labreport,
     labreport_containers_and_run_tags,
     measure_interrupted,
+    shim_records,
     wait_until_started,
 )
 
@@ -116,6 +118,7 @@ def test_private_engine_measures_docker_and_its_wasm_path(
     needs("containerd-shim-wasmtime-aot-v1")
     needs("go")
     output = tmp_path / "m.json"
+    records_before = shim_records()
     runtimes = "docker-cli,docker-api,docker-wasm,docker-wasm-aot,ctr-runc"
     process = labreport(
         "measure", "--engine", "private", "--runtime", runtimes, "--runs", "2", "--warmup", "1",
@@ -147,6 +150,12 @@ def test_private_engine_measures_docker_and_its_wasm_path(
     for runtime in ("docker-api", "docker-wasm", "docker-wasm-aot"):
         assert peaks[runtime].peak_bytes, peaks[runtime].failure
     assert peaks["docker-api"].method == peaks["docker-wasm"].method
+    # Through Docker too the caching shim compiles at its first start and maps the stored code
+    # after (its key is the module, which Docker's missing image field does not hide).
+    module = next(a for a in result.artifacts if a.name == lab.wasm_image.build)
+    assert_shim_cache_used(
+        result.samples, "docker-wasm-aot", "docker-wasm", module.sha256, records_before
+    )
     # Stopped, and nothing of it left on the host.
     assert private_engine_traces() == NO_TRACES
     # Nothing left inside the private engine either (started again to look).

@@ -15,13 +15,19 @@ from labreport import config, private_containerd
 from labreport.containerd import Ctr
 from labreport.models import load_measurement
 
-from .common import labreport, measure_hanging, measure_interrupted
+from .common import (
+    assert_shim_cache_used,
+    labreport,
+    measure_hanging,
+    measure_interrupted,
+    shim_records,
+)
 
 pytestmark = [pytest.mark.containerd, pytest.mark.shim, pytest.mark.wasmtime]
 
 
 def leftovers() -> dict[str, list[str]]:
-    """What labreport's namespace holds; content too (the AOT shim's compiled modules)."""
+    """What labreport's namespace holds, content too."""
     ctr = Ctr.find()
     return {
         "containers": ctr.container_ids(),
@@ -53,6 +59,7 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
     tmp_path: Path, lab: config.LabConfig
 ) -> None:
     output = tmp_path / "m.json"
+    records_before = shim_records()
     runtimes = "ctr-wasmtime,ctr-wasmtime-aot,ctr-runc,wasmtime-embedded"
     process = labreport(
         "measure", "--runtime", runtimes, "--runs", "2", "--warmup", "1", "-o", str(output)
@@ -85,11 +92,14 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
     details = {r.name: r.details for r in result.runtimes}
     assert float(details["wasmtime-embedded"]["compile_seconds"]) > 0
     assert details["ctr-wasmtime"]["module_compilation"]
-    # The AOT shim found nothing cached, compiled once and stored exactly one module, which the
-    # image's removal took away again (leftovers() counts content too).
-    assert details["ctr-wasmtime-aot"]["precompiled_before_first_start"] == "no"
-    assert details["ctr-wasmtime-aot"]["precompiled_modules_stored"] == 1
-    assert int(details["ctr-wasmtime-aot"]["precompiled_module_bytes"]) > 0
+    # The caching shim started from an empty cache entry, compiled once and mapped after; the
+    # run's cleanup removed the entry and every phase record.
+    assert str(details["ctr-wasmtime-aot"]["cache_before_first_start"]).startswith(
+        ("empty", "emptied")
+    )
+    assert_shim_cache_used(
+        result.samples, "ctr-wasmtime-aot", "ctr-wasmtime", module.sha256, records_before
+    )
     assert result.environment.containerd["available"] == "yes"
     assert leftovers() == NOTHING
 
@@ -103,9 +113,11 @@ def test_hung_task_is_killed_and_removed(tmp_path: Path, runtime: str) -> None:
 
 @pytest.mark.usefixtures("wasm_stack")
 def test_ctrl_c_leaves_nothing_in_containerd(tmp_path: Path) -> None:
+    records_before = shim_records()
     runtimes = "ctr-runc,ctr-wasmtime,ctr-wasmtime-aot"
     measure_interrupted(tmp_path, runtimes, lambda: bool(leftovers()["tasks"]))
     assert leftovers() == NOTHING
+    assert shim_records() <= records_before  # not even a record written as its task was removed
 
 
 def daemons_using(config_file: Path) -> list[int]:

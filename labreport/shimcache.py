@@ -1,0 +1,158 @@
+"""The wasmtime shims' state directory: the compiled-module cache and the phase records.
+
+The caching shim (io.containerd.wasmtime-aot.v1, shim/src/cache.rs) keeps one file per module
+and engine in `modules/<module sha256>-<engine hash>.cwasm`; both shims write the timeline of
+a start to `phases/<token>.json` when the run's environment carries LABREPORT_PHASES=<token>.
+
+Where: /var/cache/labreport-wasmtime (root only), or $LABREPORT_WASMTIME_CACHE, which must then
+be set for the containerd that starts the shims too. Bounded by the shim: beyond 512 MiB of
+entries (or $LABREPORT_WASMTIME_CACHE_MAX_BYTES) the oldest go first. Emptied by labreport: a
+measurement removes its module's entry before its first start (so that first start really
+compiles) and after its last, and reads and removes every phase record it asked for;
+`labreport cache --clear` removes all entries and records. Nothing else in the directory is
+touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DIR = Path("/var/cache/labreport-wasmtime")
+PHASES_ENV = "LABREPORT_PHASES"
+ENTRY = re.compile(r"^(?P<module>[0-9a-f]{64})-(?P<engine>[0-9a-f]{16})\.cwasm$")
+TEMP = re.compile(r"^\..+\.tmp$")
+TOKEN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
+MAX_RECORD_BYTES = 64 * 1024
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("LABREPORT_WASMTIME_CACHE") or DEFAULT_DIR)
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    module_sha256: str
+    engine_hash: str
+    size_bytes: int
+
+
+def entries(root: Path | None = None) -> list[Entry]:
+    """The cache's entries (the files the shim named as entries; nothing else)."""
+    modules = (root or state_dir()) / "modules"
+    found = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for child in sorted(modules.iterdir()):
+            match = ENTRY.match(child.name)
+            if match and child.is_file() and not child.is_symlink():
+                found.append(Entry(child, match["module"], match["engine"], child.stat().st_size))
+    return found
+
+
+def forget(module_sha256: str, root: Path | None = None) -> int:
+    """Removes the entries of one module (any engine); how many there were."""
+    removed = 0
+    for entry in entries(root):
+        if entry.module_sha256 == module_sha256:
+            with contextlib.suppress(FileNotFoundError):
+                entry.path.unlink()
+                removed += 1
+    return removed
+
+
+def clear(root: Path | None = None) -> tuple[int, int]:
+    """Removes every entry, dead writer's temp file and phase record; (files, bytes)."""
+    root = root or state_dir()
+    files = size = 0
+    candidates = [e.path for e in entries(root)]
+    for folder, pattern in ((root / "modules", TEMP), (root / "phases", None)):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for child in folder.iterdir():
+                is_record = pattern is None and child.suffix == ".json"
+                if (is_record or (pattern is not None and pattern.match(child.name))) and (
+                    child.is_file() and not child.is_symlink()
+                ):
+                    candidates.append(child)
+    for path in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            bytes_now = path.stat().st_size
+            path.unlink()
+            files += 1
+            size += bytes_now
+    return files, size
+
+
+@dataclass(frozen=True)
+class ShimTimeline:
+    """One start as the shim saw it: marks are CLOCK_MONOTONIC ns, the client's clock too."""
+
+    shim: str
+    marks: list[tuple[str, int]]
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+def take_record(token: str, root: Path | None = None) -> ShimTimeline | None:
+    """Reads and removes the record a run asked for; None when the shim wrote none."""
+    if not TOKEN.match(token):
+        raise ValueError(f"not a phase token: {token!r}")
+    path = (root or state_dir()) / "phases" / f"{token}.json"
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_RECORD_BYTES + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    finally:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            path.unlink()
+    if len(raw) > MAX_RECORD_BYTES:
+        return None
+    try:
+        data = json.loads(raw)
+        marks = [(str(name), int(ns)) for name, ns in data["marks"]]
+        facts = {str(k): str(v) for k, v in data.get("facts", {}).items()}
+        return ShimTimeline(shim=str(data["shim"]), marks=marks, facts=facts)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def sweep_records(prefix: str, root: Path | None = None, older_than_s: float = 0) -> int:
+    """Removes the records (and their temp files) of tokens with this prefix, or only those
+    older than older_than_s (a record is read within a second of its run's end)."""
+    removed = 0
+    now = time.time()
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for child in ((root or state_dir()) / "phases").iterdir():
+            if not (child.name.lstrip(".").startswith(prefix) and child.is_file()):
+                continue
+            if now - child.stat().st_mtime >= older_than_s:
+                with contextlib.suppress(FileNotFoundError):
+                    child.unlink()
+                    removed += 1
+    return removed
+
+
+def phases_ns(timeline: ShimTimeline, spawned_ns: int, wall_ns: int) -> list[tuple[str, int]]:
+    """The start split into consecutive phases, from the client's spawn to its return.
+
+    Each phase ends at the shim's mark of that name; the first is the spawn-to-shim time
+    (containerd creating the task and starting the shim) and the last ("exit") the time from
+    the guest's return to the client's. Marks out of order (a clock mismatch) give [].
+    """
+    phases: list[tuple[str, int]] = []
+    before = spawned_ns
+    for name, at in timeline.marks:
+        if at < before:
+            return []
+        phases.append((name, at - before))
+        before = at
+    end = spawned_ns + wall_ns
+    if end < before:
+        return []
+    phases.append(("client_return", end - before))
+    return phases
