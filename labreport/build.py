@@ -199,7 +199,7 @@ def ensure_go_builder(client: docker.DockerClient) -> str:
         pass
     goroot = tools.go_root()
     assert goroot is not None  # go_version() found it
-    tools.state_dir().mkdir(parents=True, exist_ok=True)
+    tools.made_state_dir()
     with tempfile.TemporaryFile(dir=tools.state_dir()) as context:
         _builder_context(goroot, context)
         context.seek(0)

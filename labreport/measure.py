@@ -32,6 +32,7 @@ from labreport.models import (
     MemoryRecord,
     RuntimeRecord,
     Sample,
+    load_measurement,
 )
 from labreport.runtimes import Built, RunContext, Runtime
 
@@ -48,6 +49,7 @@ class Plan:
     target: str = ""  # an engine the user named (--docker-host, --context, DOCKER_HOST): its URL
     target_is_local: bool = True
     target_source: str = "given"
+    resume: bool = False  # continue from <output stem>.partial.json
 
 
 def not_on_target(runtime: object, plan: Plan) -> str:
@@ -106,9 +108,19 @@ def check_plan(plan: Plan) -> None:
         raise LabreportError(f"-o {output}: {parent} is not a directory", "give a file path")
     if not parent.is_dir():
         raise LabreportError(f"-o {output}: the folder {parent} does not exist", "create it")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    try:  # os.access says yes for root in /proc or on a read-only mount: try for real
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".labreport-probe-"):
+            pass
+    except OSError as error:
         raise LabreportError(
-            f"-o {output}: cannot write in {parent}", "choose a folder you can write in"
+            f"-o {output}: cannot write in {parent} ({error.strerror})",
+            "choose a folder you can write in",
+        ) from error
+    tools.made_state_dir()
+    if plan.resume and not partial_path(output).is_file():
+        raise LabreportError(
+            f"--resume: no partial measurement {partial_path(output)} to continue",
+            "measure without --resume (an interrupted run keeps its partial file there)",
         )
 
 
@@ -326,6 +338,7 @@ def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: b
         exit_code=raw.exit_code,
         engine_run_ns=raw.engine_run_ns,
         started_at_unix_s=started,
+        shim=raw.shim,
     )
 
 
@@ -362,11 +375,22 @@ def _rounds(
     result: Measurement,
     progress: Progress,
     health: Callable[[], None] | None,
+    first_round: int = 0,
 ) -> None:
-    """Warm-up and measured runs, round-robin so that drift on the machine hits all alike."""
+    """Warm-up and measured runs, round-robin so that drift on the machine hits all alike.
+
+    A resumed run (first_round > 0) first warms every runtime up again, as many runs as the
+    warm-up asks, unrecorded (counted in the runtime's details): the rounds it adds must not
+    pay for a cold start that the rounds before it did not.
+    """
     rounds = plan.warmup + plan.runs
-    progress.phase("startup", rounds * len(active))
-    for round_index in range(rounds):
+    rewarm = min(plan.warmup, first_round)
+    progress.phase("startup", (rounds - first_round + rewarm) * len(active))
+    for _ in range(rewarm):
+        for runtime in active:
+            progress.step(f"{runtime.name} warm-up again after resuming")
+            sample_once(runtime, config, 0, warmup=True)
+    for round_index in range(first_round, rounds):
         for runtime in active:
             progress.step(f"{runtime.name} round {round_index + 1}/{rounds}")
             result.samples.append(
@@ -374,6 +398,102 @@ def _rounds(
             )
         if health is not None:
             health()
+
+
+# Environment facts that may differ between two starts of the same setup (a private engine's
+# start time and how long it took); everything else must match for a run to be resumed.
+_VOLATILE = ("start", "seconds")
+
+
+def _comparable(environment: Environment) -> dict[str, object]:
+    facts = environment.model_dump()
+    facts["engine"] = {
+        key: value
+        for key, value in facts["engine"].items()
+        if not any(word in key for word in _VOLATILE)
+    }
+    return facts
+
+
+def _differences(before: dict[str, object], now: dict[str, object], where: str = "") -> list[str]:
+    changed = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _differences(old, new, f"{where}{key}.")
+        elif old != new:
+            changed.append(f"{where}{key} ({old!r} then, {new!r} now)")
+    return changed
+
+
+def resumable(
+    plan: Plan, config: LabConfig, environment: Environment, names: set[str]
+) -> Measurement:
+    """The partial file to continue, if what it measured is what this run would measure."""
+    path = partial_path(plan.output)
+    partial = load_measurement(path)
+    refuse = "measure again without --resume (the partial file stays as it is)"
+    if not partial.partial:
+        raise LabreportError(f"{path}: not a partial measurement", refuse)
+    changed = []
+    if partial.lab != config.name:
+        changed.append(f"lab ({partial.lab!r} then, {config.name!r} now)")
+    for what, old, new in (
+        ("runs", partial.runs, plan.runs),
+        ("warmup", partial.warmup, plan.warmup),
+        ("timeout", partial.timeout_s, plan.timeout_s),
+    ):
+        if old != new:
+            changed.append(f"--{what} ({old:g} then, {new:g} now)")
+    measured = {record.name for record in partial.runtimes if record.available}
+    if measured != names:
+        changed.append(
+            f"runtimes ({', '.join(sorted(measured))} then, {', '.join(sorted(names))} now)"
+        )
+    changed += _differences(_comparable(partial.environment), _comparable(environment))
+    if changed:
+        raise LabreportError(
+            f"--resume: {path} was measured under other conditions: {'; '.join(changed[:4])}"
+            + (f" and {len(changed) - 4} more" if len(changed) > 4 else ""),
+            refuse,
+        )
+    return partial
+
+
+def _continue(partial: Measurement, active: Sequence[Runtime]) -> tuple[Measurement, int]:
+    """The partial result without its unfinished round, memory and checks; the next round."""
+    result = partial.model_copy(deep=True)
+    names = {runtime.name for runtime in active}
+    per_round: dict[int, set[str]] = {}
+    for sample in result.samples:
+        per_round.setdefault(sample.round, set()).add(sample.runtime)
+    done = 0
+    while per_round.get(done) == names:
+        done += 1
+    result.samples = [s for s in result.samples if s.round < done]
+    result.memory, result.checks = [], []
+    result.partial, result.partial_reason = False, ""
+    result.resumed_at.append(_now_iso())
+    return result, done
+
+
+def _memory_and_checks(
+    active: Sequence[Runtime], ctx: RunContext, plan: Plan, result: Measurement, progress: Progress
+) -> None:
+    """After the rounds: memory, the functional checks, and what each runtime found."""
+    if plan.memory:
+        progress.phase("memory", len(active))
+        for runtime in active:
+            progress.step(f"{runtime.name} server")
+            result.memory.extend(runtime.memory(ctx))
+    progress.phase("checks", len(active))
+    for runtime in active:
+        progress.step(f"{runtime.name} checks")
+        result.checks.extend(runtime.checks(ctx))
+    by_name = {runtime.name: runtime for runtime in active}
+    for record in result.runtimes:
+        if record.name in by_name:
+            record.details.update(by_name[record.name].details())
 
 
 def measure(
@@ -392,6 +512,8 @@ def measure(
     """
     progress = progress or SilentProgress()
     active, runtime_records = select_runtimes(registry, plan)
+    facts = environment()
+    partial = resumable(plan, config, facts, {r.name for r in active}) if plan.resume else None
     run_id = uuid.uuid4().hex[:10]
     ctx = RunContext(
         config=config,
@@ -409,10 +531,13 @@ def measure(
         runs=plan.runs,
         warmup=plan.warmup,
         timeout_s=plan.timeout_s,
-        environment=environment(),
+        environment=facts,
         runtimes=runtime_records,
     )
-    tools.state_dir().mkdir(parents=True, exist_ok=True)
+    first_round = 0
+    if partial is not None:
+        result, first_round = _continue(partial, active)
+    tools.made_state_dir()
     try:
         with (
             contextlib.ExitStack() as undo,
@@ -422,6 +547,8 @@ def measure(
             progress.phase("build", 1)
             needs = frozenset().union(*(runtime.needs for runtime in active))
             outcome = builder(config, ctx, needs, Path(workdir), undo)
+            if partial is not None:
+                _same_builds(partial, outcome)
             result.artifacts, result.images = outcome.artifacts, outcome.images
             result.skipped_builds = dict(ctx.built.skipped)
             result.commands = list(outcome.commands)
@@ -433,19 +560,8 @@ def measure(
                     if record.name in by_name:
                         record.command = by_name[record.name].command(config.once.env)
                         result.commands.append(record.command)
-                _rounds(active, config, plan, result, progress, health)
-                if plan.memory:
-                    progress.phase("memory", len(active))
-                    for runtime in active:
-                        progress.step(f"{runtime.name} server")
-                        result.memory.extend(runtime.memory(ctx))
-                progress.phase("checks", len(active))
-                for runtime in active:
-                    progress.step(f"{runtime.name} checks")
-                    result.checks.extend(runtime.checks(ctx))
-                for record in result.runtimes:
-                    if record.name in by_name:
-                        record.details.update(by_name[record.name].details())
+                _rounds(active, config, plan, result, progress, health, first_round)
+                _memory_and_checks(active, ctx, plan, result, progress)
             progress.done()
     except (*ENGINE_ERRORS, LabreportError, KeyboardInterrupt) as error:
         progress.done()
@@ -461,7 +577,22 @@ def measure(
         raise failure from error
     result.finished_at = _now_iso()
     fsutil.atomic_write_json(plan.output, result.model_dump(mode="json"))
+    if partial is not None:  # continued and complete: the partial file has served
+        partial_path(plan.output).unlink(missing_ok=True)
     return result
+
+
+def _same_builds(partial: Measurement, outcome: BuildOutcome) -> None:
+    """A resumed run must measure the very programs the partial run measured."""
+    before = {a.name: a.sha256 for a in partial.artifacts}
+    now = {a.name: a.sha256 for a in outcome.artifacts}
+    changed = sorted(name for name in before.keys() & now.keys() if before[name] != now[name])
+    if changed or before.keys() != now.keys():
+        raise LabreportError(
+            "--resume: the builds differ from the partial run's "
+            f"({', '.join(changed) or 'other builds'})",
+            "measure again without --resume",
+        )
 
 
 def partial_path(output: Path) -> Path:
@@ -482,7 +613,11 @@ def _save_partial(result: Measurement, output: Path, reason: str) -> Path | None
 
 def _kept(error: LabreportError, partial: Path | None) -> None:
     """Add to the error's hint where what was measured was kept (or that nothing was)."""
-    kept = f"what was measured is kept in {partial}" if partial else "nothing was measured yet"
+    kept = (
+        f"what was measured is kept in {partial} (add --resume to continue it)"
+        if partial
+        else "nothing was measured yet"
+    )
     error.hint = f"{error.hint}; {kept}" if error.hint else kept
 
 

@@ -111,7 +111,8 @@ def test_ctrl_c_saves_partial_and_cleans_up(lab: config.LabConfig, tmp_path: Pat
     # The message says what was kept, where (it used to say nothing was).
     assert raised.value.message == "interrupted"
     assert raised.value.hint == (
-        f"run the command again; what was measured is kept in {tmp_path / 'out.partial.json'}"
+        f"run the command again; what was measured is kept in {tmp_path / 'out.partial.json'} "
+        "(add --resume to continue it)"
     )
 
 
@@ -210,3 +211,69 @@ def test_the_tinygo_runtime_says_why_it_cannot_run(lab: config.LabConfig) -> Non
         update={"builds": {k: v for k, v in lab.builds.items() if v.toolchain == "go"}}
     )
     assert "no build with toolchain" in runtime.usable(RunContext(no_tinygo, "t", 5))
+
+
+def shape(result: measure.Measurement) -> list[tuple[str, int, bool]]:
+    return [(s.runtime, s.round, s.warmup) for s in result.samples]
+
+
+def test_resume_continues_an_interrupted_run_to_the_same_structure(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    whole = run(
+        lab,
+        plan(tmp_path / "whole", output=tmp_path / "whole.json"),
+        FakeRuntime("a"),
+        FakeRuntime("b"),
+    )
+    # Interrupted in round 2 (b's third run), after a's sample of that round.
+    with pytest.raises(RunInterruptedError):
+        run(lab, plan(tmp_path), FakeRuntime("a"), FakeRuntime("b", interrupt_on=2))
+    partial = load_measurement(tmp_path / "out.partial.json")
+    assert shape(partial)[-1] == ("a", 2, False)
+    a, b = FakeRuntime("a"), FakeRuntime("b")
+    resumed = run(lab, plan(tmp_path, resume=True), a, b)
+    assert shape(resumed) == shape(whole)  # the unfinished round 2 was run again, whole
+    assert len(resumed.resumed_at) == 1 and not resumed.partial
+    assert resumed.started_at == partial.started_at
+    # Warmed up again (one unrecorded run each), then rounds 2 and 3.
+    assert a.calls == ["prepare", "run0", "run1", "run2", "cleanup"]
+    assert load_measurement(tmp_path / "out.json") == resumed
+    assert not (tmp_path / "out.partial.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"runs": 5}, "--runs (3 then, 5 now)"),
+        ({"warmup": 0}, "--warmup (1 then, 0 now)"),
+    ],
+)
+def test_resume_refuses_other_options(
+    lab: config.LabConfig, tmp_path: Path, change: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(RunInterruptedError):
+        run(lab, plan(tmp_path), FakeRuntime("a", interrupt_on=2))
+    with pytest.raises(LabreportError, match="measured under other conditions") as raised:
+        run(lab, plan(tmp_path, resume=True, **change), FakeRuntime("a"))
+    assert expected in raised.value.message
+    assert (tmp_path / "out.partial.json").exists()  # kept as it was
+
+
+def test_resume_refuses_other_runtimes_and_another_environment(
+    lab: config.LabConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(RunInterruptedError):
+        run(lab, plan(tmp_path), FakeRuntime("a", interrupt_on=2))
+    with pytest.raises(LabreportError, match=r"runtimes \(a then, a, b now\)"):
+        run(lab, plan(tmp_path, resume=True), FakeRuntime("a"), FakeRuntime("b"))
+    other = fakes.environment().model_copy(update={"host": "elsewhere"})
+    monkeypatch.setattr(fakes, "environment", lambda: other)
+    with pytest.raises(LabreportError, match="host \\('testhost' then, 'elsewhere' now\\)"):
+        run(lab, plan(tmp_path, resume=True), FakeRuntime("a"))
+
+
+def test_resume_without_a_partial_file_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(LabreportError, match="no partial measurement") as raised:
+        measure.check_plan(plan(tmp_path, resume=True))
+    assert "without --resume" in raised.value.hint

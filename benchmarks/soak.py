@@ -1,0 +1,137 @@
+"""A soak: a thousand and more checked runs, interleaved across every runtime the host has, then
+a count of everything a run could leak, and of samples that went missing.
+
+    .venv/bin/python benchmarks/soak.py [--runs 112] [--engine private]
+
+One `labreport measure` with every runtime (the private Docker 26 engine by default, so that
+Docker's WASM path is among them), memory and checks included. Before and after, it counts:
+containers and run-tagged or dangling labreport images on the engine (the private one is started
+again to look inside it), containers, tasks, snapshots, images and content blobs in labreport's
+containerd namespace, the shim's cache entries and phase records, and processes (ctr, shims,
+dockerd and containerd of labreport's own). Every figure that grew is a leak. Lost samples are
+runs that should be in the file (rounds x runtimes) and are not. Exit code 1 for any leak or
+lost sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from labreport import build, engine, private_engine, shimcache, tools
+from labreport.containerd import Ctr
+from labreport.models import load_measurement
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESS_NAMES = ("ctr", "containerd-shim-wasmtime-v1", "containerd-shim-wasmtime-aot-v1")
+
+
+def processes() -> int:
+    """Processes a run starts and must end: ctr clients, wasm shims, the private daemons."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            name = Path(argv[0].decode(errors="replace")).name
+            if name in PROCESS_NAMES or (
+                name in ("dockerd", "containerd")
+                and str(tools.state_dir()).encode() in b" ".join(argv)
+            ):
+                count += 1
+    return count
+
+
+def on_engine() -> dict[str, int]:
+    client = engine.connect(timeout_s=30)
+    try:
+        label = f"{build.LABEL_MANAGED}=true"
+        containers = client.containers.list(all=True, filters={"label": label})
+        images = client.images.list(all=True)
+        tagged = [t for image in images for t in image.tags if ":run-" in t]
+        dangling = client.images.list(all=True, filters={"dangling": True, "label": label})
+        return {"containers": len(containers), "images": len(tagged) + len(dangling)}
+    finally:
+        client.close()
+
+
+def in_containerd() -> dict[str, int]:
+    ctr = Ctr.find()
+    return {
+        "ctr containers": len(ctr.container_ids()),
+        "ctr tasks": len(ctr.task_ids()),
+        "ctr snapshots": len(ctr.snapshot_keys()),
+        "ctr images": len(ctr.image_names()),
+        "ctr content blobs": len(ctr.content()),
+    }
+
+
+@contextlib.contextmanager
+def engine_to_count(mode: str) -> Iterator[None]:
+    """The engine the run used; the private one is started again to look inside it."""
+    if mode != "private":
+        yield
+        return
+    with private_engine.running():
+        yield
+
+
+def count(mode: str) -> dict[str, int]:
+    with engine_to_count(mode):
+        counts = {**on_engine(), **in_containerd()}
+    counts["shim cache entries"] = len(shimcache.entries())
+    counts["shim phase records"] = len(list((shimcache.state_dir() / "phases").glob("*")))
+    counts["processes"] = processes()
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=112, help="measured rounds")
+    parser.add_argument("--engine", default="private", choices=("private", "host"))
+    args = parser.parse_args()
+    before = count(args.engine)
+    with tempfile.TemporaryDirectory() as scratch:
+        output = Path(scratch, "soak.json")
+        argv = [
+            sys.executable, "-m", "labreport.cli", "measure", "--engine", args.engine,
+            "--runs", str(args.runs), "--warmup", "1", "-o", str(output),
+        ]  # fmt: skip
+        started = time.monotonic()
+        done = subprocess.run(argv, cwd=ROOT, timeout=4 * 3600, check=False)
+        wall = time.monotonic() - started
+        if done.returncode != 0:
+            print(f"measure failed with exit code {done.returncode}")
+            return 1
+        result = load_measurement(output)
+    after = count(args.engine)
+    active = [r.name for r in result.runtimes if r.available]
+    rounds = result.runs + result.warmup
+    expected = rounds * len(active)
+    checked = sum(1 for s in result.samples if s.ok)
+    failed = len(result.samples) - checked
+    lost = expected - len(result.samples)
+    print(f"\nruntimes ({len(active)}): {', '.join(active)}")
+    print(
+        f"runs: {len(result.samples)} of {expected} expected, {checked} checked ok, {failed} failed"
+    )
+    print(f"lost samples: {lost}")
+    print(f"wall time: {wall / 60:.1f} min")
+    leaks = 0
+    for key in before:
+        grew = after[key] - before[key]
+        leaks += max(grew, 0)
+        print(f"leaked {key}: {grew} ({before[key]} before, {after[key]} after)")
+    print(f"total leaks: {leaks}")
+    return 1 if leaks or lost or failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

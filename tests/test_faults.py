@@ -1,0 +1,261 @@
+"""The fault catalogue: bad input and faults a new user or a tester meets, each run through the
+real CLI (a child process), table-driven.
+
+Every case asserts the exit code, an `error:` line followed by a `hint:` line as the last two
+lines of stderr, the words the error must contain, no traceback, and that no output or partial
+file was written (or that the one a user had is unchanged). The cases that need an engine run
+where it is present (they fail in CI if it is not) and count what the engine holds before and
+after: nothing may be leaked. The signal cases are in tests/integration (they need real runs).
+"""
+
+# ruff: noqa: E501  (a table: one case per line reads better than wrapped ones)
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, require
+from .fakes import SYNTHETIC
+from .test_cli import run
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fault: what to set up (returns the argv), what must happen."""
+
+    name: str
+    area: str
+    make: Callable[[Path], list[str]]
+    error: str  # words the `error:` line must contain
+    code: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+
+
+def lab(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    """The lab config (absolute app_dir), with one change."""
+    text = (ROOT / "lab.toml").read_text().replace('app_dir = "app"', f'app_dir = "{ROOT / "app"}"')
+    assert old in text
+    path = tmp_path / "lab.toml"
+    path.write_text(text.replace(old, new) if old else text)
+    return path
+
+
+def measure_with(old: str, new: str) -> Callable[[Path], list[str]]:
+    return lambda t: ["measure", "--config", str(lab(t, old, new)), "-o", str(t / "out.json")]
+
+
+def written(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def synthetic(tmp_path: Path, change: Callable[[dict[str, object]], object]) -> Path:
+    data = json.loads(SYNTHETIC.read_text())
+    change(data)
+    return written(tmp_path, "m.json", json.dumps(data))
+
+
+def render_of(make_input: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
+    return lambda t: ["render", str(make_input(t)), "-o", str(t / "report.md")]
+
+
+def templates_with(body: str) -> Callable[[Path], list[str]]:
+    def make(tmp_path: Path) -> list[str]:
+        folder = tmp_path / "templates"
+        shutil.copytree(ROOT / "templates", folder)
+        (folder / "report.md.j2").write_text("# report\n" + body + "\n")
+        return [
+            "render",
+            str(SYNTHETIC),
+            "--templates",
+            str(folder),
+            "-o",
+            str(tmp_path / "report.md"),
+        ]
+
+    return make
+
+
+def other_lab(tmp_path: Path) -> list[str]:
+    data = json.loads(SYNTHETIC.read_text())
+    data["lab"] = "lab13"
+    return ["render", str(SYNTHETIC), str(written(tmp_path, "b.json", json.dumps(data))),
+            "-o", str(tmp_path / "report.md")]  # fmt: skip
+
+
+def symlink_loop(tmp_path: Path) -> Path:
+    (tmp_path / "loop.json").symlink_to(tmp_path / "loop.json")
+    return tmp_path / "loop.json"
+
+
+def fifo(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "pipe.json")
+    return tmp_path / "pipe.json"
+
+
+def a_file(tmp_path: Path) -> Path:
+    return written(tmp_path, "plain", "x")
+
+
+def empty_folder(tmp_path: Path) -> Path:
+    (tmp_path / "none").mkdir()
+    return tmp_path / "none"
+
+
+def broken_dockerfile(tmp_path: Path) -> list[str]:
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "app", app)
+    (app / "Dockerfile").write_text("FROM scratch\nCOPY no-such-file /x\n")
+    text = (ROOT / "lab.toml").read_text().replace('app_dir = "app"', f'app_dir = "{app}"')
+    (tmp_path / "lab.toml").write_text(text)
+    return ["measure", "--config", str(tmp_path / "lab.toml"), "--runtime", "docker-cli",
+            "-o", str(tmp_path / "out.json")]  # fmt: skip
+
+
+M = "measure"
+CASES = [
+    # -- config --
+    Case("config missing", "config", lambda t: [M, "--config", str(t / "none.toml")], "not found"),
+    Case("config is a folder", "config", lambda t: ["build", "--config", str(t)], "directory"),
+    Case("config not TOML", "config", lambda t: [M, "--config", str(written(t, "l.toml", "= ="))], "TOML"),
+    Case("config not UTF-8", "config", lambda t: [M, "--config", str(written(t, "l.toml", b"\xff\xfe"))], "l.toml"),
+    Case("config newer schema", "config", measure_with("schema_version = 1", "schema_version = 9"), "schema_version"),
+    Case("config unknown key", "config", measure_with('title = "', 'colour = "red"\ntitle = "'), "colour"),
+    Case("config name escapes", "config", measure_with('name = "lab12"', 'name = "../../x"'), "name"),
+    Case("config image from optional build", "config", measure_with('build = "wasm"', 'build = "wasm-tinygo"'), "optional build"),
+    Case("config image from no build", "config", measure_with('build = "wasm"', 'build = "nothing"'), "not a build"),
+    Case("config app folder missing", "config", measure_with(f'app_dir = "{ROOT / "app"}"', 'app_dir = "/nonexistent"'), "nonexistent"),
+    # -- options --
+    Case("runtime list empty", "options", lambda t: [M, "--runtime", ",", "-o", str(t / "o.json")], "names no runtime"),
+    Case("runtime named twice", "options", lambda t: [M, "--runtime", "native,native"], "more than once"),
+    Case("runtime unknown", "options", lambda t: [M, "--runtime", "podman"], "podman"),
+    Case("skip unknown", "options", lambda t: [M, "--skip", "docker"], "docker"),
+    Case("timeout infinite", "options", lambda t: [M, "--timeout", "inf"], "finite"),
+    Case("timeout below range", "options", lambda t: [M, "--timeout", "0"], "--timeout"),
+    Case("runs zero", "options", lambda t: [M, "--runs", "0"], "--runs"),
+    Case("runs not a number", "options", lambda t: [M, "--runs", "many"], "--runs"),
+    Case("unknown option", "options", lambda t: [M, "--frobnicate"], "--frobnicate"),
+    Case("unknown command", "options", lambda t: ["frobnicate"], "frobnicate"),
+    Case("containerd choice unknown", "options", lambda t: [M, "--containerd", "elsewhere"], "elsewhere"),
+    Case("engine choice unknown", "options", lambda t: [M, "--engine", "nowhere"], "nowhere"),
+    Case("compare format unknown", "options", lambda t: ["compare", str(SYNTHETIC), str(SYNTHETIC), "--format", "xml"], "xml"),
+    Case("compare argument missing", "options", lambda t: ["compare"], "Missing argument"),
+    Case("resume with nothing to resume", "options", lambda t: [M, "--resume", "-o", str(t / "o.json")], "no partial measurement"),
+    Case("resume a complete file", "options", lambda t: [M, "--resume", "-o", str(t / "o.json")] if written(t, "o.partial.json", SYNTHETIC.read_text()) else [], "not a partial measurement"),
+    # -- environment --
+    Case("docker socket missing", "environment", lambda t: ["build"], "not reachable",
+         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}),
+    Case("docker host nonsense", "environment", lambda t: ["build"], "gopher://x",
+         env={"DOCKER_HOST": "gopher://x"}),
+    Case("docker context unknown", "environment", lambda t: [M, "--context", "nosuch", "-o", str(t / "o.json")], "nosuch"),
+    Case("state folder is a file", "environment", lambda t: [M, "--runtime", "native", "-o", str(t / "o.json")],
+         "state directory", env={"LABREPORT_STATE_DIR": "/etc/hostname"}),
+    # -- file system --
+    Case("output is a folder", "file system", lambda t: [M, "-o", str(t)], "is a directory"),
+    Case("output under a file", "file system", lambda t: [M, "-o", str(a_file(t) / "o.json")], "not a directory"),
+    Case("output folder missing", "file system", lambda t: [M, "-o", str(t / "no" / "o.json")], "does not exist"),
+    Case("output in /proc", "file system", lambda t: [M, "-o", "/proc/labreport.json"], "/proc"),
+    Case("report under a file", "file system", lambda t: ["render", str(SYNTHETIC), "-o", str(a_file(t) / "r.md")], "plain"),
+    Case("report is a folder", "file system", lambda t: ["render", str(SYNTHETIC), "-o", str(t)], str(Path("x").parent)),
+    Case("input is a symlink loop", "file system", render_of(symlink_loop), "loop.json"),
+    Case("input is a FIFO", "file system", render_of(fifo), "not a regular file"),
+    Case("input folder empty", "file system", render_of(empty_folder), "none"),
+    Case("templates folder missing", "file system", lambda t: ["render", str(SYNTHETIC), "--templates", str(t / "no")], "no such folder"),
+    # -- measurement files --
+    Case("file missing", "measurement files", render_of(lambda t: t / "missing.json"), "no such file"),
+    Case("file empty", "measurement files", render_of(lambda t: written(t, "m.json", "")), "not valid JSON"),
+    Case("file truncated", "measurement files", render_of(lambda t: written(t, "m.json", SYNTHETIC.read_text()[:5000])), "not valid JSON"),
+    Case("file not UTF-8", "measurement files", render_of(lambda t: written(t, "m.json", b"\xff" * 10)), "not valid JSON"),
+    Case("file a JSON list", "measurement files", render_of(lambda t: written(t, "m.json", "[1, 2]")), "not a labreport measurement"),
+    Case("file foreign JSON", "measurement files", render_of(lambda t: written(t, "m.json", '{"name": "x"}')), "not a labreport measurement"),
+    Case("file newer schema", "measurement files", render_of(lambda t: synthetic(t, lambda d: d.update(schema_version=99))), "schema_version 99"),
+    Case("file unknown schema", "measurement files", render_of(lambda t: synthetic(t, lambda d: d.update(schema_version="2"))), "schema_version '2'"),
+    Case("file bad field", "measurement files", render_of(lambda t: synthetic(t, lambda d: d["samples"][0].update(wall_ns=-1))), "samples.0.wall_ns"),
+    Case("file unknown field", "measurement files", render_of(lambda t: synthetic(t, lambda d: d.update(extra=1))), "extra"),
+    Case("file nested too deep", "measurement files", render_of(lambda t: written(t, "m.json", "[" * 100_000 + "]" * 100_000)), "nested too deeply"),
+    Case("files of two labs", "measurement files", other_lab, "lab13"),
+    # -- templates --
+    Case("template syntax error", "templates", templates_with("{% if %}"), "report.md.j2"),
+    Case("template unknown filter", "templates", templates_with("{{ 1 | nosuchfilter }}"), "nosuchfilter"),
+    Case("template division by zero", "templates", templates_with("{{ 1 / 0 }}"), "report.md.j2:2"),
+    Case("template filter on wrong type", "templates", templates_with('{{ "x" | ms }}'), "report.md.j2:2"),
+    Case("template includes itself", "templates", templates_with('{% include "report.md.j2" %}'), "report.md.j2"),
+    Case("template missing", "templates", lambda t: ["render", str(SYNTHETIC), "--template", "none.j2", "-o", str(t / "r.md")], "none.j2"),
+    # -- engines --
+    Case("a build that fails", "engines", broken_dockerfile, "docker build", needs=("docker-engine", "go")),
+]  # fmt: skip
+
+
+def engine_holds() -> dict[str, set[str]]:
+    """What labreport made on the engine: labelled containers, run-tagged and dangling images."""
+    from labreport import build, engine
+
+    client = engine.connect()
+    try:
+        containers = {
+            c.name or ""
+            for c in client.containers.list(
+                all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
+            )
+        }
+        images = {
+            t for image in client.images.list(all=True) for t in image.tags if ":run-" in t
+        } | {
+            i.id
+            for i in client.images.list(
+                all=True, filters={"dangling": True, "label": f"{build.LABEL_MANAGED}=true"}
+            )
+        }
+    finally:
+        client.close()
+    return {"containers": containers, "images": images}
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every file under folder (not following links), with its bytes; FIFOs are not read."""
+    files: dict[str, bytes | None] = {}
+    for path in sorted(folder.rglob("*")):
+        mode = path.lstat().st_mode
+        files[str(path.relative_to(folder))] = path.read_bytes() if stat.S_ISREG(mode) else None
+    return files
+
+
+def test_the_catalogue_is_large_and_names_are_unique() -> None:
+    assert len(CASES) >= 40
+    assert len({c.name for c in CASES}) == len(CASES)
+    assert {c.area for c in CASES} >= {
+        "config", "options", "environment", "file system", "measurement files", "templates", "engines",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fault(case: Case, tmp_path: Path) -> None:
+    for component in case.needs:
+        require(component)
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = case.make(work)
+    before = snapshot(work)
+    engine_before = engine_holds() if case.area == "engines" else None
+    env = {"LABREPORT_STATE_DIR": str(tmp_path / "state"), **case.env}
+    done = run(*argv, env=env)
+    assert done.returncode == case.code, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) >= 2, done.stderr
+    assert lines[-2].startswith("error: ") and lines[-1].startswith("hint: "), done.stderr
+    assert len(lines[-1]) > len("hint: ")
+    assert case.error in lines[-2], lines[-2]
+    # Nothing written, nothing half-written, nothing the user had changed or removed.
+    assert snapshot(work) == before
+    if engine_before is not None:
+        assert engine_holds() == engine_before
