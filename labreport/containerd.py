@@ -8,11 +8,16 @@ every path out and never touches anything of a user's.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
+import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from labreport import proc, tools
@@ -189,3 +194,80 @@ def cgroup_usage_bytes(directory: Path) -> int:
     )
     inactive = int(stats.get("total_inactive_file", stats.get("inactive_file", "0")))
     return max(0, usage - inactive)
+
+
+# -- containerd's own record of a task: `ctr events` ---------------------------------------------
+
+# The phases of a `ctr run --rm` as containerd's events split it, each ending at the event named.
+TASK_PHASES = (
+    ("task_create", "/tasks/create"),  # spawn: ctr, container and snapshot, shim, task created
+    ("task_start", "/tasks/start"),  # the task's process started
+    ("task_run", "/tasks/exit"),  # the program ran and exited
+)
+
+
+def parse_event(line: str) -> tuple[str, str, int] | None:
+    """(container id, topic, wall-clock ns) of one `ctr events` line, None for other lines.
+
+    A line is `2026-11-26 11:50:40.123456789 +0000 UTC <namespace> <topic> <json>`.
+    """
+    fields = line.split(" ", 6)
+    if len(fields) != 7 or not fields[5].startswith("/"):
+        return None
+    day, clock, offset, _zone, _namespace, topic, payload = fields
+    whole, _, fraction = clock.partition(".")
+    try:
+        base = datetime.strptime(f"{day} {whole} {offset}", "%Y-%m-%d %H:%M:%S %z")
+        event = json.loads(payload)
+    except ValueError:
+        return None
+    container = event.get("container_id") or event.get("id") if isinstance(event, dict) else None
+    if not isinstance(container, str):
+        return None
+    return container, topic, int(base.timestamp()) * 10**9 + int((fraction + "0" * 9)[:9])
+
+
+class EventLog:
+    """`ctr events` read in the background: when containerd saw each container's task created,
+    started and exited (wall clock), turned into phases of a timed run (client's clock)."""
+
+    def __init__(self, ctr: Ctr, undo: contextlib.ExitStack) -> None:
+        self.seen: dict[str, dict[str, int]] = {}
+        self.lock = threading.Lock()
+        self.process = undo.enter_context(
+            proc.background(ctr.argv("events"), stdout=subprocess.PIPE, stop_timeout_s=5)
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            for raw in self.process.stdout:
+                parsed = parse_event(raw.decode("utf-8", "replace").rstrip("\n"))
+                if parsed is not None:
+                    container, topic, at = parsed
+                    with self.lock:
+                        self.seen.setdefault(container, {})[topic] = at
+
+    def phases(self, container: str, started_ns: int, wall_ns: int) -> list[tuple[str, int]]:
+        """The run's phases from spawn to the client's return; [] if an event is missing or
+        out of order (the events arrive within milliseconds; wait that long at most)."""
+        deadline = time.monotonic() + 0.5
+        while True:
+            with self.lock:
+                exited = "/tasks/exit" in self.seen.get(container, {})
+                times = self.seen.pop(container, {}) if exited else {}
+            if times or time.monotonic() > deadline or self.process.poll() is not None:
+                break
+            time.sleep(0.005)
+        offset = time.time_ns() - time.perf_counter_ns()  # wall clock minus the client's clock
+        before, phases = started_ns + offset, []
+        for name, topic in TASK_PHASES:
+            at = times.get(topic)
+            if at is None or at < before:
+                return []
+            phases.append((name, at - before))
+            before = at
+        end = started_ns + wall_ns + offset
+        return [*phases, ("task_teardown", end - before)] if end >= before else []

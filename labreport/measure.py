@@ -339,6 +339,7 @@ def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: b
         engine_run_ns=raw.engine_run_ns,
         started_at_unix_s=started,
         shim=raw.shim,
+        task_phases=raw.task_phases,
     )
 
 

@@ -112,6 +112,8 @@ class Sample(Record):
     engine_run_ns: int | None = Field(default=None, gt=0)
     started_at_unix_s: float = Field(gt=0)
     shim: ShimRecord | None = None  # the wasmtime shims' own timeline of this start
+    # containerd's events of this run (ctr): spawn -> task created -> started -> exited -> return
+    task_phases: list[ShimPhase] | None = None
 
 
 class MemoryReading(Record):

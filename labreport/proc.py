@@ -226,9 +226,13 @@ def _kill_pid_group(pid: int) -> None:
 
 @contextlib.contextmanager
 def background(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, stop_timeout_s: float = 10
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stop_timeout_s: float = 10,
+    stdout: int = subprocess.DEVNULL,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A long-running process (a server) that is stopped with its whole group on exit.
+    """A long-running process (a server, an event stream) stopped with its whole group on exit.
 
     SIGTERM first (the lab's server shuts down cleanly on it), SIGKILL if it lingers.
     """
@@ -236,7 +240,7 @@ def background(
         process = subprocess.Popen(
             [str(part) for part in argv],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             env=None if env is None else dict(env),
             start_new_session=True,
@@ -252,5 +256,6 @@ def background(
             process.wait(timeout=stop_timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(process)
-        if process.stderr is not None:
-            process.stderr.close()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

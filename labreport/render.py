@@ -26,6 +26,7 @@ from labreport.models import (
     Measurement,
     MemoryRecord,
     Sample,
+    ShimPhase,
     load_measurement,
 )
 
@@ -94,6 +95,19 @@ class ShimView:
         return next((p.median_ms for p in self.phases if p.name == name), None)
 
 
+def median_phases(runs: Sequence[Sequence[ShimPhase]]) -> list[PhaseView]:
+    """Each phase's median over runs, in the order the runs give them."""
+    names: list[str] = []
+    for phases in runs:
+        names += [p.name for p in phases if p.name not in names]
+    return [
+        PhaseView(
+            name, stats.summarize([p.ns / 1e6 for r in runs for p in r if p.name == name]).median
+        )
+        for name in names
+    ]
+
+
 def shim_view(samples: Sequence[Sample]) -> ShimView | None:
     recorded = [s for s in samples if s.shim is not None]
     if not recorded:
@@ -107,13 +121,7 @@ def shim_view(samples: Sequence[Sample]) -> ShimView | None:
     usual = "hit" if "hit" in outcomes else "off"
     counted = [s.shim for s in recorded if not s.warmup and s.ok and s.shim and s.shim.phases]
     basis_records = [r for r in counted if r.cache == usual]
-    names: list[str] = []
-    for record in basis_records:
-        names += [p.name for p in record.phases if p.name not in names]
-    phases = []
-    for name in names:
-        values = [p.ns / 1e6 for r in basis_records for p in r.phases if p.name == name]
-        phases.append(PhaseView(name, stats.summarize(values).median))
+    phases = median_phases([r.phases for r in basis_records])
     first = next((s for s in recorded if s.round == 0 and s.warmup), recorded[0])
     assert first.shim is not None
     return ShimView(
@@ -147,6 +155,10 @@ class RuntimeView:
     engine_run: stats.Summary | None = None
     warnings: list[stats.SampleWarning] = field(default_factory=list)
     shim: ShimView | None = None
+    task_phases: list[PhaseView] = field(default_factory=list)  # containerd's events (ctr)
+
+    def task_phase(self, name: str) -> float | None:
+        return next((p.median_ms for p in self.task_phases if p.name == name), None)
 
     @property
     def measured_ok(self) -> bool:
@@ -288,6 +300,9 @@ def runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
             first_counted = counted[0].wall_ns / 1e6 if counted and counted[0].ok else None
             view.warnings = stats.warnings(view.startup, view.failed, view.measured, first_counted)
             view.shim = shim_view(samples)
+            view.task_phases = median_phases(
+                [s.task_phases for s in counted if s.ok and s.task_phases]
+            )
             views[record.name] = view
     return views
 

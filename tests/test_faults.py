@@ -5,7 +5,8 @@ Every case asserts the exit code, an `error:` line followed by a `hint:` line as
 lines of stderr, the words the error must contain, no traceback, and that no output or partial
 file was written (or that the one a user had is unchanged). The cases that need an engine run
 where it is present (they fail in CI if it is not) and count what the engine holds before and
-after: nothing may be leaked. The signal cases are in tests/integration (they need real runs).
+after: nothing may be leaked. The signal cases interrupt a real run whose program never exits:
+exit 130, the partial file kept and named, the program's process gone.
 """
 
 # ruff: noqa: E501  (a table: one case per line reads better than wrapped ones)
@@ -14,7 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,12 +234,70 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
     return files
 
 
+SIGNALS = {"SIGTERM during a run": signal.SIGTERM, "Ctrl-C during a run": signal.SIGINT}
+
+
 def test_the_catalogue_is_large_and_names_are_unique() -> None:
-    assert len(CASES) >= 40
-    assert len({c.name for c in CASES}) == len(CASES)
+    names = [c.name for c in CASES] + list(SIGNALS)
+    assert len(names) >= 40
+    assert len(set(names)) == len(names)
     assert {c.area for c in CASES} >= {
         "config", "options", "environment", "file system", "measurement files", "templates", "engines",
     }  # fmt: skip
+
+
+def program_processes(marker: str) -> list[int]:
+    """Processes whose command line holds marker (the run's own work directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_signal(name: str, tmp_path: Path) -> None:
+    """A run whose program serves forever, interrupted while it runs."""
+    require("go")
+    from .integration.common import hanging_config
+
+    output = tmp_path / "out.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labreport.cli", "measure", "--config", str(hanging_config(tmp_path)),
+         "--runtime", "native", "--runs", "3", "--warmup", "0", "--timeout", "600", "--no-memory",
+         "-o", str(output)],
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    programs: list[int] = []
+    while not programs:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never started its program"
+        time.sleep(0.05)
+        programs = [p for p in program_processes("moscow-time") if _child_of(p, process.pid)]
+    os.kill(process.pid, SIGNALS[name])
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    partial = tmp_path / "out.partial.json"
+    assert lines[-2] == "error: interrupted"
+    assert lines[-1].startswith("hint: ") and str(partial) in lines[-1] and "--resume" in lines[-1]
+    assert not output.exists()
+    assert json.loads(partial.read_text())["partial_reason"] == "interrupted (Ctrl-C or SIGTERM)"
+    assert not [p for p in programs if p in program_processes("moscow-time")]  # killed too
+
+
+def _child_of(pid: int, parent: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return int(fields[1]) == parent
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from labreport.config import LabConfig
-from labreport.models import CheckRecord, Detail, MemoryRecord, ShimRecord
+from labreport.models import CheckRecord, Detail, MemoryRecord, ShimPhase, ShimRecord
 
 if TYPE_CHECKING:
     import docker
@@ -30,6 +30,7 @@ class RawRun:
     engine_run_ns: int | None = None
     stderr: str = ""
     shim: ShimRecord | None = None
+    task_phases: list[ShimPhase] | None = None  # containerd's events of the run (ctr)
 
 
 @dataclass
@@ -373,7 +374,6 @@ class ShimTimed:
         if not self.shim_is_local:
             return None
         from labreport import shimcache
-        from labreport.models import ShimPhase
 
         try:
             timeline = shimcache.take_record(token)

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 
 from labreport import containerd, oci, proc, tools
 from labreport.check import check_output
-from labreport.containerd import Ctr
+from labreport.containerd import Ctr, EventLog
 from labreport.errors import LabreportError
-from labreport.models import CheckRecord, Detail, MemoryRecord
+from labreport.models import CheckRecord, Detail, MemoryRecord, ShimPhase
 from labreport.runtimes import (
     RawRun,
     RunContext,
@@ -61,6 +61,8 @@ class _CtrBase(RuntimeBase):
         self.names = itertools.count()
         self.facts: dict[str, Detail] = {}
         self.server_check: CheckRecord | None = None
+        self.undo = contextlib.ExitStack()
+        self.events: EventLog | None = None
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -103,6 +105,7 @@ class _CtrBase(RuntimeBase):
         self.facts["containerd_socket"] = str(self.ctr.socket)
         self.facts["containerd_namespace"] = self.ctr.namespace
         self.facts["image"] = self.image
+        self.events = EventLog(self.ctr, self.undo)
 
     def _reference(self, ctx: RunContext) -> str:
         raise NotImplementedError
@@ -114,7 +117,20 @@ class _CtrBase(RuntimeBase):
         assert self.ctx is not None and self.ctr is not None
         container_id = self._prefix() + str(next(self.names))
         done = self._timed(self.run_argv(env, container_id), container_id)
-        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
+        return RawRun(
+            done.stdout,
+            done.wall_ns,
+            done.returncode,
+            stderr=done.stderr,
+            task_phases=self._task_phases(container_id, done),
+        )
+
+    def _task_phases(self, container_id: str, done: proc.Completed) -> list[ShimPhase] | None:
+        """containerd's events of this run as phases (None when they did not all arrive)."""
+        if self.events is None:
+            return None
+        phases = self.events.phases(container_id, done.started_ns, done.wall_ns)
+        return [ShimPhase(name=name, ns=ns) for name, ns in phases] or None
 
     def _timed(self, argv: list[str], container_id: str) -> proc.Completed:
         """One timed `ctr run --rm`; its container is removed if the run does not end."""
@@ -135,6 +151,7 @@ class _CtrBase(RuntimeBase):
         return dict(self.facts)
 
     def cleanup(self) -> None:
+        self.undo.close()  # the event stream
         if self.ctr is None or self.ctx is None:
             return
         self.ctr.sweep(self._prefix(), [self.image])
@@ -300,7 +317,14 @@ class CtrWasmtimeRuntime(ShimTimed, _CtrBase):
             self._discard_record(container_id)
             raise
         record = self._shim_record(container_id, done.started_ns, done.wall_ns)
-        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr, shim=record)
+        return RawRun(
+            done.stdout,
+            done.wall_ns,
+            done.returncode,
+            stderr=done.stderr,
+            shim=record,
+            task_phases=self._task_phases(container_id, done),
+        )
 
     def details(self) -> dict[str, Detail]:
         return {**super().details(), **self._shim_details()}
