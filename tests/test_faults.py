@@ -200,31 +200,6 @@ CASES = [
 ]  # fmt: skip
 
 
-def engine_holds() -> dict[str, set[str]]:
-    """What labreport made on the engine: labelled containers, run-tagged and dangling images."""
-    from labreport import build, engine
-
-    client = engine.connect()
-    try:
-        containers = {
-            c.name or ""
-            for c in client.containers.list(
-                all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
-            )
-        }
-        images = {
-            t for image in client.images.list(all=True) for t in image.tags if ":run-" in t
-        } | {
-            i.id
-            for i in client.images.list(
-                all=True, filters={"dangling": True, "label": f"{build.LABEL_MANAGED}=true"}
-            )
-        }
-    finally:
-        client.close()
-    return {"containers": containers, "images": images}
-
-
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every file under folder (not following links), with its bytes; FIFOs are not read."""
     files: dict[str, bytes | None] = {}
@@ -310,7 +285,11 @@ def test_fault(case: Case, tmp_path: Path) -> None:
     work.mkdir()
     argv = case.make(work)
     before = snapshot(work)
-    engine_before = engine_holds() if case.area == "engines" else None
+    engine_before = None
+    if case.area == "engines":
+        from .integration.common import engine_holds
+
+        engine_before = engine_holds()
     env = {"LABREPORT_STATE_DIR": str(tmp_path / "state"), **case.env}
     done = run(*argv, env=env)
     assert done.returncode == case.code, done.stderr

@@ -16,20 +16,22 @@ from labreport.models import Sample
 from ..conftest import ROOT
 
 
-def labreport_containers_and_run_tags() -> tuple[set[str], set[str]]:
-    """On the engine in use: containers labreport made, and run-tagged images."""
+def engine_holds() -> dict[str, set[str]]:
+    """On the engine in use, what labreport made: its labelled containers, and its images
+    (run-tagged, or dangling with its label: a multi-stage build's builder stages)."""
+    label = f"{build.LABEL_MANAGED}=true"
     client = engine.connect()
     try:
         containers = {
-            c.name or ""
-            for c in client.containers.list(
-                all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
-            )
+            c.name or "" for c in client.containers.list(all=True, filters={"label": label})
         }
         tags = {t for image in client.images.list(all=True) for t in image.tags if ":run-" in t}
+        dangling = {
+            i.id for i in client.images.list(all=True, filters={"dangling": True, "label": label})
+        }
     finally:
         client.close()
-    return containers, tags
+    return {"containers": containers, "images": tags | dangling}
 
 
 def labreport(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

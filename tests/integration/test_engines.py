@@ -23,8 +23,8 @@ from ..conftest import ROOT
 from .common import (
     assert_one_line_error,
     assert_shim_cache_used,
+    engine_holds,
     labreport,
-    labreport_containers_and_run_tags,
     measure_interrupted,
     shim_records,
     wait_until_started,
@@ -34,23 +34,11 @@ pytestmark = pytest.mark.docker
 
 
 def left_on_engine() -> dict[str, set[str]]:
-    """What a run may leave on the engine in use: labelled containers, run-tagged images, and
-    images or content in labreport's containerd namespace."""
-    containers, tags = labreport_containers_and_run_tags()
-    client = engine.connect()
-    try:
-        dangling = {
-            image.id
-            for image in client.images.list(
-                all=True, filters={"dangling": True, "label": f"{build.LABEL_MANAGED}=true"}
-            )
-        }
-    finally:
-        client.close()
+    """What a run may leave on the engine in use: labelled containers, its images, and images
+    or content in labreport's containerd namespace."""
     ctr = Ctr.find()
     return {
-        "containers": containers,
-        "images": tags | dangling,
+        **engine_holds(),
         "ctr images": set(ctr.image_names()),
         "ctr content": set(ctr.content()),
     }

@@ -11,8 +11,8 @@ from labreport import config
 from labreport.models import load_measurement
 
 from .common import (
+    engine_holds,
     labreport,
-    labreport_containers_and_run_tags,
     measure_hanging,
     measure_interrupted,
 )
@@ -21,8 +21,9 @@ pytestmark = pytest.mark.docker
 
 
 def ours() -> tuple[set[str], set[str]]:
-    """Containers labreport made, and run-tagged images: both must be back to empty."""
-    return labreport_containers_and_run_tags()
+    """Containers and images labreport made: both must be back to empty."""
+    holds = engine_holds()
+    return holds["containers"], holds["images"]
 
 
 def test_measure_traditional_path(
