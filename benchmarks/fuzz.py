@@ -59,8 +59,11 @@ def run(
         f"{name}: {seen} examples, {len(failures)} tracebacks ({time.monotonic() - started:.0f} s)",
         flush=True,
     )
-    for text in failures[:3]:
-        print(text)
+    kinds: dict[str, list[str]] = {}
+    for text in failures:  # one of each kind, by the exception's last line
+        kinds.setdefault(text.strip().splitlines()[-1], []).append(text)
+    for last, texts in kinds.items():
+        print(f"--- {len(texts)} x {last}\n{texts[0]}")
     return len(failures)
 
 

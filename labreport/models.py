@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from labreport.config import describe_validation_error
 from labreport.errors import LabreportError
@@ -63,8 +63,21 @@ class ImageRecord(Record):
     content_size_uncompressed_bytes: int = Field(gt=0)
     layers_size_compressed_bytes: int = Field(gt=0)
     archive_size_bytes: int = Field(gt=0)
-    size_methods: dict[str, str]
+    size_methods: dict[str, str]  # how each of the three sizes was found, by field name
     build_command: str
+
+    @field_validator("size_methods")
+    @classmethod
+    def _every_size_says_how(cls, methods: dict[str, str]) -> dict[str, str]:
+        sizes = (
+            "content_size_uncompressed_bytes",
+            "layers_size_compressed_bytes",
+            "archive_size_bytes",
+        )
+        missing = [name for name in sizes if name not in methods]
+        if missing:
+            raise ValueError(f"no method for {', '.join(missing)}")
+        return methods
 
 
 Detail = str | int | float | bool
