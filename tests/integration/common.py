@@ -16,9 +16,10 @@ from labreport.models import Sample
 from ..conftest import ROOT
 
 
-def engine_holds() -> dict[str, set[str]]:
+def engine_holds(dangling: bool = True) -> dict[str, set[str]]:
     """On the engine in use, what labreport made: its labelled containers, and its images
-    (run-tagged, or dangling with its label: a multi-stage build's builder stages)."""
+    (run-tagged, and, unless dangling is False, dangling ones with its label: a multi-stage
+    build's builder stages, which a graph-driver engine keeps as the build cache)."""
     label = f"{build.LABEL_MANAGED}=true"
     client = engine.connect()
     try:
@@ -26,12 +27,12 @@ def engine_holds() -> dict[str, set[str]]:
             c.name or "" for c in client.containers.list(all=True, filters={"label": label})
         }
         tags = {t for image in client.images.list(all=True) for t in image.tags if ":run-" in t}
-        dangling = {
+        stages = {
             i.id for i in client.images.list(all=True, filters={"dangling": True, "label": label})
         }
     finally:
         client.close()
-    return {"containers": containers, "images": tags | dangling}
+    return {"containers": containers, "images": tags | (stages if dangling else set())}
 
 
 def labreport(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
