@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from .fuzz_targets import check_mutated, check_valid, mutated_files, valid_measurements
+from .fuzz_targets import BASE, check_mutated, check_valid, mutated_files, valid_measurements
 
 
 def sized(examples: int) -> settings:
@@ -34,3 +36,18 @@ def test_every_valid_file_renders_with_the_shipped_templates(data: dict[str, Any
 @given(valid_measurements())
 def test_valid_files_render_with_their_charts(data: dict[str, Any]) -> None:
     check_valid(data, with_charts=True)
+
+
+def test_found_by_fuzzing_an_image_without_a_size_method_is_refused_not_a_template_error() -> None:
+    data = copy.deepcopy(BASE)
+    del data["images"][0]["size_methods"]["archive_size_bytes"]
+    check_mutated(json.dumps(data).encode())
+
+
+def test_found_by_fuzzing_shim_phases_of_zero_ns_render() -> None:
+    data = copy.deepcopy(BASE)
+    for sample in data["samples"]:
+        if sample["runtime"] == "ctr-wasmtime" and sample.get("shim"):
+            for phase in sample["shim"]["phases"]:
+                phase["ns"] = 0
+    check_valid(data)
