@@ -262,12 +262,7 @@ class EventLog:
                 break
             time.sleep(0.005)
         offset = time.time_ns() - time.perf_counter_ns()  # wall clock minus the client's clock
-        before, phases = started_ns + offset, []
-        for name, topic in TASK_PHASES:
-            at = times.get(topic)
-            if at is None or at < before:
-                return []
-            phases.append((name, at - before))
-            before = at
-        end = started_ns + wall_ns + offset
-        return [*phases, ("task_teardown", end - before)] if end >= before else []
+        if any(topic not in times for _, topic in TASK_PHASES):
+            return []
+        marks = [(name, times[topic] - offset) for name, topic in TASK_PHASES]
+        return proc.split_run(marks, started_ns, wall_ns, "task_teardown")

@@ -259,3 +259,19 @@ def background(
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def split_run(
+    marks: Sequence[tuple[str, int]], started_ns: int, wall_ns: int, last: str
+) -> list[tuple[str, int]]:
+    """A timed run from its spawn (started_ns) to the client's return, split at marks in the
+    client's clock: each phase ends at its mark, the last one (named `last`) at the return.
+    Marks out of order, or past the return (clocks that disagree), give []."""
+    phases: list[tuple[str, int]] = []
+    before = started_ns
+    for name, at in [*marks, (last, started_ns + wall_ns)]:
+        if at < before:
+            return []
+        phases.append((name, at - before))
+        before = at
+    return phases

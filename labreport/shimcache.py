@@ -141,18 +141,9 @@ def phases_ns(timeline: ShimTimeline, spawned_ns: int, wall_ns: int) -> list[tup
     """The start split into consecutive phases, from the client's spawn to its return.
 
     Each phase ends at the shim's mark of that name; the first is the spawn-to-shim time
-    (containerd creating the task and starting the shim) and the last ("exit") the time from
-    the guest's return to the client's. Marks out of order (a clock mismatch) give [].
+    (containerd creating the task and starting the shim) and the last ("client_return") the
+    time from the guest's return to the client's. Marks out of order give [].
     """
-    phases: list[tuple[str, int]] = []
-    before = spawned_ns
-    for name, at in timeline.marks:
-        if at < before:
-            return []
-        phases.append((name, at - before))
-        before = at
-    end = spawned_ns + wall_ns
-    if end < before:
-        return []
-    phases.append(("client_return", end - before))
-    return phases
+    from labreport.proc import split_run
+
+    return split_run(timeline.marks, spawned_ns, wall_ns, "client_return")

@@ -19,6 +19,8 @@ from labreport.models import CheckRecord, Detail, MemoryRecord, ShimPhase, ShimR
 if TYPE_CHECKING:
     import docker
 
+    from labreport.proc import Completed
+
 
 @dataclass(frozen=True)
 class RawRun:
@@ -387,6 +389,20 @@ class ShimTimed:
             phases=[ShimPhase(name=name, ns=ns) for name, ns in phases],
             facts=timeline.facts,
         )
+
+    def _shim_start(
+        self, env: Mapping[str, str], token: str, timed: Callable[[dict[str, str]], Completed]
+    ) -> tuple[Completed, ShimRecord | None]:
+        """One timed start through `timed` (given the run's environment) that asks the shim
+        for its record under token, and reads it back; a start that did not end normally
+        leaves no record behind."""
+        self._before_start()
+        try:
+            done = timed(self._shim_env(env, token))
+        except BaseException:
+            self._discard_record(token)
+            raise
+        return done, self._shim_record(token, done.started_ns, done.wall_ns)
 
     def _discard_record(self, token: str) -> None:
         """After a start that did not end normally (its task removed): the record it may have

@@ -307,16 +307,12 @@ class CtrWasmtimeRuntime(ShimTimed, _CtrBase):
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         """A timed start that also reads the shim's own timeline of it."""
         assert self.ctx is not None and self.ctr is not None
-        self._before_start()
         container_id = self._prefix() + str(next(self.names))
-        try:
-            done = self._timed(
-                self.run_argv(self._shim_env(env, container_id), container_id), container_id
-            )
-        except BaseException:
-            self._discard_record(container_id)
-            raise
-        record = self._shim_record(container_id, done.started_ns, done.wall_ns)
+        done, record = self._shim_start(
+            env,
+            container_id,
+            lambda run_env: self._timed(self.run_argv(run_env, container_id), container_id),
+        )
         return RawRun(
             done.stdout,
             done.wall_ns,

@@ -394,14 +394,10 @@ class DockerWasmRuntime(ShimTimed, DockerCliRuntime):
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         """A timed start that also reads the shim's own timeline of it (local engines)."""
         assert self.ctx is not None
-        self._before_start()
         name = self._name("cli")
-        try:
-            done = self._timed(self.run_argv(self._shim_env(env, name), name), name)
-        except BaseException:
-            self._discard_record(name)
-            raise
-        record = self._shim_record(name, done.started_ns, done.wall_ns)
+        done, record = self._shim_start(
+            env, name, lambda run_env: self._timed(self.run_argv(run_env, name), name)
+        )
         return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr, shim=record)
 
     def prepare(self, ctx: RunContext) -> None:
