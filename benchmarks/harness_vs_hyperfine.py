@@ -27,11 +27,12 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from labreport import build, config, proc, tools
+from labreport import config
+from labreport.build.plan import real_build
 from labreport.errors import LabreportError
-from labreport.measure import real_build
-from labreport.runtimes import RunContext
-from labreport.runtimes.containerd import CtrRuncRuntime
+from labreport.host import engine, paths, proc
+from labreport.runtimes.base import RunContext
+from labreport.runtimes.ctr import CtrRuncRuntime
 from labreport.runtimes.docker import DockerCliRuntime
 from labreport.runtimes.native import NativeRuntime
 
@@ -47,7 +48,7 @@ def harness_ms(argv: Sequence[str], env: dict[str, str], runs: int) -> list[floa
 
 
 def hyperfine_ms(argv: Sequence[str], env: dict[str, str], runs: int, warmup: int) -> list[float]:
-    hyperfine = tools.which("hyperfine")
+    hyperfine = paths.which("hyperfine")
     if hyperfine is None:
         raise LabreportError("hyperfine is not installed", "run scripts/setup")
     with tempfile.TemporaryDirectory() as scratch:
@@ -67,10 +68,9 @@ def lab_commands(undo: contextlib.ExitStack) -> dict[str, list[str]]:
     """The lab's native, ctr-runc and docker-cli commands, built and prepared as measure does."""
     lab = config.load(ROOT / "lab.toml")
     run_id = uuid.uuid4().hex[:10]
-    ctx = RunContext(config=lab, run_id=run_id, timeout_s=60, labels={build.LABEL_RUN: run_id})
+    ctx = RunContext(config=lab, run_id=run_id, timeout_s=60, labels={engine.LABEL_RUN: run_id})
     undo.callback(ctx.close)
-    tools.state_dir().mkdir(parents=True, exist_ok=True)
-    workdir = Path(undo.enter_context(tempfile.TemporaryDirectory(dir=tools.state_dir())))
+    workdir = Path(undo.enter_context(tempfile.TemporaryDirectory(dir=paths.made_state_dir())))
     real_build(lab, ctx, frozenset({"native", "image", "image-archive"}), workdir, undo)
     native, runc, docker_cli = NativeRuntime(), CtrRuncRuntime(), DockerCliRuntime()
     for runtime in (native, runc, docker_cli):

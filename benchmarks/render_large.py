@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labreport import render, stats
+from labreport.analysis import stats, views
+from labreport.report import render
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "synthetic.json"
 
@@ -43,7 +44,7 @@ def main() -> None:
         statistics_s = time.perf_counter() - started
         render.render([FIXTURE])  # first use of matplotlib and Jinja, not counted
         started = time.perf_counter()
-        sources = render.load_sources([path])
+        sources = views.load_sources([path])
         load_s = time.perf_counter() - started
         started = time.perf_counter()
         report = render.render([path])

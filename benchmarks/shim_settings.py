@@ -28,7 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labreport import shimcache, tools
+from labreport.host import paths
+from labreport.host import shim_cache as shimcache
+from labreport.host.shims import WASMTIME_AOT_SHIM
 
 VARIANTS = ("shipped", "heap-read", "no-address-map")
 IN_SHIM = ("engine", "read", "key", "load", "instantiate", "exit")
@@ -59,8 +61,8 @@ def start(shim: Path, state: Path, module: Path, variant: str, token: str) -> di
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--shim", type=Path, default=tools.WASMTIME_AOT_SHIM.find())
-    default_module = tools.state_dir() / "artifacts" / "lab12" / "moscow-time.wasm"
+    parser.add_argument("--shim", type=Path, default=WASMTIME_AOT_SHIM.find())
+    default_module = paths.state_dir() / "artifacts" / "lab12" / "moscow-time.wasm"
     parser.add_argument("--module", type=Path, default=default_module)
     args = parser.parse_args()
     if args.shim is None or not args.module.is_file():

@@ -24,9 +24,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from labreport import build, engine, private_engine, shimcache, tools
-from labreport.containerd import Ctr
-from labreport.models import load_measurement
+from labreport.host import engine, paths, private_engine, shim_cache
+from labreport.host.containerd import Ctr
+from labreport.host.endpoints import Endpoints
+from labreport.record.models import load_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_NAMES = ("ctr", "containerd-shim-wasmtime-v1", "containerd-shim-wasmtime-aot-v1")
@@ -43,16 +44,16 @@ def processes() -> int:
             name = Path(argv[0].decode(errors="replace")).name
             if name in PROCESS_NAMES or (
                 name in ("dockerd", "containerd")
-                and str(tools.state_dir()).encode() in b" ".join(argv)
+                and str(paths.state_dir()).encode() in b" ".join(argv)
             ):
                 count += 1
     return count
 
 
-def on_engine() -> dict[str, int]:
-    client = engine.connect(timeout_s=30)
+def on_engine(endpoints: Endpoints) -> dict[str, int]:
+    client = engine.connect(timeout_s=30, url=endpoints.engine.url)
     try:
-        label = f"{build.LABEL_MANAGED}=true"
+        label = f"{engine.LABEL_MANAGED}=true"
         containers = client.containers.list(all=True, filters={"label": label})
         images = client.images.list(all=True)
         tagged = [t for image in images for t in image.tags if ":run-" in t]
@@ -62,8 +63,8 @@ def on_engine() -> dict[str, int]:
         client.close()
 
 
-def in_containerd() -> dict[str, int]:
-    ctr = Ctr.find()
+def in_containerd(endpoints: Endpoints) -> dict[str, int]:
+    ctr = Ctr.find(endpoints.containerd)
     return {
         "ctr containers": len(ctr.container_ids()),
         "ctr tasks": len(ctr.task_ids()),
@@ -74,20 +75,20 @@ def in_containerd() -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def engine_to_count(mode: str) -> Iterator[None]:
+def engine_to_count(mode: str) -> Iterator[Endpoints]:
     """The engine the run used; the private one is started again to look inside it."""
     if mode != "private":
-        yield
+        yield Endpoints.from_environment()
         return
-    with private_engine.running():
-        yield
+    with private_engine.running() as started:
+        yield started.endpoints
 
 
 def count(mode: str) -> dict[str, int]:
-    with engine_to_count(mode):
-        counts = {**on_engine(), **in_containerd()}
-    counts["shim cache entries"] = len(shimcache.entries())
-    counts["shim phase records"] = len(list((shimcache.state_dir() / "phases").glob("*")))
+    with engine_to_count(mode) as endpoints:
+        counts = {**on_engine(endpoints), **in_containerd(endpoints)}
+    counts["shim cache entries"] = len(shim_cache.entries())
+    counts["shim phase records"] = len(list((shim_cache.cache_dir() / "phases").glob("*")))
     counts["processes"] = processes()
     return counts
 

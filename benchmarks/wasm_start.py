@@ -26,8 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labreport import render, stats
-from labreport.models import load_measurement
+from labreport.analysis import stats, views
+from labreport.record.models import load_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.2
@@ -58,14 +58,14 @@ def main() -> int:
         output = args.keep or Path(scratch, "wasm_start.json")
         measure(args.runs, args.engine, not args.no_compiling, output)
         result = load_measurement(output)
-    views = render.runtime_views([render.Source(str(output), "", result)])
+    by_name = views.runtime_views([views.Source(str(output), "", result)])
     engine = result.environment.engine.get("engine_version", "?")
     containerd = result.environment.containerd.get("version", "?")
     print(f"\nDocker {engine}, containerd {containerd}, {args.runs} interleaved rounds\n")
     met = True
     print(f"{'client':8} {'caching shim':>13} {'runc':>9} {'ratio (interval)':>26}  goal <= {GOAL}")
     for cached, runc, client in PAIRS:
-        a, b = views.get(cached), views.get(runc)
+        a, b = by_name.get(cached), by_name.get(runc)
         if not (a and b and a.startup and b.startup):
             print(f"{client:8} not measured")
             met = False
@@ -78,10 +78,10 @@ def main() -> int:
             f"{client:8} {a.startup.median:10.1f} ms {b.startup.median:6.1f} ms {interval:>26}  "
             f"{'met' if ok else 'NOT MET'}  [{c.verdict}{': ' + c.reason if c.reason else ''}]"
         )
-    compiling = views.get("ctr-wasmtime")
+    compiling = by_name.get("ctr-wasmtime")
     print()
     for cached, _, client in PAIRS:
-        view = views.get(cached)
+        view = by_name.get(cached)
         if view is None or view.first_ms is None:
             continue
         against = ""
@@ -93,7 +93,7 @@ def main() -> int:
         cache = view.shim.first_cache if view.shim else "no shim record"
         print(f"first start through {client}: {view.first_ms:.0f} ms ({cache}){against}")
     for cached, _, client in PAIRS:
-        view = views.get(cached)
+        view = by_name.get(cached)
         if view is None or view.shim is None:
             continue
         shim = view.shim

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import json
 import os
@@ -10,29 +11,25 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar, cast
+from typing import Annotated, ParamSpec, TypeVar
 
-import rich.console
-import rich.table
 import typer
 
-from labreport import (
-    __version__,
-    compare,
-    config,
-    doctor,
-    measure,
-    private_containerd,
-    private_engine,
-    render,
-    shimcache,
-    workflows,
-)
-from labreport import engine as engine_module
-from labreport.errors import LabreportError, RunInterruptedError
+from labreport import __version__, config
+from labreport.analysis import compare, views
+from labreport.build import plan as build_plan
+from labreport.errors import LabreportError, MissingComponentsError
+from labreport.host import doctor, engine, shim_cache
+from labreport.host.endpoints import is_local
+from labreport.host.private_containerd import ContainerdMode
+from labreport.host.private_engine import EngineMode
+from labreport.measure import plan as measure_plan
+from labreport.measure import session
+from labreport.report import render, terminal
 
 P = ParamSpec("P")
 R = TypeVar("R")
+E = TypeVar("E", bound=enum.Enum)
 
 app = typer.Typer(
     help="Measure a container lab from real builds and render an honest report.",
@@ -46,7 +43,9 @@ ConfigOption = Annotated[
 ]
 
 
-def fail(message: str, hint: str = "", code: int = 2) -> None:
+def fail(message: str, hint: str = "", code: int = 2, details: list[str] | None = None) -> None:
+    for line in details or ():
+        typer.echo(line, err=True)
     typer.echo(f"error: {message}", err=True)
     if hint:
         typer.echo(f"hint: {hint}", err=True)
@@ -54,16 +53,14 @@ def fail(message: str, hint: str = "", code: int = 2) -> None:
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """A LabreportError or Ctrl-C becomes `error:` + `hint:` and a non-zero exit, no traceback."""
+    """A LabreportError (with its exit code) or Ctrl-C becomes `error:` + `hint:`, no traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except RunInterruptedError as error:
-            fail(error.message, error.hint, code=130)
         except LabreportError as error:
-            fail(error.message, error.hint)
+            fail(error.message, error.hint, error.exit_code, error.details)
         except OSError as error:  # a path the user gave that the system refused
             where = f"{error.filename}: " if error.filename else ""
             fail(f"{where}{error.strerror or error}", "check the path and its permissions")
@@ -73,6 +70,37 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+class NotAChoice(typer.BadParameter):
+    """A choice option given a value it does not have: `--opt value: not a choice`."""
+
+    def __init__(self, value: str, choices: list[str]) -> None:
+        super().__init__(f"{value}: not a choice")
+        self.hint = f"choose from: {', '.join(choices)}"
+
+    def format_message(self) -> str:
+        option = self.param.opts[0] if self.param is not None and self.param.opts else ""
+        return f"{option} {self.message}".strip()
+
+
+def choice(kind: type[E]) -> Callable[[str], E]:
+    """The parser of an Enum option (typer shows its values in --help)."""
+
+    def parse(value: str | E) -> E:
+        if isinstance(value, kind):
+            return value
+        try:
+            return kind(value)
+        except ValueError:
+            raise NotAChoice(str(value), [str(member.value) for member in kind]) from None
+
+    return parse
+
+
+class OutputFormat(enum.StrEnum):
+    TABLE = "table"  # the terminal
+    MD = "md"  # Markdown
 
 
 @app.command("doctor")
@@ -88,17 +116,17 @@ def doctor_command(
     if as_json:
         typer.echo(json.dumps([c.as_dict() for c in components], indent=2, sort_keys=True))
     else:
-        typer.echo(doctor.format_table(components))
+        typer.echo(terminal.doctor_table(components))
     missing = [c.name for c in components if not c.found and not c.optional]
     if strict and missing:
-        fail(f"missing: {', '.join(missing)}", "run scripts/setup", code=1)
+        raise MissingComponentsError(f"missing: {', '.join(missing)}", "run scripts/setup")
 
 
 @app.command("build")
 @user_errors
 def build_command(config_path: ConfigOption = config.DEFAULT_CONFIG) -> None:
     """Build the lab's program natively, as a WASI module and as the scratch image; show sizes."""
-    typer.echo(workflows.build_all(config.load(config_path)))
+    typer.echo(build_plan.build_all(config.load(config_path)))
 
 
 @app.command("measure")
@@ -131,20 +159,23 @@ def measure_command(
     ] = False,
     memory: Annotated[bool, typer.Option(help="Measure server-mode memory.")] = True,
     containerd: Annotated[
-        str,
+        ContainerdMode,
         typer.Option(
             help="Which containerd runs the ctr runtimes: auto (the engine's, else a private "
-            "one), engine, or private (started under the state directory, stopped after)."
+            "one), engine, or private (started under the state directory, stopped after).",
+            parser=choice(ContainerdMode),
         ),
-    ] = "auto",
-    engine: Annotated[
-        str,
+    ] = ContainerdMode.AUTO,
+    engine_mode: Annotated[
+        EngineMode,
         typer.Option(
+            "--engine",
             help="Which Docker engine runs the docker runtimes: auto (the host's where it has "
             "what they need, else labreport's private Docker 26 with the containerd image "
-            "store), host, or private (started under the state directory, stopped after)."
+            "store), host, or private (started under the state directory, stopped after).",
+            parser=choice(EngineMode),
         ),
-    ] = "auto",
+    ] = EngineMode.AUTO,
     docker_host: Annotated[
         str | None,
         typer.Option(
@@ -158,48 +189,32 @@ def measure_command(
 ) -> None:
     """Build every variant, run it on every runtime the host has, write measurements/*.json."""
     lab = config.load(config_path)
-    plan = measure.Plan(
+    plan = measure_plan.Plan(
         runs=runs or lab.measure.runs,
         warmup=lab.measure.warmup if warmup is None else warmup,
         timeout_s=timeout or lab.measure.timeout_s,
         output=output or Path("measurements") / f"{lab.name}.json",
-        include=measure.runtime_names(runtime, "--runtime"),
-        skip=measure.runtime_names(skip, "--skip"),
+        include=measure_plan.runtime_names(runtime, "--runtime"),
+        skip=measure_plan.runtime_names(skip, "--skip"),
         memory=memory,
         resume=resume,
     )
-    measure.check_plan(plan)
-    if containerd not in private_containerd.MODES:
-        fail(
-            f"--containerd {containerd}: not a choice",
-            f"choose from: {', '.join(private_containerd.MODES)}",
-            code=2,
-        )
+    measure_plan.check_plan(plan)
     from_environment = not (docker_host or context) and bool(os.environ.get("DOCKER_HOST"))
-    target = engine_module.resolve_target(
+    target = engine.resolve_target(
         os.environ["DOCKER_HOST"] if from_environment else docker_host, context
     )
     if target:
         plan = dataclasses.replace(
             plan,
             target=target,
-            target_is_local=engine_module.is_local(target),
+            target_is_local=is_local(target),
             target_source="DOCKER_HOST" if from_environment else "given",
         )
-    if engine not in private_engine.MODES:
-        fail(
-            f"--engine {engine}: not a choice",
-            f"choose from: {', '.join(private_engine.MODES)}",
-            code=2,
-        )
-    result = workflows.measure_lab(
-        lab,
-        config_path,
-        plan,
-        containerd=cast(private_containerd.Mode, containerd),
-        engine_mode=cast(private_engine.Mode, engine),
+    result = session.measure_lab(
+        lab, config_path, plan, containerd=containerd, engine_mode=engine_mode
     )
-    typer.echo(workflows.summary(result, plan.output))
+    typer.echo(terminal.summary(result, plan.output))
 
 
 @app.command("render")
@@ -226,17 +241,10 @@ def render_command(
     ] = False,
 ) -> None:
     """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
-    paths = files or render.default_sources(Path("measurements"))
+    paths = files or views.default_sources(Path("measurements"))
     report = render.render(paths, templates, template)
     if check:
-        problems = render.stale(report, output)
-        if problems:
-            typer.echo("\n".join(problems), err=True)
-            fail(
-                f"{len(problems)} file(s) differ from what the measurements render to",
-                "run 'labreport render' (and never edit report.md by hand)",
-                code=1,
-            )
+        render.check(report, output)
         typer.echo(f"{output} and its charts are up to date ({len(paths)} measurement file(s))")
         return
     for path in render.write(report, output):
@@ -249,8 +257,11 @@ def compare_command(
     old: Annotated[Path, typer.Argument(help="A measurement file, or a folder of them.")],
     new: Annotated[Path, typer.Argument(help="The same, to compare with OLD.")],
     output_format: Annotated[
-        str, typer.Option("--format", help="table (terminal) or md (Markdown).")
-    ] = "table",
+        OutputFormat,
+        typer.Option(
+            "--format", help="table (terminal) or md (Markdown).", parser=choice(OutputFormat)
+        ),
+    ] = OutputFormat.TABLE,
     fail_above: Annotated[
         float | None,
         typer.Option(
@@ -261,26 +272,14 @@ def compare_command(
     ] = None,
 ) -> None:
     """Startup of every runtime in NEW against OLD: medians, ratio, verdict (unpaired test)."""
-    if output_format not in ("table", "md"):
-        fail(f"--format {output_format}: not a choice", "choose from: table, md")
     before, after = compare.side(old), compare.side(new)
     rows = compare.compare(before, after)
-    if output_format == "md":
-        typer.echo(compare.markdown(before, after, rows), nl=False)
+    if output_format == OutputFormat.MD:
+        typer.echo(terminal.markdown(before, after, rows), nl=False)
     else:
-        table = rich.table.Table(title=f"OLD: {before.label}\nNEW: {after.label}")
-        for header in compare.HEADERS:
-            table.add_column(header, overflow="fold")
-        for row in rows:
-            table.add_row(*compare.cells(row))
-        rich.console.Console(width=160).print(table)
-    slower = [row.runtime for row in rows if fail_above and row.slower_than(fail_above)]
-    if slower:
-        fail(
-            f"significantly slower than {fail_above:g}x OLD: {', '.join(slower)}",
-            "look at what changed between the two measurements",
-            code=1,
-        )
+        terminal.compare_table(before, after, rows)
+    if fail_above:
+        compare.fail_above(rows, fail_above)
 
 
 @app.command("cache")
@@ -291,12 +290,12 @@ def cache_command(
     ] = False,
 ) -> None:
     """The wasmtime shim's file cache of compiled modules: list it, or clear it."""
-    root = shimcache.state_dir()
+    root = shim_cache.cache_dir()
     if clear:
-        files, size = shimcache.clear(root)
+        files, size = shim_cache.clear(root)
         typer.echo(f"removed {files} file(s), {size:,} B, from {root}")
         return
-    found = shimcache.entries(root)
+    found = shim_cache.entries(root)
     typer.echo(f"{root}: {len(found)} compiled module(s), {sum(e.size_bytes for e in found):,} B")
     for entry in found:
         typer.echo(
@@ -328,8 +327,9 @@ def main() -> None:
         context = getattr(error, "ctx", None)
         where = context.command_path if context is not None else "labreport"
         message = error.format_message() or "no command given"  # type: ignore[attr-defined]
+        hint = error.hint if isinstance(error, NotAChoice) else f"see '{where} --help'"
         typer.echo(f"error: {message}", err=True)
-        typer.echo(f"hint: see '{where} --help'", err=True)
+        typer.echo(f"hint: {hint}", err=True)
         sys.exit(getattr(error, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)

@@ -1,19 +1,48 @@
-"""The one error type a user sees: what failed, and what to do next."""
+"""The errors a user sees: what failed, and what to do next; each kind carries its exit code.
+
+The CLI prints every one as `error:` and `hint:` (after its details, if any) and exits with the
+error's code. Programming errors are not LabreportErrors: they still raise.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class LabreportError(Exception):
-    """A failure the user can act on. The CLI prints it as two lines and exits 2."""
+    """A failure the user can act on: exit code 2."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = "", details: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = list(details)  # printed before the error line (diffs, tables)
 
     def __str__(self) -> str:
         return self.message
 
 
 class RunInterruptedError(LabreportError):
-    """Ctrl-C or SIGTERM, after the cleanup ran; exit code 130, the hint says what was kept."""
+    """Ctrl-C or SIGTERM, after the cleanup ran; the hint says what was kept."""
+
+    exit_code = 130
+
+
+class StaleReportError(LabreportError):
+    """`render --check`: the committed report is not what the measurements render to."""
+
+    exit_code = 1
+
+
+class SlowdownError(LabreportError):
+    """`compare --fail-above`: a runtime is significantly slower than the factor allows."""
+
+    exit_code = 1
+
+
+class MissingComponentsError(LabreportError):
+    """`doctor --strict`: a required component is missing."""
+
+    exit_code = 1

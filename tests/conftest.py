@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from labreport import config, doctor
+from labreport import config
+from labreport.host import doctor
 
 ROOT = Path(__file__).resolve().parent.parent
 

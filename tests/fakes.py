@@ -6,10 +6,10 @@ import contextlib
 import json
 from pathlib import Path
 
+from labreport.build.plan import BuildOutcome
 from labreport.config import LabConfig
-from labreport.measure import BuildOutcome
-from labreport.models import Environment
-from labreport.runtimes import RunContext
+from labreport.record.models import Environment
+from labreport.runtimes.base import RunContext
 
 
 def environment() -> Environment:

@@ -20,9 +20,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from labreport import render
 from labreport.errors import LabreportError
-from labreport.models import Measurement
+from labreport.record.models import Measurement
+from labreport.report import render
 
 from .fakes import SYNTHETIC
 

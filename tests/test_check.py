@@ -5,7 +5,7 @@ import json
 import pytest
 
 from labreport import config
-from labreport.check import check_cgi, check_output
+from labreport.record.checks import check_cgi, check_output
 
 NOW = 1765797173  # 2025-12-15 11:12:53 UTC = 14:12:53 MSK
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport import private_containerd, tools
+from labreport.host import endpoints, paths, private_containerd
 
 from .conftest import ROOT
 
@@ -97,11 +97,11 @@ def test_private_containerd_is_wanted_only_where_the_engine_has_none(
 ) -> None:
     """The choice alone, the same on any machine: containerd and ctr are stood in for."""
     monkeypatch.delenv("LABREPORT_CONTAINERD_SOCKET", raising=False)
-    monkeypatch.setattr(tools, "ENGINE_CONTAINERD_SOCKETS", (tmp_path / "none.sock",))
+    monkeypatch.setattr(endpoints, "ENGINE_CONTAINERD_SOCKETS", (tmp_path / "none.sock",))
     monkeypatch.setattr(private_containerd, "binary", lambda: tmp_path / "containerd")
-    real_which = tools.which
+    real_which = paths.which
     monkeypatch.setattr(
-        tools, "which", lambda name: tmp_path / "ctr" if name == "ctr" else real_which(name)
+        paths, "which", lambda name: tmp_path / "ctr" if name == "ctr" else real_which(name)
     )
     assert private_containerd.needed("auto")  # installed, and no engine socket
     assert not private_containerd.needed("engine")
@@ -111,7 +111,9 @@ def test_private_containerd_is_wanted_only_where_the_engine_has_none(
     monkeypatch.setattr(private_containerd, "binary", lambda: tmp_path / "containerd")
     monkeypatch.setenv("LABREPORT_CONTAINERD_SOCKET", str(tmp_path / "given.sock"))
     assert not private_containerd.needed("auto")  # the user named one
-    assert tools.containerd_source(tmp_path / "given.sock").startswith("given by the user")
+    given = endpoints.ContainerdEndpoint.from_environment()
+    assert given.socket == tmp_path / "given.sock"
+    assert given.source.startswith("given by the user")
 
 
 def test_containerd_choice_is_checked_by_the_cli(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labreport import compare
+from labreport.analysis import compare
 
 from .fakes import SYNTHETIC, synthetic_variant
 from .test_cli import run

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labreport import engine, oci, private_engine, tools
+from labreport.build import oci
+from labreport.host import engine, engine_layout
+from labreport.host.endpoints import EngineEndpoint, is_local
 
 from .test_cli import run
 
@@ -27,10 +29,10 @@ def test_the_wasm_image_is_named_as_docker_looks_it_up(reference: str, expected:
 
 
 def test_daemon_config_keeps_the_host_engine_safe(tmp_path: Path) -> None:
-    paths = private_engine.Layout(tmp_path)
-    config = private_engine.daemon_config(paths)
+    paths = engine_layout.Layout(tmp_path)
+    config = engine_layout.daemon_config(paths)
     # "bridge": "none" would make dockerd delete the host's docker0: a bridge of its own.
-    assert config["bridge"] == private_engine.BRIDGE != "none"
+    assert config["bridge"] == engine_layout.BRIDGE != "none"
     assert config["iptables"] is False and config["ip6tables"] is False
     assert config["features"] == {"containerd-snapshotter": True}
     # Everything of its own under its directory, nothing in the host engine's places.
@@ -39,17 +41,21 @@ def test_daemon_config_keeps_the_host_engine_safe(tmp_path: Path) -> None:
     assert config["hosts"] == [f"unix://{tmp_path}/docker.sock"]
     # Absolute: containers' cgroups do not depend on which cgroup started the engine.
     assert str(config["cgroup-parent"]).startswith("/")
-    network = ipaddress.ip_interface(private_engine.BRIDGE_ADDRESS).network
+    network = ipaddress.ip_interface(engine_layout.BRIDGE_ADDRESS).network
     assert network.is_private and not network.overlaps(ipaddress.ip_network("172.17.0.0/16"))
 
 
-def test_the_cli_and_the_api_follow_the_engine_in_use() -> None:
-    assert engine.cli() == ["docker"] and engine.engine_source() == "host"
-    with tools.using_engine("unix:///x/docker.sock"):
-        assert engine.cli() == ["docker", "--host", "unix:///x/docker.sock"]
-        assert engine.engine_url() == "unix:///x/docker.sock"
-        assert engine.engine_source() == "private"
-    assert engine.engine_source() == "host"
+def test_the_cli_and_the_api_follow_the_engine_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    default = EngineEndpoint.from_environment()
+    assert default.cli() == ["docker"] and default.source == "host"
+    private = EngineEndpoint("unix:///x/docker.sock", "private")
+    assert private.cli() == ["docker", "--host", "unix:///x/docker.sock"]
+    assert private.url == "unix:///x/docker.sock"
+    assert private.source == "private"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    named = EngineEndpoint.from_environment()
+    assert named.source == "DOCKER_HOST" and named.url == "tcp://127.0.0.1:2375"
 
 
 def test_containerd_store_is_read_from_the_driver_status() -> None:
@@ -94,7 +100,7 @@ def test_private_engine_that_was_never_fetched_is_one_error(tmp_path: Path) -> N
     ],
 )
 def test_which_targets_share_this_host(url: str, local: bool) -> None:
-    assert engine.is_local(url) is local
+    assert is_local(url) is local
 
 
 def test_target_options_are_checked_before_any_work(tmp_path: Path) -> None:
@@ -127,8 +133,8 @@ def test_a_target_that_does_not_answer_is_one_error_before_any_build(tmp_path: P
 
 
 def test_runtimes_on_the_clients_host_are_not_on_a_remote_target() -> None:
-    from labreport.measure import Plan, not_on_target
-    from labreport.runtimes.containerd import CtrRuncRuntime
+    from labreport.measure.plan import Plan, not_on_target
+    from labreport.runtimes.ctr import CtrRuncRuntime
     from labreport.runtimes.docker import DockerCliRuntime
     from labreport.runtimes.native import NativeRuntime
 

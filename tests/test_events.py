@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from labreport.containerd import EventLog, parse_event
+from labreport.host.containerd import EventLog, parse_event
 
 LINE = (
     "2026-11-26 11:50:40.123456789 +0000 UTC labreport /tasks/create "

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport import fsutil
+from labreport.host import fsutil
 
 
 def test_json_is_stable_and_ends_with_newline(tmp_path: Path) -> None:

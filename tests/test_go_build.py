@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from labreport import build, config, tools
-from labreport.check import check_output
+from labreport import config
+from labreport.build import go as build
+from labreport.host import paths
+from labreport.record.checks import check_output
 
 
 def test_native_build_runs_and_prints_checked_moscow_time(
@@ -83,7 +85,7 @@ def test_tinygo_build_uses_the_configs_flags_and_the_go_toolchain(
     assert argv == (
         f"build -target=wasi -no-debug -opt=z -o {tmp_path / 'out' / 'moscow-time-tinygo.wasm'} ."
     )
-    assert Path(go) == tools.go_binary()
+    assert Path(go) == paths.go_binary()
     assert (
         artifact.command
         == "tinygo build -target=wasi -no-debug -opt=z -o moscow-time-tinygo.wasm ."

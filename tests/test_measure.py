@@ -8,17 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from labreport import config, measure
+from labreport import config
+from labreport.build.plan import BuildOutcome
 from labreport.errors import LabreportError, RunInterruptedError
-from labreport.models import load_measurement
-from labreport.runtimes import RunContext
+from labreport.measure.plan import Plan, check_plan
+from labreport.measure.run import measure
+from labreport.record.models import Measurement, load_measurement
+from labreport.runtimes.base import RunContext
 from labreport.runtimes.fake import FakeRuntime
 from labreport.runtimes.wasmtime_embedded import WasmtimeEmbeddedTinygoRuntime
 
 from . import fakes
 
 
-def plan(tmp_path: Path, **changes: object) -> measure.Plan:
+def plan(tmp_path: Path, **changes: object) -> Plan:
     values: dict[str, object] = {
         "runs": 3,
         "warmup": 1,
@@ -26,16 +29,12 @@ def plan(tmp_path: Path, **changes: object) -> measure.Plan:
         "output": tmp_path / "out.json",
     }
     values.update(changes)
-    return measure.Plan(**values)  # type: ignore[arg-type]
+    return Plan(**values)  # type: ignore[arg-type]
 
 
-def run(
-    lab: config.LabConfig, the_plan: measure.Plan, *runtimes: FakeRuntime
-) -> measure.Measurement:
+def run(lab: config.LabConfig, the_plan: Plan, *runtimes: FakeRuntime) -> Measurement:
     registry = {runtime.name: (lambda r=runtime: r) for runtime in runtimes}
-    return measure.measure(
-        lab, the_plan, registry, environment=fakes.environment, builder=fakes.no_build
-    )
+    return measure(lab, the_plan, registry, environment=fakes.environment, builder=fakes.no_build)
 
 
 def test_runs_are_interleaved_round_robin_with_warmup_marked(
@@ -159,7 +158,7 @@ def test_memory_records_are_kept(lab: config.LabConfig, tmp_path: Path) -> None:
 
 
 def test_docker_wasm_support_asks_for_the_image_store_not_a_runtime_registry() -> None:
-    from labreport.runtimes.docker import docker_wasm_support
+    from labreport.runtimes.docker_wasm import docker_wasm_support
 
     old = {"ServerVersion": "20.10.24", "Driver": "fuse-overlayfs", "DriverStatus": None}
     supported, reason = docker_wasm_support(old)
@@ -184,13 +183,13 @@ def test_a_skipped_optional_build_is_recorded_and_its_runtime_left_out(
         needs: frozenset[str],
         workdir: Path,
         undo: contextlib.ExitStack,
-    ) -> measure.BuildOutcome:
+    ) -> BuildOutcome:
         ctx.built.skipped["wasm-tinygo"] = "tinygo is not on PATH"
-        return measure.BuildOutcome()
+        return BuildOutcome()
 
     plain, tinygo = FakeRuntime(name="fake"), FakeRuntime(name="fake-tg", needs_build="wasm-tinygo")
     registry = {r.name: (lambda r=r: r) for r in (plain, tinygo)}
-    result = measure.measure(
+    result = measure(
         lab, plan(tmp_path), registry, environment=fakes.environment, builder=build_without_tinygo
     )
     assert result.skipped_builds == {"wasm-tinygo": "tinygo is not on PATH"}
@@ -213,7 +212,7 @@ def test_the_tinygo_runtime_says_why_it_cannot_run(lab: config.LabConfig) -> Non
     assert "no build with toolchain" in runtime.usable(RunContext(no_tinygo, "t", 5))
 
 
-def shape(result: measure.Measurement) -> list[tuple[str, int, bool]]:
+def shape(result: Measurement) -> list[tuple[str, int, bool]]:
     return [(s.runtime, s.round, s.warmup) for s in result.samples]
 
 
@@ -275,5 +274,5 @@ def test_resume_refuses_other_runtimes_and_another_environment(
 
 def test_resume_without_a_partial_file_is_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(LabreportError, match="no partial measurement") as raised:
-        measure.check_plan(plan(tmp_path, resume=True))
+        check_plan(plan(tmp_path, resume=True))
     assert "without --resume" in raised.value.hint

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from labreport import config, measure
+from labreport import config
 from labreport.errors import LabreportError
-from labreport.models import SCHEMA_VERSION, load_measurement
+from labreport.measure.plan import Plan
+from labreport.measure.run import measure
+from labreport.record.models import SCHEMA_VERSION, load_measurement
 from labreport.runtimes.fake import FakeRuntime
 
 from . import fakes
@@ -19,9 +21,9 @@ from . import fakes
 @pytest.fixture
 def good_file(lab: config.LabConfig, tmp_path: Path) -> Path:
     output = tmp_path / "good.json"
-    measure.measure(
+    measure(
         lab,
-        measure.Plan(runs=2, warmup=0, timeout_s=5, output=output),
+        Plan(runs=2, warmup=0, timeout_s=5, output=output),
         {"fake": FakeRuntime},
         environment=fakes.environment,
         builder=fakes.no_build,

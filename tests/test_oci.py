@@ -9,7 +9,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from labreport import oci
+from labreport.build import oci
 
 MODULE = b"\0asm\x01\0\0\0" + bytes(range(256)) * 40
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from labreport import config, render
+from labreport import config
+from labreport.analysis import views
 from labreport.errors import LabreportError
+from labreport.report import render
 
 from .conftest import ROOT
 from .fakes import SYNTHETIC
@@ -118,7 +120,7 @@ def test_a_fifo_among_measurement_files_does_not_hang(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "lab12.json").write_bytes(SYNTHETIC.read_bytes())
     os.mkfifo(folder / "stuck.json")
-    assert render.default_sources(folder) == [folder / "lab12.json"]
+    assert views.default_sources(folder) == [folder / "lab12.json"]
     with pytest.raises(LabreportError, match=r"stuck\.json: not a regular file"):
         render.render([folder / "stuck.json"])
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from labreport import proc
 from labreport.errors import LabreportError
+from labreport.host import proc
 
 Spawn = Callable[..., Any]
 

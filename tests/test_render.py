@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from labreport import render
 from labreport.cli import app
 from labreport.errors import LabreportError
+from labreport.report import render
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SYNTHETIC = FIXTURES / "synthetic.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport import sizes
+from labreport.build import sizes
 from labreport.errors import LabreportError
 
 BINARY = bytes(range(256)) * 4_000  # 1,024,000 bytes that compress somewhat

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from labreport import render, stats
-from labreport.stats import Verdict, WarningKind
+from labreport.analysis import stats
+from labreport.analysis.stats import Verdict, WarningKind
+from labreport.report import render
 
 SYNTHETIC = Path(__file__).resolve().parent / "fixtures" / "synthetic.json"
 SIZES = [1, 2, 5, 6, 15, 1_024, 100_000]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labreport import render
 from labreport.errors import LabreportError
+from labreport.report import render
 
 from .fakes import SYNTHETIC, synthetic_variant
 from .fixtures.make_fixture import RUNTIMES

@@ -1,9 +1,9 @@
 """Containers on the Docker engine: the traditional image through the CLI a user types and through
-the engine's API, and Docker's own WASM path (the wasi/wasm image on the wasmtime shims).
+the engine's API. Docker's own WASM path builds on these (docker_wasm.py).
 
-Every runtime here talks to the engine in use (the host's, or labreport's private one) and
-measures memory the same way: the container cgroup's peak during one CLI run, and server mode
-idle and under load.
+Every runtime here talks to the engine in use (the host's, labreport's private one, or the
+target the user named: RunContext.endpoints) and measures memory the same way: the container
+cgroup's peak during one CLI run, and server mode idle and under load.
 """
 
 from __future__ import annotations
@@ -21,26 +21,25 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from labreport import build, engine, proc, tools
-from labreport.check import check_output
 from labreport.errors import LabreportError
-from labreport.models import CheckRecord, Detail, MemoryRecord
-from labreport.runtimes import (
-    RawRun,
-    RunContext,
-    RuntimeBase,
-    ShimTimed,
+from labreport.host import cgroup, engine, paths, proc
+from labreport.host.endpoints import Endpoints
+from labreport.record.checks import check_output
+from labreport.record.models import CheckRecord, MemoryRecord
+from labreport.runtimes.base import RawRun, RunContext, RuntimeBase
+from labreport.runtimes.memory import (
     measure_server_memory,
     once_memory,
     once_peak_method,
     poll_cgroup_peak,
+)
+from labreport.runtimes.serving import (
+    SERVER_STARTUP_S,
     server_not_serving,
     server_served,
-    wagi_check,
     wait_until_serving,
 )
 
-SERVER_STARTUP_S = 15.0
 ONCE_PEAK_METHOD = once_peak_method("container")
 SERVER_USAGE_METHOD = (
     "container cgroup memory usage minus inactive file cache (engine stats API, as docker stats "
@@ -82,9 +81,9 @@ class _DockerBase(RuntimeBase):
         self.names = itertools.count()
         self.server_check: CheckRecord | None = None
 
-    def available(self) -> tuple[bool, str]:
+    def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         try:
-            engine.connect(timeout_s=20).close()
+            engine.connect(timeout_s=20, url=endpoints.engine.url).close()
         except LabreportError as error:
             return False, error.message
         return True, ""
@@ -95,7 +94,12 @@ class _DockerBase(RuntimeBase):
 
     def _labels(self) -> dict[str, str]:
         assert self.ctx is not None
-        return {build.LABEL_MANAGED: "true", build.LABEL_RUN: self.ctx.run_id}
+        return {engine.LABEL_MANAGED: "true", engine.LABEL_RUN: self.ctx.run_id}
+
+    def _cli(self) -> list[str]:
+        """The docker CLI pointed at the engine in use."""
+        assert self.ctx is not None
+        return self.ctx.endpoints.engine.cli()
 
     def _name(self, purpose: str) -> str:
         assert self.ctx is not None
@@ -107,7 +111,7 @@ class _DockerBase(RuntimeBase):
 
     def run_argv(self, env: Mapping[str, str], name: str = "") -> list[str]:
         """`docker run --rm`, labelled with the run so that a sweep finds what it left."""
-        argv = [*engine.cli(), "run", "--rm", "--network", "none", *self._run_flags()]
+        argv = [*self._cli(), "run", "--rm", "--network", "none", *self._run_flags()]
         if name:
             argv += ["--name", name]
         for key, value in self._labels().items():
@@ -152,13 +156,17 @@ class _DockerBase(RuntimeBase):
 
         try:
             container.reload()
-            cgroup = engine.container_cgroup(container.id, container.attrs["HostConfig"])
+            container_cgroup = cgroup.container_cgroup(
+                container.id, container.attrs["HostConfig"], ctx.endpoints.engine.cgroup_parent
+            )
             # Polling starts before the start call: a short run's cgroup may be gone by the
             # time the call returns.
             waiter = threading.Thread(target=start_and_wait, daemon=True)
             waiter.start()
             # The wait inside the thread has its own timeout; the deadline is a backstop.
-            peak = poll_cgroup_peak(cgroup, waiter.is_alive, time.monotonic() + ctx.timeout_s + 30)
+            peak = poll_cgroup_peak(
+                container_cgroup, waiter.is_alive, time.monotonic() + ctx.timeout_s + 30
+            )
             stdout = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
             stderr = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
         finally:
@@ -170,7 +178,9 @@ class _DockerBase(RuntimeBase):
         if outcome.get("exit") != 0 or not verdict.ok:
             return None, f"exit {outcome.get('exit')}: {verdict.reason or proc.tail(stderr, 200)}"
         if peak is None:
-            return None, f"the container's cgroup ({cgroup}) was never readable while it ran"
+            return None, (
+                f"the container's cgroup ({container_cgroup}) was never readable while it ran"
+            )
         return peak, ""
 
     def _once_memory(self, ctx: RunContext) -> MemoryRecord:
@@ -178,10 +188,10 @@ class _DockerBase(RuntimeBase):
 
     def _memory(self, ctx: RunContext, server: bool) -> list[MemoryRecord]:
         """A CLI run's peak and (if server) server mode; on a remote engine, why not."""
-        if not engine.is_local(engine.engine_url()):
+        if not ctx.endpoints.engine.local:
             why = (
                 "not measurable from here: the container's cgroup and its published port are "
-                f"on the remote engine's host ({engine.engine_url()})"
+                f"on the remote engine's host ({ctx.endpoints.engine.url})"
             )
             records = [MemoryRecord(runtime=self.name, mode="once", method=ONCE_PEAK_METHOD,
                                     readings=[], failure=why)]  # fmt: skip
@@ -260,15 +270,15 @@ class DockerCliRuntime(_DockerBase):
     name = "docker-cli"
     description = "docker run --rm (CLI + dockerd + containerd + runc)"
 
-    def available(self) -> tuple[bool, str]:
-        ok, reason = super().available()
-        if ok and proc_which("docker") is None:
+    def available(self, endpoints: Endpoints) -> tuple[bool, str]:
+        ok, reason = super().available(endpoints)
+        if ok and paths.which("docker") is None:
             return False, "the docker CLI is not on PATH"
         return ok, reason
 
     def command(self, env: Mapping[str, str]) -> str:
         flags = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in env.items())
-        run = shlex.join([*engine.cli(), "run", "--rm", *self._run_flags()])
+        run = shlex.join([*self._cli(), "run", "--rm", *self._run_flags()])
         return f"{run} {flags} {self.image_id[:19] or 'IMAGE'}"
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
@@ -286,11 +296,6 @@ class DockerCliRuntime(_DockerBase):
             with contextlib.suppress(*DOCKER_ERRORS):
                 self.ctx.docker().containers.get(name).remove(force=True)
             raise
-
-
-def proc_which(program: str) -> str | None:
-    found = tools.which(program)
-    return str(found) if found else None
 
 
 class DockerApiRuntime(_DockerBase):
@@ -340,124 +345,3 @@ class DockerApiRuntime(_DockerBase):
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         return [self.server_check] if self.server_check is not None else []
-
-
-def docker_wasm_support(info: Mapping[str, Any]) -> tuple[bool, str]:
-    """Can this engine run wasi/wasm images itself? It needs the containerd image store; the
-    runtime is a containerd shim name that Docker passes through without registration."""
-    if engine.has_containerd_store(info):
-        return True, f"containerd image store ({info.get('ServerVersion', '?')})"
-    return False, (
-        f"the engine (Docker {info.get('ServerVersion', '?')}) keeps images in its own graph "
-        f"driver ({info.get('Driver', '?')}), not the containerd image store that wasi/wasm "
-        "images need; measure with --engine private (scripts/setup fetches a Docker 26 engine)"
-    )
-
-
-class DockerWasmRuntime(ShimTimed, DockerCliRuntime):
-    """Docker running the WASM image itself: `docker load` of the OCI archive, then
-    `docker run --runtime io.containerd.wasmtime.v1 --platform wasi/wasm`."""
-
-    name = "docker-wasm"
-    description = (
-        "docker run --rm --runtime io.containerd.wasmtime.v1 --platform wasi/wasm (the wasi/wasm "
-        "OCI image, docker load; the shim compiles the module at every start)"
-    )
-    needs = frozenset({"wasm-image"})
-    needs_containerd_store = True  # the private engine is started for it where the host lacks it
-    image_key = "wasm-image"
-    shim = tools.WASMTIME_SHIM
-    cached = shim.cached
-    runtime_option = shim.runtime
-    platform = "wasi/wasm"
-
-    def available(self) -> tuple[bool, str]:
-        if engine.is_local(engine.engine_url()) and self.shim.find() is None:
-            return False, f"{self.shim.binary} not installed (run scripts/setup)"
-        try:
-            client = engine.connect(timeout_s=20)
-        except LabreportError as error:
-            return False, error.message
-        try:
-            supported, detail = docker_wasm_support(client.info())
-        finally:
-            client.close()
-        if not supported:
-            return False, detail
-        return super().available()
-
-    def command(self, env: Mapping[str, str]) -> str:
-        """The load (once per run, shared by both docker-wasm runtimes), then one run."""
-        load = shlex.join([*engine.cli(), "load", "-i", "wasm.tar"])
-        return f"{load} && {super().command(self._shim_env(env, 'TOKEN'))}"
-
-    def run_once(self, env: Mapping[str, str]) -> RawRun:
-        """A timed start that also reads the shim's own timeline of it (local engines)."""
-        assert self.ctx is not None
-        name = self._name("cli")
-        done, record = self._shim_start(
-            env, name, lambda run_env: self._timed(self.run_argv(run_env, name), name)
-        )
-        return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr, shim=record)
-
-    def prepare(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-        reference = ctx.built.references[self.image_key]
-        if reference not in ctx.built.loaded:
-            proc.run(
-                [*engine.cli(), "load", "-i", str(ctx.built.files[self.image_key])],
-                timeout_s=300,
-                what="docker load (wasi/wasm image)",
-                hint="the engine needs the containerd image store (labreport doctor)",
-            )
-            ctx.built.loaded.add(reference)
-        self.image_id = reference
-        self.shim_is_local = engine.is_local(engine.engine_url())
-        self.module_sha256 = self._module_digest(ctx)
-
-    def cleanup(self) -> None:
-        try:
-            super().cleanup()
-            if self.ctx is not None and self.image_id in self.ctx.built.loaded:
-                with contextlib.suppress(*DOCKER_ERRORS):
-                    self.ctx.docker().images.remove(self.image_id)
-                self.ctx.built.loaded.discard(self.image_id)
-        finally:
-            if self.ctx is not None:
-                self._shim_cleanup(f"labreport-{self.ctx.run_id}-")
-
-    def details(self) -> dict[str, Detail]:
-        return {"module_compilation": self.shim.compiles, **self._shim_details()}
-
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        return self._memory(ctx, server=True)
-
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        argv = self.run_argv(ctx.config.wagi.env, self._name("wagi"))
-        done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="docker run (WAGI)")
-        wagi = wagi_check(ctx, self.name, done.stdout, done.returncode, shlex.join(argv))
-        return [wagi, *([self.server_check] if self.server_check else [])]
-
-
-class DockerWasmAotRuntime(DockerWasmRuntime):
-    """The same image through Docker on the shim with the file cache.
-
-    Docker never hands the shim the image (runwasi #460: it leaves the containerd container's
-    image empty), so a cache kept with the image could not apply; the file cache is keyed by
-    the module the shim reads from the rootfs, so it does.
-    """
-
-    name = "docker-wasm-aot"
-    description = (
-        "docker run --rm --runtime io.containerd.wasmtime-aot.v1 --platform wasi/wasm (the "
-        "shim with the file cache, through Docker)"
-    )
-    shim = tools.WASMTIME_AOT_SHIM
-    cached = shim.cached
-    runtime_option = shim.runtime
-
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        return self._memory(ctx, server=False)
-
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        return []

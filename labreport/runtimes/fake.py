@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from labreport.errors import LabreportError
-from labreport.models import MemoryRecord
-from labreport.runtimes import RawRun, RunContext, RuntimeBase
+from labreport.host.endpoints import Endpoints
+from labreport.record.models import MemoryRecord
+from labreport.runtimes.base import RawRun, RunContext, RuntimeBase
 
 
 def moscow_json(now: float) -> str:
@@ -41,7 +42,7 @@ class FakeRuntime(RuntimeBase):
     memory_bytes: int | None = 2_000_000
     runs: int = 0
 
-    def available(self) -> tuple[bool, str]:
+    def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         return (True, "") if self.is_available else (False, f"{self.name} is switched off")
 
     def usable(self, ctx: RunContext) -> str:

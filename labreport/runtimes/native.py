@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import shlex
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-from labreport import proc
-from labreport.models import MemoryRecord
-from labreport.runtimes import (
-    RawRun,
-    RunContext,
-    RuntimeBase,
-    measure_server_memory,
-    proc_status_bytes,
-    wait_until_serving,
-)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from labreport.host import proc
+from labreport.record.models import MemoryRecord
+from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
+from labreport.runtimes.memory import measure_server_memory, proc_status_bytes
+from labreport.runtimes.serving import free_port, wait_until_serving
 
 
 class NativeRuntime(RuntimeBase):
-    on_client_host = True
+    requires = Requirements(client_host=True)
     name = "native"
     description = "host process (no container)"
     needs = frozenset({"native"})

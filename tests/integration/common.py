@@ -10,18 +10,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from labreport import build, engine, shimcache
-from labreport.models import Sample
+from labreport.host import engine, shim_cache
+from labreport.record.models import Sample
 
 from ..conftest import ROOT
 
 
-def engine_holds(dangling: bool = True) -> dict[str, set[str]]:
-    """On the engine in use, what labreport made: its labelled containers, and its images
-    (run-tagged, and, unless dangling is False, dangling ones with its label: a multi-stage
-    build's builder stages, which a graph-driver engine keeps as the build cache)."""
-    label = f"{build.LABEL_MANAGED}=true"
-    client = engine.connect()
+def engine_holds(dangling: bool = True, url: str | None = None) -> dict[str, set[str]]:
+    """On the engine at url (default: the host's), what labreport made: its labelled
+    containers, and its images (run-tagged, and, unless dangling is False, dangling ones with
+    its label: a multi-stage build's builder stages, which a graph-driver engine keeps as the
+    build cache)."""
+    label = f"{engine.LABEL_MANAGED}=true"
+    client = engine.connect(url=url)
     try:
         containers = {
             c.name or "" for c in client.containers.list(all=True, filters={"label": label})
@@ -114,7 +115,7 @@ def measure_interrupted(
 
 
 def shim_records() -> set[str]:
-    return {p.name for p in (shimcache.state_dir() / "phases").glob("*")}
+    return {p.name for p in (shim_cache.cache_dir() / "phases").glob("*")}
 
 
 def assert_shim_cache_used(
@@ -136,5 +137,5 @@ def assert_shim_cache_used(
         if sample.shim is not None:
             assert sum(p.ns for p in sample.shim.phases) == sample.wall_ns
             assert sample.shim.phases[0].name == "shim_main"
-    assert not [e for e in shimcache.entries() if e.module_sha256 == module]
+    assert not [e for e in shim_cache.entries() if e.module_sha256 == module]
     assert shim_records() <= records_before

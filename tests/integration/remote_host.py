@@ -19,8 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from labreport import engine, private_engine
 from labreport.errors import LabreportError
+from labreport.host import cgroup, engine, engine_layout, private_engine
 
 NAMESPACE = "labreport-remote"
 HOST_SIDE, NAMESPACE_SIDE = "lrveth0", "lrveth1"
@@ -35,8 +35,8 @@ def ip(*args: str, namespace: bool = False, check: bool = True) -> None:
     subprocess.run([*prefix, *args], check=check, capture_output=True, timeout=30)
 
 
-def layout(root: Path) -> private_engine.Layout:
-    return private_engine.Layout(root, shared_package=private_engine.layout().package)
+def layout(root: Path) -> engine_layout.Layout:
+    return engine_layout.Layout(root, shared_package=engine_layout.layout().package)
 
 
 def traces(root: Path) -> dict[str, object]:
@@ -60,7 +60,7 @@ def traces(root: Path) -> dict[str, object]:
 NO_TRACES = {"namespace": False, "veth": False, "processes": [], "mounts": [], "cgroups": []}
 
 
-def _teardown(daemon: subprocess.Popen[bytes] | None, paths: private_engine.Layout) -> None:
+def _teardown(daemon: subprocess.Popen[bytes] | None, paths: engine_layout.Layout) -> None:
     if daemon is not None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             if daemon.poll() is not None:
@@ -71,7 +71,7 @@ def _teardown(daemon: subprocess.Popen[bytes] | None, paths: private_engine.Layo
     private_engine.clear_leftovers(paths, bridge=False)
     ip("netns", "delete", NAMESPACE, check=False)  # takes the veth pair and the bridge with it
     ip("link", "delete", HOST_SIDE, check=False)
-    private_engine.remove_cgroups(CGROUP_PARENT)
+    cgroup.remove_cgroups(CGROUP_PARENT)
     if not private_engine.mounts_under(paths.root):
         shutil.rmtree(paths.root, ignore_errors=True)
 
@@ -96,13 +96,13 @@ def remote_engine(root: Path) -> Iterator[str]:
         ip("addr", "add", ENGINE_ADDRESS, "dev", NAMESPACE_SIDE, namespace=True)
         ip("link", "set", NAMESPACE_SIDE, "up", namespace=True)
         ip("link", "set", "lo", "up", namespace=True)
-        ip("link", "add", "name", private_engine.BRIDGE, "type", "bridge", namespace=True)
-        ip("addr", "add", BRIDGE_ADDRESS, "dev", private_engine.BRIDGE, namespace=True)
-        ip("link", "set", private_engine.BRIDGE, "up", namespace=True)
+        ip("link", "add", "name", engine_layout.BRIDGE, "type", "bridge", namespace=True)
+        ip("addr", "add", BRIDGE_ADDRESS, "dev", engine_layout.BRIDGE, namespace=True)
+        ip("link", "set", engine_layout.BRIDGE, "up", namespace=True)
         for directory in (paths.data_root, paths.exec_root):
             directory.mkdir(parents=True, exist_ok=True)
         config = {
-            **private_engine.daemon_config(paths),
+            **engine_layout.daemon_config(paths),
             "hosts": [URL],
             "cgroup-parent": f"/{CGROUP_PARENT}",
         }
@@ -114,7 +114,7 @@ def remote_engine(root: Path) -> Iterator[str]:
                 ["nsenter", f"--net=/run/netns/{NAMESPACE}", str(paths.dockerd),
                  "--config-file", str(paths.config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=private_engine.daemon_env(paths), start_new_session=True,
+                env=engine_layout.daemon_env(paths), start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from labreport import build, config, engine
-from labreport.check import check_output
+from labreport import config
+from labreport.build import go
+from labreport.build import image as image_build
+from labreport.host import engine, fsutil
+from labreport.record.checks import check_output
 
 pytestmark = pytest.mark.docker
 
@@ -21,19 +24,19 @@ def test_scratch_image_builds_offline_runs_and_matches_host_build(
     needs("docker-engine")
     needs("go")
     client = engine.connect()
-    run_label = {build.LABEL_RUN: f"test-{uuid.uuid4().hex[:8]}"}
+    run_label = {engine.LABEL_RUN: f"test-{uuid.uuid4().hex[:8]}"}
     tag = f"{lab.image.repository}:test-{uuid.uuid4().hex[:8]}"
     try:
-        image_id, command = build.build_image(client, lab, tag, run_label)
+        image_id, command = image_build.build_image(client, lab, tag, run_label, ["docker"])
         image = client.images.get(image_id)
         assert image.attrs["Config"]["Entrypoint"] == [lab.image.binary_path]
         # FROM scratch: one layer, holding nothing but the binary.
         assert len(image.attrs["RootFS"]["Layers"]) == 1
         assert "--build-arg GO_BUILDER=labreport/go-builder:go" in command
 
-        inner = build.file_from_image(client, image_id, lab.image.binary_path, run_label)
-        host = build.go_build(lab, lab.image.same_as_build, tmp_path)
-        assert build.sha256_bytes(inner) == host.sha256
+        inner = image_build.file_from_image(client, image_id, lab.image.binary_path, run_label)
+        host = go.go_build(lab, lab.image.same_as_build, tmp_path)
+        assert fsutil.sha256_bytes(inner) == host.sha256
         assert int(image.attrs["Size"]) >= len(inner)
 
         output = client.containers.run(
@@ -44,7 +47,7 @@ def test_scratch_image_builds_offline_runs_and_matches_host_build(
     finally:
         client.images.remove(tag, force=True)
         leftovers = client.containers.list(
-            all=True, filters={"label": build.LABEL_RUN + "=" + run_label[build.LABEL_RUN]}
+            all=True, filters={"label": engine.LABEL_RUN + "=" + run_label[engine.LABEL_RUN]}
         )
         client.close()
     assert leftovers == []

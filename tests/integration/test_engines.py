@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from labreport import build, config, engine, private_engine, tools
-from labreport.containerd import Ctr
+from labreport import config
+from labreport.build import go
 from labreport.errors import LabreportError
-from labreport.models import load_measurement
+from labreport.host import engine, engine_layout, private_engine
+from labreport.host.containerd import Ctr
+from labreport.host.endpoints import Endpoints
+from labreport.record.models import load_measurement
 
 from ..conftest import ROOT
 from .common import (
@@ -33,19 +36,19 @@ from .common import (
 pytestmark = pytest.mark.docker
 
 
-def left_on_engine() -> dict[str, set[str]]:
-    """What a run may leave on the engine in use: labelled containers, its images, and images
-    or content in labreport's containerd namespace."""
-    ctr = Ctr.find()
+def left_on_engine(endpoints: Endpoints) -> dict[str, set[str]]:
+    """What a run may leave on an engine: labelled containers, its images, and images or
+    content in labreport's containerd namespace."""
+    ctr = Ctr.find(endpoints.containerd)
     return {
-        **engine_holds(),
+        **engine_holds(url=endpoints.engine.url),
         "ctr images": set(ctr.image_names()),
         "ctr content": set(ctr.content()),
     }
 
 
 def private_engine_traces() -> dict[str, object]:
-    paths = private_engine.layout()
+    paths = engine_layout.layout()
     return {
         "processes": private_engine.processes_of(paths),
         "mounts": private_engine.mounts_under(paths.root),
@@ -59,15 +62,15 @@ NO_TRACES = {"processes": [], "mounts": [], "bridge": False, "socket": False}
 
 def private_engine_has_run_containers() -> bool:
     """Is a measure run on the private engine timing runs (a docker-cli run's container)?"""
-    if not private_engine.layout().socket.is_socket():
+    if not engine_layout.layout().socket.is_socket():
         return False
     try:
-        client = engine.connect(timeout_s=5, url=private_engine.layout().url)
+        client = engine.connect(timeout_s=5, url=engine_layout.layout().url)
     except LabreportError:
         return False
     try:
         labelled = client.containers.list(
-            all=True, filters={"label": f"{build.LABEL_MANAGED}=true"}
+            all=True, filters={"label": f"{engine.LABEL_MANAGED}=true"}
         )
     finally:
         client.close()
@@ -78,17 +81,17 @@ def host_bridge_still_works(lab: config.LabConfig, tmp_path: Path) -> None:
     """docker0 is there and a container on the host engine's default bridge runs and answers."""
     shown = subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False)
     assert shown.returncode == 0
-    binary = build.go_build(lab, "native", tmp_path / "bridge-check").path
+    binary = go.go_build(lab, "native", tmp_path / "bridge-check").path
     (binary.parent / "Dockerfile").write_text("FROM scratch\nCOPY moscow-time /moscow-time\n")
     client = engine.connect()
     try:
         image, _ = client.images.build(
-            path=str(binary.parent), labels={build.LABEL_MANAGED: "true"}, rm=True
+            path=str(binary.parent), labels={engine.LABEL_MANAGED: "true"}, rm=True
         )
         try:
             output = client.containers.run(
                 image.id, ["/moscow-time"], environment={"MODE": "once"}, network_mode="bridge",
-                remove=True, labels={build.LABEL_MANAGED: "true"},
+                remove=True, labels={engine.LABEL_MANAGED: "true"},
             )  # fmt: skip
         finally:
             client.images.remove(image.id, force=True)
@@ -147,8 +150,8 @@ def test_private_engine_measures_docker_and_its_wasm_path(
     # Stopped, and nothing of it left on the host.
     assert private_engine_traces() == NO_TRACES
     # Nothing left inside the private engine either (started again to look).
-    with private_engine.running():
-        assert left_on_engine() == {
+    with private_engine.running() as started:
+        assert left_on_engine(started.endpoints) == {
             "containers": set(), "images": set(), "ctr images": set(), "ctr content": set(),
         }  # fmt: skip
     assert private_engine_traces() == NO_TRACES
@@ -163,13 +166,13 @@ def test_a_private_engine_killed_with_everything_starts_cleanly_again(
     needs("docker-engine-private")
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import time\nfrom labreport import private_engine\n"
+         "import time\nfrom labreport.host import private_engine\n"
          "with private_engine.running():\n    print('up', flush=True)\n    time.sleep(600)"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
-        paths = private_engine.layout()
+        paths = engine_layout.layout()
         assert private_engine.processes_of(paths)
         for pid in [holder.pid, *private_engine.processes_of(paths)]:
             os.kill(pid, signal.SIGKILL)
@@ -180,7 +183,7 @@ def test_a_private_engine_killed_with_everything_starts_cleanly_again(
     assert paths.socket.exists() and private_engine.bridge_exists()  # what it left behind
     with private_engine.running() as started:
         assert "bridge labreport0" in started.cleared
-        assert engine.connect().ping()
+        assert engine.connect(url=started.url).ping()
     assert private_engine_traces() == NO_TRACES
 
 
@@ -191,7 +194,7 @@ def test_a_second_run_is_refused_while_one_holds_the_private_engine(
     with (
         private_engine.running(),
         pytest.raises(LabreportError, match="another labreport run"),
-        private_engine._exclusive(private_engine.layout()),
+        private_engine._exclusive(engine_layout.layout()),
     ):
         pass
     assert private_engine_traces() == NO_TRACES
@@ -207,9 +210,8 @@ def test_host_engine_is_used_where_it_suffices(needs: Callable[[str], None]) -> 
         host_has_store = engine.has_containerd_store(client.info())
     finally:
         client.close()
-    installed = not private_engine.installed()
+    installed = not engine_layout.installed()
     assert private_engine.wanted("auto", needs_store=True) == (installed and not host_has_store)
-    assert tools.private_engine_url() is None
 
 
 def test_sigterm_stops_the_private_engine_and_leaves_nothing(
@@ -224,8 +226,8 @@ def test_sigterm_stops_the_private_engine_and_leaves_nothing(
         ("--engine", "private"),
     )  # fmt: skip
     assert private_engine_traces() == NO_TRACES
-    with private_engine.running():
-        assert left_on_engine() == {
+    with private_engine.running() as started:
+        assert left_on_engine(started.endpoints) == {
             "containers": set(), "images": set(), "ctr images": set(), "ctr content": set(),
         }  # fmt: skip
 
@@ -243,7 +245,7 @@ def test_the_private_engine_dying_mid_run_is_one_line_and_leaves_nothing(
         "--warmup", "0", "--no-memory", "-o", str(output),
     )  # fmt: skip
     wait_until_started(process, private_engine_has_run_containers)
-    os.kill(int(private_engine.layout().pidfile.read_text()), signal.SIGKILL)
+    os.kill(int(engine_layout.layout().pidfile.read_text()), signal.SIGKILL)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2, stderr
     assert_one_line_error(stderr)
@@ -251,7 +253,7 @@ def test_the_private_engine_dying_mid_run_is_one_line_and_leaves_nothing(
     assert not output.exists()
     assert load_measurement(tmp_path / "out.partial.json").partial
     assert private_engine_traces() == NO_TRACES
-    with private_engine.running():
-        assert left_on_engine() == {
+    with private_engine.running() as started:
+        assert left_on_engine(started.endpoints) == {
             "containers": set(), "images": set(), "ctr images": set(), "ctr content": set(),
         }  # fmt: skip

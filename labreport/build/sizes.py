@@ -22,11 +22,11 @@ from typing import IO
 import docker
 
 from labreport.errors import LabreportError
-from labreport.models import ImageRecord
+from labreport.record.models import ImageRecord
 
-GZIP_LEVEL = 6
+GZIP_LEVEL = 6  # every gzip size labreport computes or writes (here, and the OCI layer)
 GZIP_MAGIC = b"\x1f\x8b"
-SIZE_METHODS = {
+SAVED_IMAGE_SIZE_METHODS = {
     "content_size_uncompressed_bytes": "the sizes of the regular files in the image's layers, "
     "summed, read from the layer tars of `docker save` (the same on every engine; the engine's "
     "own image Size is not used, because the containerd image store counts compressed blobs)",
@@ -145,6 +145,6 @@ def docker_image_record(
         content_size_uncompressed_bytes=layers.files_bytes,
         layers_size_compressed_bytes=layers.gzip_bytes,
         archive_size_bytes=archive.stat().st_size,
-        size_methods=SIZE_METHODS,
+        size_methods=SAVED_IMAGE_SIZE_METHODS,
         build_command=build_command,
     )

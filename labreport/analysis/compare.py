@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labreport import render, stats
-from labreport.errors import LabreportError
+from labreport.analysis import stats, views
+from labreport.analysis.views import RuntimeView
+from labreport.errors import LabreportError, SlowdownError
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Side:
 
     label: str
     paths: tuple[str, ...]
-    views: dict[str, render.RuntimeView]
+    views: dict[str, RuntimeView]
 
 
 @dataclass(frozen=True)
@@ -43,22 +44,22 @@ class Row:
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        return render.default_sources(path)
+        return views.default_sources(path)
     return [path]
 
 
 def side(path: Path) -> Side:
     """A file, or a folder of complete measurement files of one lab."""
-    sources = render.load_sources(_files(path))
+    sources = views.load_sources(_files(path))
     labs = {source.measurement.lab for source in sources}
     if len(labs) > 1:
         raise LabreportError(
             f"{path}: files of different labs ({', '.join(sorted(labs))})",
             "compare the files of one lab",
         )
-    _, label = render.target_identity(sources[0].measurement)
-    views = {name: view for name, view in render.runtime_views(sources).items() if view.valid_ms}
-    return Side(label, tuple(source.path for source in sources), views)
+    _, label = views.target_identity(sources[0].measurement)
+    measured = {name: view for name, view in views.runtime_views(sources).items() if view.valid_ms}
+    return Side(label, tuple(source.path for source in sources), measured)
 
 
 def compare(old: Side, new: Side) -> list[Row]:
@@ -83,44 +84,12 @@ def compare(old: Side, new: Side) -> list[Row]:
     return rows
 
 
-def _verdict(row: Row) -> str:
-    if row.result is None:
-        return "only in OLD" if row.new_median_ms is None else "only in NEW"
-    if row.result.significant:
-        return f"NEW {row.result.verdict} ({render.fmt_pct(row.result.percent)})"
-    return f"no difference shown: {row.result.reason}"
-
-
-def _ratio(row: Row) -> str:
-    if row.result is None:
-        return "-"
-    interval = row.result.interval
-    return (
-        f"{render.fmt_times(row.result.ratio)} ({render.fmt_times(interval.low)} – "  # noqa: RUF001
-        f"{render.fmt_times(interval.high)}, {interval.coverage_text()})"
-    )
-
-
-def cells(row: Row) -> tuple[str, str, str, str, str]:
-    return (
-        row.runtime,
-        render.fmt_ms(row.old_median_ms) if row.old_median_ms is not None else "-",
-        render.fmt_ms(row.new_median_ms) if row.new_median_ms is not None else "-",
-        _ratio(row),
-        _verdict(row),
-    )
-
-
-HEADERS = ("runtime", "OLD median", "NEW median", "NEW / OLD (interval, coverage)", "verdict")
-
-
-def markdown(old: Side, new: Side, rows: Sequence[Row]) -> str:
-    lines = [
-        f"OLD: {old.label} ({', '.join(old.paths)})",
-        f"NEW: {new.label} ({', '.join(new.paths)})",
-        "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|---|---:|---:|---|---|",
-    ]
-    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+def fail_above(rows: Sequence[Row], factor: float) -> None:
+    """`--fail-above`: raises SlowdownError when a runtime is significantly slower in NEW by
+    more than factor."""
+    slower = [row.runtime for row in rows if row.slower_than(factor)]
+    if slower:
+        raise SlowdownError(
+            f"significantly slower than {factor:g}x OLD: {', '.join(slower)}",
+            "look at what changed between the two measurements",
+        )

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from labreport import proc, tools
 from labreport.errors import LabreportError
+from labreport.host import paths, proc
+from labreport.host.endpoints import CONTAINERD_NAMESPACE, ContainerdEndpoint
 
 CALL_TIMEOUT_S = 60
 IMPORT_TIMEOUT_S = 300
 KILL_TIMEOUT_S = 15
-CGROUP_MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,15 @@ class Ctr:
 
     ctr: Path
     socket: Path
-    namespace: str = tools.CONTAINERD_NAMESPACE
+    namespace: str = CONTAINERD_NAMESPACE
 
     @classmethod
-    def find(cls) -> Ctr:
-        ctr = tools.which("ctr")
+    def find(cls, endpoint: ContainerdEndpoint | None = None) -> Ctr:
+        """ctr on the given containerd (default: the one the environment names)."""
+        ctr = paths.which("ctr")
         if ctr is None:
             raise LabreportError("ctr is not on PATH", "run scripts/setup (Debian's containerd)")
-        socket = tools.containerd_socket()
+        socket = (endpoint or ContainerdEndpoint.from_environment()).socket
         if socket is None:
             raise LabreportError(
                 "no containerd socket found",
@@ -175,25 +176,6 @@ def kill_shims(namespace: str, container_id: str) -> None:
         ):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(entry.name), signal.SIGKILL)
-
-
-def task_cgroup(namespace: str, container_id: str) -> Path:
-    """cgroup v1 memory directory of a ctr task (containerd's default path /<ns>/<id>)."""
-    return CGROUP_MEMORY_ROOT / namespace / container_id
-
-
-def cgroup_peak_bytes(directory: Path) -> int:
-    return int((directory / "memory.max_usage_in_bytes").read_text())
-
-
-def cgroup_usage_bytes(directory: Path) -> int:
-    """Usage minus inactive file cache: the formula docker stats uses, read from the files."""
-    usage = int((directory / "memory.usage_in_bytes").read_text())
-    stats = dict(
-        line.split() for line in (directory / "memory.stat").read_text().splitlines() if line
-    )
-    inactive = int(stats.get("total_inactive_file", stats.get("inactive_file", "0")))
-    return max(0, usage - inactive)
 
 
 # -- containerd's own record of a task: `ctr events` ---------------------------------------------

@@ -5,12 +5,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from labreport import engine, private_containerd, private_engine, proc, tools
-from labreport.containerd import Ctr
 from labreport.errors import LabreportError
+from labreport.host import engine, engine_layout, paths, private_containerd, proc
+from labreport.host.containerd import Ctr
+from labreport.host.endpoints import (
+    CONTAINERD_NAMESPACE,
+    ENGINE_CONTAINERD_SOCKETS,
+    ContainerdEndpoint,
+    Endpoints,
+    EngineEndpoint,
+)
+from labreport.host.shims import SHIMS, Shim
 
 PROBE_TIMEOUT_S = 20
 SETUP_HINT = "run scripts/setup"
@@ -37,7 +46,7 @@ def _first_version(text: str) -> str:
 def _program(
     name: str, program: str, args: tuple[str, ...], *, optional: bool = False, hint: str = ""
 ) -> Component:
-    path = tools.which(program)
+    path = paths.which(program)
     if path is None:
         return Component(
             name, False, detail=f"{program} not on PATH", hint=hint or SETUP_HINT, optional=optional
@@ -58,14 +67,14 @@ def _program(
     return Component(name, True, _first_version(output), str(path), optional=optional)
 
 
-def probe_docker() -> list[Component]:
+def probe_docker(endpoint: EngineEndpoint) -> list[Component]:
     try:
-        client = engine.connect(timeout_s=PROBE_TIMEOUT_S)
+        client = engine.connect(timeout_s=PROBE_TIMEOUT_S, url=endpoint.url)
     except LabreportError as error:
         missing = Component("docker-engine", False, detail=str(error), hint=error.hint)
         return [missing]
     try:
-        facts = engine.engine_facts(client)
+        facts = engine.engine_facts(client, endpoint)
     finally:
         client.close()
     cgroup_v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -74,7 +83,7 @@ def probe_docker() -> list[Component]:
             "docker-engine",
             True,
             facts["engine_version"],
-            f"the {facts['source']} engine: API {facts['api_version']} at {engine.engine_url()}; "
+            f"the {facts['source']} engine: API {facts['api_version']} at {endpoint.url}; "
             f"{facts['image_store']}; runtimes: {', '.join(facts['runtimes'])}"
             + (
                 ""
@@ -96,7 +105,7 @@ def probe_docker() -> list[Component]:
 
 def probe_private_engine() -> Component:
     """labreport's own Docker 26 engine: unpacked by setup, started only while measuring."""
-    reason = private_engine.installed()
+    reason = engine_layout.installed()
     if reason:
         return Component(
             "docker-engine-private",
@@ -108,17 +117,17 @@ def probe_private_engine() -> Component:
     return Component(
         "docker-engine-private",
         True,
-        _first_version(private_engine.version()),
-        f"{private_engine.layout().dockerd}, containerd image store; started by `labreport "
+        _first_version(engine_layout.version()),
+        f"{engine_layout.layout().dockerd}, containerd image store; started by `labreport "
         f"measure --engine private|auto` where needed and stopped after",
     )
 
 
-def probe_containerd() -> Component:
-    ctr = tools.which("ctr")
+def probe_containerd(endpoint: ContainerdEndpoint) -> Component:
+    ctr = paths.which("ctr")
     if ctr is None:
         return Component("containerd", False, detail="ctr not on PATH", hint=SETUP_HINT)
-    socket = tools.containerd_socket()
+    socket = endpoint.socket
     if socket is None:
         return _private_containerd()
     try:
@@ -129,14 +138,13 @@ def probe_containerd() -> Component:
         "containerd",
         True,
         version,
-        f"{tools.containerd_source(socket)} at {socket}; ctr {ctr}; "
-        f"namespace {tools.CONTAINERD_NAMESPACE}",
+        f"{endpoint.source} at {socket}; ctr {ctr}; namespace {CONTAINERD_NAMESPACE}",
     )
 
 
 def _private_containerd() -> Component:
     """No engine socket: whether `labreport measure` can start a containerd of its own."""
-    looked = ", ".join(str(s) for s in tools.ENGINE_CONTAINERD_SOCKETS)
+    looked = ", ".join(str(s) for s in ENGINE_CONTAINERD_SOCKETS)
     found = _program("containerd", "containerd", ("--version",))
     if not found.found:
         return Component(
@@ -157,18 +165,18 @@ def _private_containerd() -> Component:
 
 def probe_wasmtime_embedded() -> Component:
     try:
-        from importlib.metadata import version
-
+        # Imported here, not at the top: loading wasmtime's native library adds 50-90 ms
+        # (measured here) to every command that never runs it.
         import wasmtime  # noqa: F401
     except ImportError as error:
         return Component(
             "wasmtime", False, detail=f"cannot import wasmtime: {error}", hint=SETUP_HINT
         )
-    return Component("wasmtime", True, version("wasmtime"), "PyPI wasmtime (embedded)")
+    return Component("wasmtime", True, metadata.version("wasmtime"), "PyPI wasmtime (embedded)")
 
 
 def probe_go() -> Component:
-    root = tools.go_root()
+    root = paths.go_root()
     if root is None:
         return Component("go", False, detail="no Go toolchain found", hint=SETUP_HINT)
     done = proc.run([str(root / "bin" / "go"), "version"], timeout_s=PROBE_TIMEOUT_S, check=False)
@@ -180,7 +188,7 @@ def probe_go() -> Component:
     )
 
 
-def probe_shim(shim: tools.Shim) -> Component:
+def probe_shim(shim: Shim) -> Component:
     path = shim.find()
     if path is None:
         return Component(
@@ -200,15 +208,15 @@ def probe_shim(shim: tools.Shim) -> Component:
     )
 
 
-PROBES: tuple[Callable[[], list[Component]], ...] = (
-    probe_docker,
-    lambda: [probe_private_engine()],
-    lambda: [probe_containerd()],
-    lambda: [_program("buildah", "buildah", ("--version",))],
-    lambda: [probe_shim(shim) for shim in tools.SHIMS],
-    lambda: [probe_wasmtime_embedded()],
-    lambda: [probe_go()],
-    lambda: [
+PROBES: tuple[Callable[[Endpoints], list[Component]], ...] = (
+    lambda endpoints: probe_docker(endpoints.engine),
+    lambda _: [probe_private_engine()],
+    lambda endpoints: [probe_containerd(endpoints.containerd)],
+    lambda _: [_program("buildah", "buildah", ("--version",))],
+    lambda _: [probe_shim(shim) for shim in SHIMS],
+    lambda _: [probe_wasmtime_embedded()],
+    lambda _: [probe_go()],
+    lambda _: [
         _program(
             "tinygo",
             "tinygo",
@@ -217,24 +225,12 @@ PROBES: tuple[Callable[[], list[Component]], ...] = (
             hint="optional: put tinygo on PATH to add the TinyGo variant",
         )
     ],
-    lambda: [_program("hyperfine", "hyperfine", ("--version",))],
+    lambda _: [_program("hyperfine", "hyperfine", ("--version",))],
 )
 
 
-def diagnose() -> list[Component]:
-    return [component for probe in PROBES for component in probe()]
-
-
-def format_table(components: list[Component]) -> str:
-    rows = [("component", "status", "version", "detail")]
-    for component in components:
-        status = "found" if component.found else ("optional" if component.optional else "MISSING")
-        detail = component.detail
-        if not component.found and component.hint:
-            detail = f"{detail} -> {component.hint}"
-        rows.append((component.name, status, component.version or "-", detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
-        for row in rows
-    )
+def diagnose(endpoints: Endpoints | None = None) -> list[Component]:
+    """Every component, on the engine and containerd given (default: those the environment
+    names; a measurement passes the ones it measures on)."""
+    endpoints = endpoints or Endpoints.from_environment()
+    return [component for probe in PROBES for component in probe(endpoints)]

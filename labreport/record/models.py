@@ -52,6 +52,14 @@ class ArtifactRecord(Record):
     build_seconds: float | None = Field(default=None, ge=0)
 
 
+# An image's three sizes, by field name; each comes with the method that found it.
+SIZE_FIELDS = (
+    "content_size_uncompressed_bytes",
+    "layers_size_compressed_bytes",
+    "archive_size_bytes",
+)
+
+
 class ImageRecord(Record):
     """One image, three sizes that must never be mixed up."""
 
@@ -69,12 +77,7 @@ class ImageRecord(Record):
     @field_validator("size_methods")
     @classmethod
     def _every_size_says_how(cls, methods: dict[str, str]) -> dict[str, str]:
-        sizes = (
-            "content_size_uncompressed_bytes",
-            "layers_size_compressed_bytes",
-            "archive_size_bytes",
-        )
-        missing = [name for name in sizes if name not in methods]
+        missing = [name for name in SIZE_FIELDS if name not in methods]
         if missing:
             raise ValueError(f"no method for {', '.join(missing)}")
         return methods

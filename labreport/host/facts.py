@@ -1,4 +1,5 @@
-"""The environment a measurement was taken in: host, kernel, CPU, engine, tools, sources."""
+"""The facts of the environment a measurement is taken in: host, kernel, CPU, engine, tools
+and the sources' hashes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labreport import __version__, build, doctor, engine, tools
+from labreport import __version__
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
-from labreport.models import Environment
+from labreport.host import doctor, engine, fsutil, paths
+from labreport.host.containerd import Ctr
+from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint
+from labreport.record.models import Environment
 
 
 def _cpu_model() -> str:
@@ -35,43 +39,59 @@ def _memory_total_bytes() -> int | None:
     return None
 
 
-def _engine_facts() -> dict[str, Any]:
+def _engine_facts(endpoint: EngineEndpoint) -> dict[str, Any]:
     try:
-        client = engine.connect(timeout_s=20)
+        client = engine.connect(timeout_s=20, url=endpoint.url)
     except LabreportError as error:
         return {
-            "source": engine.engine_source(),
-            "url": engine.engine_url(),
+            "source": endpoint.source,
+            "url": endpoint.url,
             "available": "no",
             "reason": error.message,
         }
     try:
-        return engine.engine_facts(client)
+        return engine.engine_facts(client, endpoint)
     finally:
         client.close()
 
 
-def _containerd_facts() -> dict[str, str]:
-    from labreport.containerd import Ctr
-
+def _containerd_facts(endpoint: ContainerdEndpoint) -> dict[str, str]:
     try:
-        ctr = Ctr.find()
+        ctr = Ctr.find(endpoint)
         version = ctr.version()
     except LabreportError as error:
         return {"available": "no", "reason": error.message}
     return {
         "available": "yes",
         "socket": str(ctr.socket),
-        "source": tools.containerd_source(ctr.socket),
+        "source": endpoint.source,
         "version": version,
         "namespace": ctr.namespace,
     }
 
 
+def source_hashes(config: LabConfig) -> dict[str, str]:
+    hashes = {}
+    for name in config.sources:
+        path = config.app_path / name
+        if not path.is_file():
+            raise LabreportError(
+                f"source file {path} listed in the lab config is missing",
+                "restore it or fix 'sources' in the lab config",
+            )
+        hashes[name] = fsutil.sha256_file(path)
+    return hashes
+
+
 def collect(
-    config: LabConfig, config_path: Path, engine_extra: dict[str, str] | None = None
+    config: LabConfig,
+    config_path: Path,
+    endpoints: Endpoints,
+    engine_extra: dict[str, str] | None = None,
 ) -> Environment:
-    tool_versions = {c.name: c.version for c in doctor.diagnose() if c.found and c.version}
+    tool_versions = {
+        c.name: c.version for c in doctor.diagnose(endpoints) if c.found and c.version
+    }
     release = (
         platform.freedesktop_os_release() if hasattr(platform, "freedesktop_os_release") else {}
     )
@@ -84,10 +104,10 @@ def collect(
         memory_total_bytes=_memory_total_bytes(),
         python_version=sys.version.split()[0],
         labreport_version=__version__,
-        go_version=build.go_version(),
-        engine={**_engine_facts(), **(engine_extra or {})},
-        containerd=_containerd_facts(),
+        go_version=paths.go_version(),
+        engine={**_engine_facts(endpoints.engine), **(engine_extra or {})},
+        containerd=_containerd_facts(endpoints.containerd),
         tool_versions=tool_versions,
-        source_sha256=build.source_hashes(config),
-        lab_config_sha256=build.sha256_file(config_path),
+        source_sha256=source_hashes(config),
+        lab_config_sha256=fsutil.sha256_file(config_path),
     )

@@ -1,21 +1,43 @@
-"""Progress on stderr: one bar per phase with the current runtime and run count."""
+"""Progress of a measurement: what the run reports, and the bars that show it on stderr (one
+per phase with the current runtime and run count)."""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.progress import Progress as Bars
+
+
+class Progress(Protocol):
+    def phase(self, name: str, total: int) -> None: ...
+
+    def step(self, detail: str) -> None: ...
+
+    def done(self) -> None: ...
+
+
+class SilentProgress:
+    def phase(self, name: str, total: int) -> None:
+        pass
+
+    def step(self, detail: str) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
 
 
 class BarProgress:
     def __init__(self) -> None:
-        self._bars = Progress(
+        self._bars = Bars(
             TextColumn("{task.fields[phase]:<8}"),
             BarColumn(),
             MofNCompleteColumn(),

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labreport import fsutil
-from labreport.models import ImageRecord
+from labreport.build.sizes import GZIP_LEVEL
+from labreport.host import fsutil
+from labreport.record.models import ImageRecord
 
 PLATFORM = "wasi/wasm"
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
-GZIP_LEVEL = 6  # the same level sizes.py uses for the Docker image's layers
-SIZE_METHODS = {
+OCI_SIZE_METHODS = {
     "content_size_uncompressed_bytes": "sum of the file sizes in the image's layer "
     "(what the engine's image Size counts for the Docker image)",
     "layers_size_compressed_bytes": f"the layer blob as stored: tar gzip-compressed at level "
@@ -150,6 +150,6 @@ def image_record(image: OciImage, name: str, reference: str, build_command: str)
         content_size_uncompressed_bytes=image.content_bytes,
         layers_size_compressed_bytes=image.layer_bytes,
         archive_size_bytes=image.archive.stat().st_size,
-        size_methods=SIZE_METHODS,
+        size_methods=OCI_SIZE_METHODS,
         build_command=build_command,
     )

@@ -1,4 +1,4 @@
-"""The wasmtime shims' state directory: the compiled-module cache and the phase records.
+"""The wasmtime shims' cache directory: the compiled-module cache and the phase records.
 
 The caching shim (io.containerd.wasmtime-aot.v1, shim/src/cache.rs) keeps one file per module
 and engine in `modules/<module sha256>-<engine hash>.cwasm`; both shims write the timeline of
@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labreport.host.proc import split_run
+
 DEFAULT_DIR = Path("/var/cache/labreport-wasmtime")
 PHASES_ENV = "LABREPORT_PHASES"
 ENTRY = re.compile(r"^(?P<module>[0-9a-f]{64})-(?P<engine>[0-9a-f]{16})\.cwasm$")
@@ -31,7 +33,7 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 MAX_RECORD_BYTES = 64 * 1024
 
 
-def state_dir() -> Path:
+def cache_dir() -> Path:
     return Path(os.environ.get("LABREPORT_WASMTIME_CACHE") or DEFAULT_DIR)
 
 
@@ -45,7 +47,7 @@ class Entry:
 
 def entries(root: Path | None = None) -> list[Entry]:
     """The cache's entries (the files the shim named as entries; nothing else)."""
-    modules = (root or state_dir()) / "modules"
+    modules = (root or cache_dir()) / "modules"
     found = []
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for child in sorted(modules.iterdir()):
@@ -68,7 +70,7 @@ def forget(module_sha256: str, root: Path | None = None) -> int:
 
 def clear(root: Path | None = None) -> tuple[int, int]:
     """Removes every entry, dead writer's temp file and phase record; (files, bytes)."""
-    root = root or state_dir()
+    root = root or cache_dir()
     files = size = 0
     candidates = [e.path for e in entries(root)]
     for folder, pattern in ((root / "modules", TEMP), (root / "phases", None)):
@@ -101,7 +103,7 @@ def take_record(token: str, root: Path | None = None) -> ShimTimeline | None:
     """Reads and removes the record a run asked for; None when the shim wrote none."""
     if not TOKEN.match(token):
         raise ValueError(f"not a phase token: {token!r}")
-    path = (root or state_dir()) / "phases" / f"{token}.json"
+    path = (root or cache_dir()) / "phases" / f"{token}.json"
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_RECORD_BYTES + 1)
@@ -127,7 +129,7 @@ def sweep_records(prefix: str, root: Path | None = None, older_than_s: float = 0
     removed = 0
     now = time.time()
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for child in ((root or state_dir()) / "phases").iterdir():
+        for child in ((root or cache_dir()) / "phases").iterdir():
             if not (child.name.lstrip(".").startswith(prefix) and child.is_file()):
                 continue
             if now - child.stat().st_mtime >= older_than_s:
@@ -144,6 +146,4 @@ def phases_ns(timeline: ShimTimeline, spawned_ns: int, wall_ns: int) -> list[tup
     (containerd creating the task and starting the shim) and the last ("client_return") the
     time from the guest's return to the client's. Marks out of order give [].
     """
-    from labreport.proc import split_run
-
     return split_run(timeline.marks, spawned_ns, wall_ns, "client_return")

@@ -11,28 +11,30 @@ import threading
 import time
 from collections.abc import Mapping
 
-from labreport import containerd, oci, proc, tools
-from labreport.check import check_output
-from labreport.containerd import Ctr, EventLog
+from labreport.build import oci
 from labreport.errors import LabreportError
-from labreport.models import CheckRecord, Detail, MemoryRecord, ShimPhase
-from labreport.runtimes import (
-    RawRun,
-    RunContext,
-    RuntimeBase,
-    ShimTimed,
+from labreport.host import cgroup, proc
+from labreport.host.containerd import Ctr, EventLog
+from labreport.host.endpoints import Endpoints
+from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM, Shim
+from labreport.record.checks import check_output
+from labreport.record.models import CheckRecord, Detail, MemoryRecord, ShimPhase
+from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
+from labreport.runtimes.memory import (
     measure_server_memory,
     once_memory,
     once_peak_method,
     poll_cgroup_peak,
+)
+from labreport.runtimes.serving import (
+    SERVER_STARTUP_S,
+    free_port,
     server_not_serving,
     server_served,
     wagi_check,
     wait_until_serving,
 )
-from labreport.runtimes.native import free_port
-
-SERVER_STARTUP_S = 15.0
+from labreport.runtimes.shim import ShimStarts
 
 CGROUP_USAGE_METHOD = (
     "task cgroup memory usage minus inactive file cache, read from the cgroup v1 files "
@@ -43,9 +45,7 @@ ONCE_PEAK_METHOD = once_peak_method("task")
 
 
 class _CtrBase(RuntimeBase):
-    uses_containerd = True  # labreport starts a private containerd when the engine has none
-    on_client_host = True
-    needs_engine_containerd = True
+    requires = Requirements(client_host=True, containerd=True)
     name = ""
     description = ""
     kind = ""
@@ -64,9 +64,9 @@ class _CtrBase(RuntimeBase):
         self.undo = contextlib.ExitStack()
         self.events: EventLog | None = None
 
-    def available(self) -> tuple[bool, str]:
+    def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         try:
-            ctr = Ctr.find()
+            ctr = Ctr.find(endpoints.containerd)
             ctr.version()
         except LabreportError as error:
             return False, error.message
@@ -95,7 +95,7 @@ class _CtrBase(RuntimeBase):
 
     def prepare(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.ctr = Ctr.find()
+        self.ctr = Ctr.find(ctx.endpoints.containerd)
         self.image = f"{self._reference(ctx)}:run-{ctx.run_id}"
         started = time.perf_counter()
         self.ctr.import_archive(
@@ -163,7 +163,7 @@ class _CtrBase(RuntimeBase):
         """One checked CLI run while its task cgroup's peak is polled; (peak, failure)."""
         assert self.ctx is not None and self.ctr is not None
         container_id = self._prefix() + "mem" + str(next(self.names))
-        cgroup = containerd.task_cgroup(self.ctr.namespace, container_id)
+        task_cgroup = cgroup.task_cgroup(self.ctr.namespace, container_id)
         process = subprocess.Popen(
             self.run_argv(env, container_id),
             stdin=subprocess.DEVNULL,
@@ -178,7 +178,9 @@ class _CtrBase(RuntimeBase):
         )
         reader.start()
         try:
-            peak = poll_cgroup_peak(cgroup, reader.is_alive, time.monotonic() + self.ctx.timeout_s)
+            peak = poll_cgroup_peak(
+                task_cgroup, reader.is_alive, time.monotonic() + self.ctx.timeout_s
+            )
             if reader.is_alive():
                 raise LabreportError(
                     f"ctr run ({self.name}) did not finish within {self.ctx.timeout_s:g} s",
@@ -211,7 +213,7 @@ class _CtrBase(RuntimeBase):
         env = {**ctx.config.server.env, "PORT": str(port)}
         url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
         container_id = self._prefix() + "server" + str(next(self.names))
-        cgroup = containerd.task_cgroup(self.ctr.namespace, container_id)
+        task_cgroup = cgroup.task_cgroup(self.ctr.namespace, container_id)
         argv = self.run_argv(env, container_id, "--net-host")
         command = Ctr.shown(argv)
         try:
@@ -225,8 +227,8 @@ class _CtrBase(RuntimeBase):
                     ctx,
                     self.name,
                     url,
-                    read_bytes=lambda: containerd.cgroup_usage_bytes(cgroup),
-                    read_peak=lambda: containerd.cgroup_peak_bytes(cgroup),
+                    read_bytes=lambda: cgroup.cgroup_usage_bytes(task_cgroup),
+                    read_peak=lambda: cgroup.cgroup_peak_bytes(task_cgroup),
                     method=CGROUP_USAGE_METHOD,
                     peak_method=CGROUP_PEAK_METHOD,
                 )
@@ -267,23 +269,22 @@ class CtrRuncRuntime(_CtrBase):
         return ctx.config.image.repository
 
 
-class CtrWasmtimeRuntime(ShimTimed, _CtrBase):
-    """The wasi/wasm image run by containerd's wasmtime shim (runwasi), compiling each start."""
+class CtrWasmRuntime(_CtrBase):
+    """The wasi/wasm image run by containerd on one of labreport's wasmtime shims (runwasi)."""
 
-    name = "ctr-wasmtime"
-    description = "ctr run --rm, runtime io.containerd.wasmtime.v1 (runwasi wasmtime shim)"
-    kind = "wasm"
     artifact = "wasm-image"
     needs = frozenset({artifact})
     platform = "wasi/wasm"
-    shim = tools.WASMTIME_SHIM
-    cached = shim.cached
-    runtime_name = shim.runtime
 
-    def available(self) -> tuple[bool, str]:
-        if self.shim.find() is None:
-            return False, f"{self.shim.binary} not installed (run scripts/setup)"
-        return super().available()
+    def __init__(self, shim: Shim, name: str, description: str, kind: str) -> None:
+        super().__init__()
+        self.shim = ShimStarts(shim)
+        self.name, self.description, self.kind = name, description, kind
+        self.runtime_name = shim.runtime
+
+    def available(self, endpoints: Endpoints) -> tuple[bool, str]:
+        missing = self.shim.missing()
+        return (False, missing) if missing else super().available(endpoints)
 
     def _reference(self, ctx: RunContext) -> str:
         return oci.qualified(ctx.config.wasm_image.reference)  # as measure writes it
@@ -296,19 +297,16 @@ class CtrWasmtimeRuntime(ShimTimed, _CtrBase):
 
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)
-        self.facts["module_compilation"] = self.shim.compiles
-        self.module_sha256 = self._module_digest(ctx)
+        self.shim.prepare(ctx)
 
     def command(self, env: Mapping[str, str]) -> str:
-        return Ctr.shown(
-            self.run_argv(self._shim_env(env, "TOKEN"), f"labreport-RUN-{self.kind}-N")
-        )
+        return Ctr.shown(self.run_argv(self.shim.env(env, "TOKEN"), f"labreport-RUN-{self.kind}-N"))
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         """A timed start that also reads the shim's own timeline of it."""
         assert self.ctx is not None and self.ctr is not None
         container_id = self._prefix() + str(next(self.names))
-        done, record = self._shim_start(
+        done, record = self.shim.start(
             env,
             container_id,
             lambda run_env: self._timed(self.run_argv(run_env, container_id), container_id),
@@ -323,14 +321,14 @@ class CtrWasmtimeRuntime(ShimTimed, _CtrBase):
         )
 
     def details(self) -> dict[str, Detail]:
-        return {**super().details(), **self._shim_details()}
+        return {**super().details(), **self.shim.details()}
 
     def cleanup(self) -> None:
         try:
             super().cleanup()
         finally:
             if self.ctx is not None:
-                self._shim_cleanup(self._prefix())
+                self.shim.cleanup(self._prefix())
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         assert self.ctr is not None
@@ -344,21 +342,28 @@ class CtrWasmtimeRuntime(ShimTimed, _CtrBase):
         return [wagi, *super().checks(ctx)]
 
 
-class CtrWasmtimeAotRuntime(CtrWasmtimeRuntime):
+def ctr_wasmtime() -> CtrWasmRuntime:
+    """The shim that compiles the module at every start."""
+    return CtrWasmRuntime(
+        WASMTIME_SHIM,
+        "ctr-wasmtime",
+        "ctr run --rm, runtime io.containerd.wasmtime.v1 (runwasi wasmtime shim)",
+        "wasm",
+    )
+
+
+def ctr_wasmtime_aot() -> CtrWasmRuntime:
     """The same image on the shim that keeps compiled modules in its file cache.
 
     The module's entry is removed before this runtime's first start, which therefore compiles
     and stores (it is the first warm-up sample; its shim record says "miss"); every later start
     maps the stored code (records say "hit").
     """
-
-    name = "ctr-wasmtime-aot"
-    description = (
+    return CtrWasmRuntime(
+        WASMTIME_AOT_SHIM,
+        "ctr-wasmtime-aot",
         "ctr run --rm, runtime io.containerd.wasmtime-aot.v1 (the same shim; it compiles a module "
         "at its first start, stores the code in a file keyed by the module's sha256 and the "
-        "engine, and maps it at later starts)"
+        "engine, and maps it at later starts)",
+        "aot",
     )
-    kind = "aot"
-    shim = tools.WASMTIME_AOT_SHIM
-    cached = shim.cached
-    runtime_name = shim.runtime

@@ -16,6 +16,7 @@ dockerd delete the host's docker0; the private engine gets a bridge of its own i
 from __future__ import annotations
 
 import contextlib
+import enum
 import fcntl
 import ipaddress
 import json
@@ -26,138 +27,37 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO
 
-from labreport import fsutil, proc, tools
-from labreport.engine import PRIVATE_CGROUP_PARENT
 from labreport.errors import LabreportError
+from labreport.host import engine, fsutil, proc
+from labreport.host import paths as host_paths
+from labreport.host.cgroup import PRIVATE_CGROUP_PARENT, remove_cgroups
+from labreport.host.containerd import Ctr
+from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint
+from labreport.host.engine_layout import (
+    BRIDGE,
+    BRIDGE_ADDRESS,
+    CALL_TIMEOUT_S,
+    Layout,
+    daemon_config,
+    daemon_env,
+    installed,
+    layout,
+)
 
-Mode = Literal["auto", "host", "private"]
-MODES: tuple[Mode, ...] = ("auto", "host", "private")
-BRIDGE = "labreport0"
-BRIDGE_ADDRESS = "10.213.77.1/24"  # the private engine's own bridge; checked against the host's
+
+class EngineMode(enum.StrEnum):
+    """`measure --engine`: which Docker engine runs the docker runtimes."""
+
+    AUTO = "auto"  # the host's, unless a runtime needs what it lacks (the containerd store)
+    HOST = "host"
+    PRIVATE = "private"
+
+
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
-CALL_TIMEOUT_S = 20.0
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
-
-
-def home() -> Path:
-    return tools.state_dir() / "engine"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Every path of an engine labreport runs, under one directory (the binaries too, unless
-    they are shared from another layout's package)."""
-
-    root: Path
-    shared_package: Path | None = None
-
-    @property
-    def package(self) -> Path:
-        return self.shared_package or self.root / "pkg"
-
-    @property
-    def dockerd(self) -> Path:
-        return self.package / "usr" / "sbin" / "dockerd"
-
-    @property
-    def proxy(self) -> Path:
-        return self.package / "usr" / "sbin" / "docker-proxy"
-
-    @property
-    def bin_dir(self) -> Path:
-        return self.package / "usr" / "bin"
-
-    @property
-    def data_root(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def exec_root(self) -> Path:
-        return self.root / "exec"
-
-    @property
-    def socket(self) -> Path:
-        return self.root / "docker.sock"
-
-    @property
-    def containerd_socket(self) -> Path:
-        return self.exec_root / "containerd" / "containerd.sock"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.root / "docker.pid"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "daemon.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "dockerd.log"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "lock"
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-
-def layout() -> Layout:
-    return Layout(home())
-
-
-def installed() -> str:
-    """'' when the unpacked engine is there, else why not."""
-    paths = layout()
-    for program in (paths.dockerd, paths.bin_dir / "containerd", paths.proxy):
-        if not program.is_file():
-            return f"the private engine is not unpacked ({program} is missing)"
-    if tools.which("runc") is None:
-        return "runc is not on PATH (the private engine uses the host's runc)"
-    return ""
-
-
-def version() -> str:
-    """dockerd's own version line, without starting it."""
-    done = proc.run([str(layout().dockerd), "--version"], timeout_s=CALL_TIMEOUT_S, check=False)
-    return done.stdout.strip() or "unknown"
-
-
-def daemon_config(paths: Layout) -> dict[str, object]:
-    return {
-        "data-root": str(paths.data_root),
-        "exec-root": str(paths.exec_root),
-        "pidfile": str(paths.pidfile),
-        "hosts": [paths.url],
-        "bridge": BRIDGE,
-        "iptables": False,
-        "ip6tables": False,
-        "ip-forward": False,
-        "ip-masq": False,
-        "features": {"containerd-snapshotter": True},
-        "cgroup-parent": f"/{PRIVATE_CGROUP_PARENT}",  # absolute: not under our own cgroup
-        "userland-proxy-path": str(paths.proxy),
-        "log-driver": "json-file",
-    }
-
-
-def daemon_env(paths: Layout) -> dict[str, str]:
-    """dockerd finds containerd 1.7 in the package, runc on the host, the shims in SHIM_DIR."""
-    path = [
-        str(paths.bin_dir),
-        str(tools.SHIM_DIR),
-        "/usr/local/sbin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ]
-    return {"PATH": ":".join(path), "HOME": str(paths.root)}
 
 
 # -- leftovers: processes, mounts, bridge, sockets ---------------------------------------------
@@ -236,17 +136,6 @@ def clear_leftovers(paths: Layout, bridge: bool = True) -> list[str]:
     return found
 
 
-def remove_cgroups(parent_name: str = PRIVATE_CGROUP_PARENT) -> None:
-    """An engine's cgroup-parent directories, once empty (children first), in every hierarchy."""
-    for parent in Path("/sys/fs/cgroup").glob(f"*/{parent_name}"):
-        for directory in sorted(parent.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if directory.is_dir():
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
-        with contextlib.suppress(OSError):
-            parent.rmdir()
-
-
 def _check_address_free() -> None:
     """The bridge's subnet must not overlap a network the host already routes."""
     ours = ipaddress.ip_interface(BRIDGE_ADDRESS).network
@@ -292,8 +181,6 @@ def _exclusive(paths: Layout) -> Iterator[None]:
 
 
 def _answers(url: str) -> bool:
-    from labreport import engine
-
     try:
         engine.connect(timeout_s=5, url=url).close()
     except LabreportError:
@@ -338,9 +225,6 @@ def _sweep_earlier_runs(paths: Layout) -> None:
     The private engine is labreport's alone and serves one run at a time, so everything of
     labreport's in it is from an earlier run; the go-builder image, a cache, stays.
     """
-    from labreport import engine
-    from labreport.containerd import Ctr
-
     client = engine.connect(url=paths.url)
     try:
         for container in client.containers.list(
@@ -354,7 +238,7 @@ def _sweep_earlier_runs(paths: Layout) -> None:
         engine.remove_build_leftovers(client)
     finally:
         client.close()
-    ctr_program = tools.which("ctr")
+    ctr_program = host_paths.which("ctr")
     if ctr_program is not None:
         ctr = Ctr(ctr_program, paths.containerd_socket)
         ctr.sweep("", ctr.image_names())
@@ -370,6 +254,17 @@ class Started:
     daemon: subprocess.Popen[bytes]
     log: Path
 
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where docker, ctr and the shims reach this engine: dockerd and its one containerd."""
+        where = self.containerd_socket.parent
+        return Endpoints(
+            EngineEndpoint(self.url, "private", PRIVATE_CGROUP_PARENT),
+            ContainerdEndpoint(
+                self.containerd_socket, f"the private Docker engine's own containerd, under {where}"
+            ),
+        )
+
     def check_alive(self) -> None:
         """Raise when dockerd has exited since it started (killed, crashed)."""
         code = self.daemon.poll()
@@ -383,7 +278,7 @@ class Started:
 
 @contextlib.contextmanager
 def running() -> Iterator[Started]:
-    """Start the private engine, point labreport's docker and ctr calls at it, stop it after."""
+    """Start the private engine, yield how to reach it (Started.endpoints), stop it after."""
     reason = installed()
     if reason:
         raise LabreportError(reason, "run scripts/setup (it fetches Debian 13's docker.io)")
@@ -421,8 +316,7 @@ def running() -> Iterator[Started]:
                 daemon,
                 paths.log,
             )
-            with tools.using_engine(paths.url), tools.using_containerd(paths.containerd_socket):
-                yield info
+            yield info
         finally:
             if daemon is not None:
                 stop(daemon, paths)
@@ -430,15 +324,13 @@ def running() -> Iterator[Started]:
                 clear_leftovers(paths)
 
 
-def wanted(mode: Mode, needs_store: bool) -> bool:
+def wanted(mode: EngineMode, needs_store: bool) -> bool:
     """auto: the private engine only where a runtime needs what the host's engine lacks (the
     containerd image store) and the private engine is installed."""
-    if mode != "auto":
-        return mode == "private"
+    if mode != EngineMode.AUTO:
+        return mode == EngineMode.PRIVATE
     if not needs_store or installed():
         return False
-    from labreport import engine
-
     try:
         client = engine.connect(timeout_s=20)
     except LabreportError:
@@ -450,7 +342,7 @@ def wanted(mode: Mode, needs_store: bool) -> bool:
 
 
 @contextlib.contextmanager
-def as_needed(mode: Mode, needs_store: bool) -> Iterator[Started | None]:
+def as_needed(mode: EngineMode, needs_store: bool) -> Iterator[Started | None]:
     if wanted(mode, needs_store):
         with running() as started:
             yield started

@@ -2,59 +2,35 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 
-from labreport import proc, tools
 from labreport.errors import LabreportError
+from labreport.host import proc
+from labreport.host.endpoints import EngineEndpoint
 
 API_TIMEOUT_S = 60
-# Every container and image labreport creates carries these labels (see build.py).
+# Every container and image labreport creates carries these labels.
 LABEL_MANAGED = "org.labreport.managed"
 LABEL_RUN = "org.labreport.run"
+LABEL_ROLE = "org.labreport.role"
 
-
-DEFAULT_URL = "unix:///var/run/docker.sock"
 SCHEMES = ("unix", "tcp", "ssh", "http", "https")
-
-
-def engine_url() -> str:
-    """The engine labreport talks to: one it was pointed at (its private engine, --docker-host,
-    --context), else DOCKER_HOST, else the default socket."""
-    current = tools.engine_in_use()
-    return current[0] if current else os.environ.get("DOCKER_HOST", DEFAULT_URL)
-
-
-def engine_source() -> str:
-    """Where the engine in use came from, for doctor and the measurement file: host (the
-    default socket), private, given (--docker-host or --context) or DOCKER_HOST."""
-    current = tools.engine_in_use()
-    if current:
-        return current[1]
-    return "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "host"
-
-
-def cli() -> list[str]:
-    """The docker CLI, pointed at the engine in use (DOCKER_HOST it reads itself)."""
-    current = tools.engine_in_use()
-    return ["docker", "--host", current[0]] if current else ["docker"]
-
-
-def is_local(url: str) -> bool:
-    """Does the engine at url run on this host (a unix socket, or loopback)?"""
-    scheme, _, rest = url.partition("://")
-    if scheme == "unix":
-        return True
-    host = rest.split("@")[-1].rsplit(":", 1)[0].strip("[]").split("/")[0]
-    return host in ("localhost", "::1") or host.startswith("127.")
+# An engine that died mid-run cannot be cleaned through; the private engine's next start does it.
+ENGINE_GONE = (docker.errors.APIError, requests.exceptions.RequestException)
+# What a Docker engine that fails or dies mid-call raises (a broken build stream is urllib3's).
+ENGINE_ERRORS = (
+    docker.errors.DockerException,
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+)
 
 
 def resolve_target(docker_host: str | None, context: str | None) -> str | None:
@@ -96,22 +72,10 @@ def _context_host(name: str) -> str:
     return host
 
 
-CGROUP_MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
-PRIVATE_CGROUP_PARENT = "labreport-engine"  # the private engine's daemon-wide cgroup-parent
-
-
-def container_cgroup(container_id: str, host_config: Mapping[str, Any]) -> Path:
-    """cgroup v1 memory directory of a container: its own parent, else the engine's
-    (the private engine's daemon-wide one, or Docker's default `docker` with cgroupfs)."""
-    parent = host_config.get("CgroupParent") or (
-        PRIVATE_CGROUP_PARENT if tools.private_engine_url() else "docker"
-    )
-    return CGROUP_MEMORY_ROOT / str(parent).strip("/") / container_id
-
-
 def connect(timeout_s: int = API_TIMEOUT_S, url: str | None = None) -> docker.DockerClient:
-    """A client whose every call has a timeout; a clear error when the daemon is not there."""
-    url = url or engine_url()
+    """A client whose every call has a timeout; a clear error when the daemon is not there.
+    Without url: the engine the environment names (DOCKER_HOST, else the default socket)."""
+    url = url or EngineEndpoint.from_environment().url
     try:
         client = docker.DockerClient(
             base_url=url, timeout=timeout_s, use_ssh_client=url.startswith("ssh://")
@@ -167,7 +131,7 @@ def has_containerd_store(info: Mapping[str, Any]) -> bool:
     return "io.containerd.snapshotter" in status
 
 
-def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
+def engine_facts(client: docker.DockerClient, endpoint: EngineEndpoint) -> dict[str, Any]:
     """The engine's version, storage driver and cgroup setup, as the daemon reports them."""
     info = client.info()
     version = client.version()
@@ -177,13 +141,13 @@ def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
         else f"graph driver ({info.get('Driver', 'unknown')})"
     )
     return {
-        "source": engine_source(),
-        "url": engine_url(),
+        "source": endpoint.source,
+        "url": endpoint.url,
         "engine_id": str(info.get("ID", "unknown")),
         "engine_name": str(info.get("Name", "unknown")),
         "engine_os": f"{info.get('OperatingSystem', '?')} {info.get('OSType', '?')}/"
         f"{info.get('Architecture', '?')}",
-        "shares_host_with_client": "yes" if is_local(engine_url()) else "no",
+        "shares_host_with_client": "yes" if endpoint.local else "no",
         "image_store": store,
         "engine_version": str(version.get("Version", "unknown")),
         "api_version": str(version.get("ApiVersion", "unknown")),

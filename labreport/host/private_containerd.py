@@ -9,20 +9,28 @@ snapshot of a run in it.
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
-from labreport import fsutil, proc, tools
-from labreport.containerd import Ctr
 from labreport.errors import LabreportError
+from labreport.host import fsutil, paths, proc
+from labreport.host.containerd import Ctr
+from labreport.host.endpoints import ContainerdEndpoint
 
-Mode = Literal["auto", "engine", "private"]
-MODES: tuple[Mode, ...] = ("auto", "engine", "private")
+
+class ContainerdMode(enum.StrEnum):
+    """`measure --containerd`: which containerd runs the ctr runtimes."""
+
+    AUTO = "auto"  # the engine's, else a private one where containerd is installed
+    ENGINE = "engine"
+    PRIVATE = "private"
+
+
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 5.0
@@ -43,7 +51,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 
 def home() -> Path:
-    return tools.state_dir() / "containerd"
+    return paths.state_dir() / "containerd"
 
 
 def socket_path() -> Path:
@@ -51,12 +59,12 @@ def socket_path() -> Path:
 
 
 def binary() -> Path | None:
-    return tools.which("containerd")
+    return paths.which("containerd")
 
 
 def answers(socket: Path) -> bool:
     """Whether a containerd serves this socket (ctr version reaches the server)."""
-    ctr = tools.which("ctr")
+    ctr = paths.which("ctr")
     if ctr is None or not socket.is_socket():
         return False
     try:
@@ -66,27 +74,32 @@ def answers(socket: Path) -> bool:
     return True
 
 
-def needed(mode: Mode) -> bool:
-    """auto: only when neither LABREPORT_CONTAINERD_SOCKET nor the engine's socket is there,
-    and containerd and ctr are installed (otherwise the ctr runtimes say why they cannot run)."""
-    if mode == "private":
+def needed(mode: ContainerdMode, current: ContainerdEndpoint | None = None) -> bool:
+    """auto: only when no containerd is known (current: default, the one the environment
+    names) and containerd and ctr are installed (otherwise the ctr runtimes say why not)."""
+    if mode == ContainerdMode.PRIVATE:
         return True
-    if mode == "engine":
+    if mode == ContainerdMode.ENGINE:
         return False
-    installed = binary() is not None and tools.which("ctr") is not None
-    return installed and tools.containerd_socket() is None
+    installed = binary() is not None and paths.which("ctr") is not None
+    return installed and (current or ContainerdEndpoint.from_environment()).socket is None
+
+
+def endpoint(socket: Path) -> ContainerdEndpoint:
+    return ContainerdEndpoint(
+        socket, f"a private containerd started and stopped by labreport under {socket.parent}"
+    )
 
 
 @contextlib.contextmanager
-def running() -> Iterator[Path]:
-    """Start the private containerd, point labreport's ctr calls at it, stop it afterwards.
+def running() -> Iterator[ContainerdEndpoint]:
+    """Start the private containerd, yield where it answers, stop it afterwards.
 
     If one from another labreport run already serves the socket, it is used and left running.
     """
     socket = socket_path()
     if answers(socket):
-        with tools.using_containerd(socket):
-            yield socket
+        yield endpoint(socket)
         return
     program = binary()
     if program is None:
@@ -111,8 +124,7 @@ def running() -> Iterator[Path]:
         )
     try:
         _wait_until_serving(daemon, socket, log_path)
-        with tools.using_containerd(socket):
-            yield socket
+        yield endpoint(socket)
     finally:
         stop(daemon)
         _remove_sockets(socket)
@@ -154,10 +166,13 @@ def stop(daemon: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def as_needed(mode: Mode, wanted: bool) -> Iterator[None]:
-    """Around a measurement: a private containerd while it runs, if the runtimes want one."""
-    if wanted and needed(mode):
-        with running():
-            yield
+def as_needed(
+    mode: ContainerdMode, wanted: bool, current: ContainerdEndpoint
+) -> Iterator[ContainerdEndpoint]:
+    """Around a measurement: the containerd to use, a private one while it runs if the
+    runtimes want one and none is known (or mode is private); else current."""
+    if wanted and needed(mode, current):
+        with running() as started:
+            yield started
     else:
-        yield
+        yield current

@@ -1,0 +1,86 @@
+"""Which Docker engine and which containerd a command talks to: values, passed explicitly.
+
+`doctor` and `build` use what the environment names (the host's engine: DOCKER_HOST or the
+default socket; the engine's own containerd, or LABREPORT_CONTAINERD_SOCKET). `measure`'s session
+(labreport/measure/session.py) replaces them with labreport's private engine, a private
+containerd or the target the user named, and hands them to every step that talks to one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
+ENGINE_CONTAINERD_SOCKETS = (
+    Path("/var/run/docker/containerd/containerd.sock"),
+    Path("/run/containerd/containerd.sock"),
+)
+CONTAINERD_NAMESPACE = "labreport"
+DOCKER_DEFAULT_CGROUP_PARENT = "docker"  # Docker's own parent of containers' cgroups (cgroupfs)
+
+
+def is_local(url: str) -> bool:
+    """Does the engine at url run on this host (a unix socket, or loopback)?"""
+    scheme, _, rest = url.partition("://")
+    if scheme == "unix":
+        return True
+    host = rest.split("@")[-1].rsplit(":", 1)[0].strip("[]").split("/")[0]
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class EngineEndpoint:
+    """A Docker engine: its URL, where labreport got it from, and its containers' default
+    cgroup parent (the private engine has a daemon-wide one of its own)."""
+
+    url: str
+    source: (
+        str  # host (the default socket), DOCKER_HOST, private, or given (--docker-host, --context)
+    )
+    cgroup_parent: str = DOCKER_DEFAULT_CGROUP_PARENT
+
+    @classmethod
+    def from_environment(cls) -> EngineEndpoint:
+        named = os.environ.get("DOCKER_HOST")
+        return cls(named, "DOCKER_HOST") if named else cls(DEFAULT_ENGINE_URL, "host")
+
+    @property
+    def local(self) -> bool:
+        return is_local(self.url)
+
+    def cli(self) -> list[str]:
+        """The docker CLI pointed at this engine: named with --host, but for the default one."""
+        return ["docker"] if self.source == "host" else ["docker", "--host", self.url]
+
+
+@dataclass(frozen=True)
+class ContainerdEndpoint:
+    """A containerd socket (None: none found) and, in words, whose containerd it is."""
+
+    socket: Path | None
+    source: str
+
+    @classmethod
+    def from_environment(cls) -> ContainerdEndpoint:
+        """LABREPORT_CONTAINERD_SOCKET, else the engine's own containerd, else none."""
+        override = os.environ.get("LABREPORT_CONTAINERD_SOCKET")
+        if override:
+            return cls(Path(override), "given by the user (LABREPORT_CONTAINERD_SOCKET)")
+        for candidate in ENGINE_CONTAINERD_SOCKETS:
+            if candidate.is_socket():
+                return cls(candidate, "the Docker engine's own containerd")
+        return cls(None, "none found")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The engine and the containerd of one command."""
+
+    engine: EngineEndpoint
+    containerd: ContainerdEndpoint
+
+    @classmethod
+    def from_environment(cls) -> Endpoints:
+        return cls(EngineEndpoint.from_environment(), ContainerdEndpoint.from_environment())

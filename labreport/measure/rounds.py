@@ -1,0 +1,115 @@
+"""The rounds of one measurement: every runtime prepared, warmed up and run round-robin, each
+run's output checked, then memory and the functional checks; cleanup on every path out."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from labreport.config import LabConfig
+from labreport.measure.plan import Plan
+from labreport.measure.progress import Progress
+from labreport.record.checks import check_output
+from labreport.record.models import Measurement, Sample
+from labreport.runtimes.base import RunContext, Runtime
+
+
+def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: bool) -> Sample:
+    started = time.time()
+    raw = runtime.run_once(config.once.env)
+    if raw.exit_code != 0:
+        ok, failure = False, f"exit code {raw.exit_code}: {raw.stderr.strip()[-200:]}"
+    else:
+        verdict = check_output(raw.stdout, config.check, time.time())
+        ok, failure = verdict.ok, verdict.reason
+    return Sample(
+        runtime=runtime.name,
+        round=round_index,
+        warmup=warmup,
+        wall_ns=raw.wall_ns,
+        ok=ok,
+        failure=failure,
+        exit_code=raw.exit_code,
+        engine_run_ns=raw.engine_run_ns,
+        started_at_unix_s=started,
+        shim=raw.shim,
+        task_phases=raw.task_phases,
+    )
+
+
+@contextlib.contextmanager
+def prepared(runtimes: Sequence[Runtime], ctx: RunContext) -> Iterator[None]:
+    """Cleanup for every runtime that was prepared, on every path out."""
+    prepared: list[Runtime] = []
+    try:
+        for runtime in runtimes:
+            prepared.append(runtime)
+            runtime.prepare(ctx)
+        yield
+    finally:
+        for runtime in reversed(prepared):
+            with contextlib.suppress(Exception):
+                runtime.cleanup()
+
+
+def drop_unusable(active: list[Runtime], ctx: RunContext, result: Measurement) -> None:
+    """After the builds: runtimes that find they cannot run after all are recorded why."""
+    records = {record.name: record for record in result.runtimes}
+    for runtime in list(active):
+        reason = runtime.usable(ctx)
+        if reason:
+            active.remove(runtime)
+            records[runtime.name].available = False
+            records[runtime.name].reason = reason
+
+
+def run_rounds(
+    active: Sequence[Runtime],
+    config: LabConfig,
+    plan: Plan,
+    result: Measurement,
+    progress: Progress,
+    health: Callable[[], None] | None,
+    first_round: int = 0,
+) -> None:
+    """Warm-up and measured runs, round-robin so that drift on the machine hits all alike.
+
+    A resumed run (first_round > 0) first warms every runtime up again, as many runs as the
+    warm-up asks, unrecorded (counted in the runtime's details): the rounds it adds must not
+    pay for a cold start that the rounds before it did not.
+    """
+    rounds = plan.warmup + plan.runs
+    rewarm = min(plan.warmup, first_round)
+    progress.phase("startup", (rounds - first_round + rewarm) * len(active))
+    for _ in range(rewarm):
+        for runtime in active:
+            progress.step(f"{runtime.name} warm-up again after resuming")
+            sample_once(runtime, config, 0, warmup=True)
+    for round_index in range(first_round, rounds):
+        for runtime in active:
+            progress.step(f"{runtime.name} round {round_index + 1}/{rounds}")
+            result.samples.append(
+                sample_once(runtime, config, round_index, warmup=round_index < plan.warmup)
+            )
+        if health is not None:
+            health()
+
+
+def memory_and_checks(
+    active: Sequence[Runtime], ctx: RunContext, plan: Plan, result: Measurement, progress: Progress
+) -> None:
+    """After the rounds: memory, the functional checks, and what each runtime found."""
+    if plan.memory:
+        progress.phase("memory", len(active))
+        for runtime in active:
+            progress.step(f"{runtime.name} server")
+            result.memory.extend(runtime.memory(ctx))
+    progress.phase("checks", len(active))
+    for runtime in active:
+        progress.step(f"{runtime.name} checks")
+        result.checks.extend(runtime.checks(ctx))
+    by_name = {runtime.name: runtime for runtime in active}
+    for record in result.runtimes:
+        if record.name in by_name:
+            record.details.update(by_name[record.name].details())

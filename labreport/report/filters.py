@@ -1,0 +1,25 @@
+"""The Jinja filters of the report (and the terminal tables): numbers with their units."""
+
+from __future__ import annotations
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.2f} ms"
+
+
+def fmt_bytes(value: int | None) -> str:
+    return "not measured" if value is None else f"{value:,} B"
+
+
+def fmt_mib(value: int | None) -> str:
+    return "not measured" if value is None else f"{value / 1048576:.2f} MiB"
+
+
+def fmt_pct(value: float) -> str:
+    return f"{value:+,.1f} %"
+
+
+def fmt_times(value: float) -> str:
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
