@@ -89,9 +89,7 @@ def collect(
     endpoints: Endpoints,
     engine_extra: dict[str, str] | None = None,
 ) -> Environment:
-    tool_versions = {
-        c.name: c.version for c in doctor.diagnose(endpoints) if c.found and c.version
-    }
+    tool_versions = {c.name: c.version for c in doctor.diagnose(endpoints) if c.found and c.version}
     release = (
         platform.freedesktop_os_release() if hasattr(platform, "freedesktop_os_release") else {}
     )
