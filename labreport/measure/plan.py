@@ -106,10 +106,15 @@ def not_on_target(runtime: Runtime, plan: Plan) -> str:
     return ""
 
 
+def chosen(registry: Registry, plan: Plan) -> list[str]:
+    """The runtimes the options choose, in the order given or the registry's; names the
+    registry lacks stay in (select_runtimes refuses them)."""
+    return [name for name in (plan.include or tuple(registry)) if name not in plan.skip]
+
+
 def requirements(registry: Registry, plan: Plan) -> Requirements:
     """What the chosen runtimes need of the host, together (read before anything starts)."""
-    names = [n for n in (plan.include or tuple(registry)) if n not in plan.skip]
-    needs = [registry[name]().requires for name in names if name in registry]
+    needs = [registry[name]().requires for name in chosen(registry, plan) if name in registry]
     return Requirements(
         client_host=any(need.client_host for need in needs),
         containerd=any(need.containerd for need in needs),
@@ -125,7 +130,7 @@ def select_runtimes(
         raise LabreportError(
             f"unknown runtime: {', '.join(unknown)}", f"choose from: {', '.join(registry)}"
         )
-    names = [n for n in (plan.include or tuple(registry)) if n not in plan.skip]
+    names = chosen(registry, plan)
     active: list[Runtime] = []
     records: list[RuntimeRecord] = []
     for name in names:
