@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from labreport.build import oci
-from labreport.host import engine, engine_layout
-from labreport.host.endpoints import EngineEndpoint, is_local
+from labreport.host import doctor, engine, engine_layout
+from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint, is_local
 
 from .test_cli import run
 
@@ -196,3 +196,16 @@ def test_a_different_engine_answering_midway_stops_the_run(
     answering[0] = "BBBB2222"
     with pytest.raises(LabreportError, match=r"a different engine answers at tcp://10\.213"):
         check()
+
+
+def test_doctor_probes_the_engine_and_containerd_it_is_given(tmp_path: Path) -> None:
+    """A measurement records doctor's versions of the endpoints it measures on."""
+    gone = f"unix://{tmp_path}/no-engine.sock"
+    absent = ContainerdEndpoint(tmp_path / "no-containerd.sock", "given by a test")
+    components = {
+        c.name: c for c in doctor.diagnose(Endpoints(EngineEndpoint(gone, "private"), absent))
+    }
+    assert not components["docker-engine"].found
+    assert gone in components["docker-engine"].detail
+    assert not components["containerd"].found
+    assert str(absent.socket) in components["containerd"].detail

@@ -126,6 +126,10 @@ def test_private_engine_measures_docker_and_its_wasm_path(
     assert facts["source"] == "private"
     assert facts["image_store"] == "containerd image store"
     assert str(facts["engine_version"]).startswith("26.")
+    # doctor's versions in the file are of the engine and containerd measured, not the host's.
+    tools = result.environment.tool_versions
+    assert tools["docker-engine"] == facts["engine_version"]
+    assert tools["containerd"] == result.environment.containerd["version"]
     assert float(str(facts["private_start_seconds"])) > 0
     # docker, ctr and the shims on one containerd: the private engine's own.
     assert "private Docker engine" in result.environment.containerd["source"]
