@@ -11,14 +11,14 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
 from labreport import __version__, config
 from labreport.analysis import compare, views
 from labreport.build import plan as build_plan
-from labreport.errors import LabreportError, MissingComponentsError
+from labreport.errors import LabreportError, MissingComponentsError, RunInterruptedError
 from labreport.host import doctor, engine, shim_cache
 from labreport.host.endpoints import is_local
 from labreport.host.private_containerd import ContainerdMode
@@ -43,13 +43,14 @@ ConfigOption = Annotated[
 ]
 
 
-def fail(message: str, hint: str = "", code: int = 2, details: list[str] | None = None) -> None:
-    for line in details or ():
+def exit_with(error: LabreportError) -> NoReturn:
+    """The one way out for an error: its details, `error:` and `hint:`, and its exit code."""
+    for line in error.details:
         typer.echo(line, err=True)
-    typer.echo(f"error: {message}", err=True)
-    if hint:
-        typer.echo(f"hint: {hint}", err=True)
-    raise typer.Exit(code)
+    typer.echo(f"error: {error.message}", err=True)
+    if error.hint:
+        typer.echo(f"hint: {error.hint}", err=True)
+    raise typer.Exit(error.exit_code)
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -60,14 +61,18 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except LabreportError as error:
-            fail(error.message, error.hint, error.exit_code, error.details)
+            failure = error
         except OSError as error:  # a path the user gave that the system refused
             where = f"{error.filename}: " if error.filename else ""
-            fail(f"{where}{error.strerror or error}", "check the path and its permissions")
+            failure = LabreportError(
+                f"{where}{error.strerror or error}", "check the path and its permissions"
+            )
         except KeyboardInterrupt:
             # Writes are atomic: an interrupted command leaves the old file or none.
-            fail("interrupted", "nothing half-written was kept; run the command again", code=130)
-        raise AssertionError("unreachable")
+            failure = RunInterruptedError(
+                "interrupted", "nothing half-written was kept; run the command again"
+            )
+        exit_with(failure)
 
     return wrapper
 
