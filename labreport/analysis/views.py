@@ -174,6 +174,21 @@ class ComparisonView:
         return self.b if self.result.ratio < 1 else self.a
 
 
+def compare_views(left: RuntimeView, right: RuntimeView, a: str, b: str) -> ComparisonView:
+    """Startup of left (named a) against right (named b), both measured.
+
+    Runtimes of one file ran in the same interleaved rounds, so their samples pair by round
+    (sign test); runtimes from different files, hosts or engines do not (Mann-Whitney U).
+    """
+    assert left.startup is not None and right.startup is not None
+    pairs = set(left.valid_by_round) & set(right.valid_by_round)
+    if left.source == right.source and pairs:
+        result = stats.paired(left.valid_by_round, right.valid_by_round)
+    else:
+        result = stats.unpaired(left.valid_ms, right.valid_ms)
+    return ComparisonView(a, b, left.startup.median, right.startup.median, result)
+
+
 @dataclass
 class Source:
     path: str

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from labreport.analysis import stats
-from labreport.analysis.views import ComparisonView, RuntimeView, Source, group_targets
+from labreport.analysis.views import (
+    ComparisonView,
+    RuntimeView,
+    Source,
+    compare_views,
+    group_targets,
+)
 from labreport.record.models import ArtifactRecord, CheckRecord, ImageRecord, MemoryRecord
 from labreport.report import charts
 
@@ -100,14 +105,9 @@ class Context:
                 base = primary.runtimes.get(name)
                 if view.startup is None or base is None or base.startup is None:
                     continue
-                result = stats.unpaired(view.valid_ms, base.valid_ms)
                 rows.append(
-                    ComparisonView(
-                        f"{name} on {target.short}",
-                        f"{name} on {primary.short}",
-                        view.startup.median,
-                        base.startup.median,
-                        result,
+                    compare_views(
+                        view, base, f"{name} on {target.short}", f"{name} on {primary.short}"
                     )
                 )
         return rows
@@ -134,13 +134,7 @@ class Context:
         left, right = self.runtime(a), self.runtime(b)
         if left is None or right is None:
             return None
-        assert left.startup is not None and right.startup is not None
-        pairs = set(left.valid_by_round) & set(right.valid_by_round)
-        if left.source == right.source and pairs:
-            result = stats.paired(left.valid_by_round, right.valid_by_round)
-        else:
-            result = stats.unpaired(left.valid_ms, right.valid_ms)
-        return ComparisonView(a, b, left.startup.median, right.startup.median, result)
+        return compare_views(left, right, a, b)
 
     def memory_of(self, runtime: str, mode: str) -> MemoryRecord | None:
         return next((m for m in self.memory if m.runtime == runtime and m.mode == mode), None)
