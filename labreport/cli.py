@@ -19,8 +19,8 @@ from labreport import __version__, config
 from labreport.analysis import compare, views
 from labreport.build import plan as build_plan
 from labreport.errors import LabreportError, MissingComponentsError, RunInterruptedError
-from labreport.host import doctor, engine, shim_cache
-from labreport.host.endpoints import is_local
+from labreport.host import doctor, engine, fsutil, shim_cache
+from labreport.host.endpoints import is_local, named_context
 from labreport.host.private_containerd import ContainerdMode
 from labreport.host.private_engine import EngineMode
 from labreport.measure import plan as measure_plan
@@ -77,16 +77,35 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class NotAChoice(typer.BadParameter):
-    """A choice option given a value it does not have: `--opt value: not a choice`."""
+class BadValue(typer.BadParameter):
+    """An option given a value it cannot take: `--opt value: why`, and its own hint."""
 
-    def __init__(self, value: str, choices: list[str]) -> None:
-        super().__init__(f"{value}: not a choice")
-        self.hint = f"choose from: {', '.join(choices)}"
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
     def format_message(self) -> str:
         option = self.param.opts[0] if self.param is not None and self.param.opts else ""
         return f"{option} {self.message}".strip()
+
+
+class NotAChoice(BadValue):
+    """A choice option given a value it does not have: `--opt value: not a choice`."""
+
+    def __init__(self, value: str, choices: list[str]) -> None:
+        super().__init__(f"{value}: not a choice", f"choose from: {', '.join(choices)}")
+
+
+def output_file(value: str | Path) -> Path:
+    """The parser of an output file option: `dir/` (a folder, said with its slash) is refused
+    before Path() would drop the slash and write a file named dir."""
+    if isinstance(value, Path):
+        return value
+    if value.endswith("/"):
+        raise BadValue(
+            f"{value}: names a folder, not a file", f"give a file name, e.g. {value}report.md"
+        )
+    return Path(value)
 
 
 def choice(kind: type[E]) -> Callable[[str], E]:
@@ -150,7 +169,10 @@ def measure_command(
         list[str] | None, typer.Option(help="Leave these runtimes out (repeat or comma-separate).")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Default: measurements/<lab>.json")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Default: measurements/<lab>.json", parser=output_file
+        ),
     ] = None,
     timeout: Annotated[
         float | None, typer.Option(help="Seconds one run may take before it is killed.", min=0.1)
@@ -204,17 +226,17 @@ def measure_command(
         memory=memory,
         resume=resume,
     )
-    measure_plan.check_plan(plan)
-    from_environment = not (docker_host or context) and bool(os.environ.get("DOCKER_HOST"))
-    target = engine.resolve_target(
-        os.environ["DOCKER_HOST"] if from_environment else docker_host, context
-    )
+    measure_plan.check_plan(plan, inputs=[config_path, *lab.input_files()])
+    source = "given"
+    if not (docker_host or context):  # what the docker CLI would talk to
+        if os.environ.get("DOCKER_HOST"):
+            docker_host, source = os.environ["DOCKER_HOST"], "DOCKER_HOST"
+        elif named_context():
+            context, source = named_context(), "DOCKER_CONTEXT"
+    target = engine.resolve_target(docker_host, context)
     if target:
         plan = dataclasses.replace(
-            plan,
-            target=target,
-            target_is_local=is_local(target),
-            target_source="DOCKER_HOST" if from_environment else "given",
+            plan, target=target, target_is_local=is_local(target), target_source=source
         )
     result = session.measure_lab(
         lab, config_path, plan, containerd=containerd, engine_mode=engine_mode
@@ -229,9 +251,9 @@ def render_command(
         list[Path] | None,
         typer.Argument(help="Measurement files. Default: every complete one in measurements/."),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The report to write.")] = Path(
-        "report.md"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The report to write.", parser=output_file)
+    ] = Path("report.md"),
     templates: Annotated[
         Path | None,
         typer.Option(
@@ -247,7 +269,8 @@ def render_command(
 ) -> None:
     """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
     paths = files or views.default_sources(Path("measurements"))
-    report = render.render(paths, templates, template)
+    report = render.render(paths, templates, template, chart_dir=render.chart_folder(output))
+    fsutil.refuse_inputs(render.outputs(report, output), render.inputs(paths, templates), "-o")
     if check:
         render.check(report, output)
         typer.echo(f"{output} and its charts are up to date ({len(paths)} measurement file(s))")
@@ -332,7 +355,7 @@ def main() -> None:
         context = getattr(error, "ctx", None)
         where = context.command_path if context is not None else "labreport"
         message = error.format_message() or "no command given"  # type: ignore[attr-defined]
-        hint = error.hint if isinstance(error, NotAChoice) else f"see '{where} --help'"
+        hint = error.hint if isinstance(error, BadValue) else f"see '{where} --help'"
         typer.echo(f"error: {message}", err=True)
         typer.echo(f"hint: {hint}", err=True)
         sys.exit(getattr(error, "exit_code", 2))

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from labreport.cli import app
 from labreport.errors import LabreportError
-from labreport.report import render
+from labreport.report import charts, render
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SYNTHETIC = FIXTURES / "synthetic.json"
@@ -65,7 +65,8 @@ def test_charts_are_byte_for_byte_reproducible_and_referenced(tmp_path: Path) ->
     first = render.render([SYNTHETIC])
     second = render.render([SYNTHETIC])
     assert [c.svg for c in first.charts] == [c.svg for c in second.charts]
-    assert {c.name for c in first.charts} == {"startup.svg", "sizes.svg", "memory.svg"}
+    assert {c.kind for c in first.charts} == {"startup", "sizes", "memory"}
+    assert all(charts.CHART_NAME.match(c.name) for c in first.charts)  # named by content
     for chart in first.charts:
         assert f"![{chart.alt}](report/{chart.name})" in first.markdown
         assert "<dc:date>" not in chart.svg
@@ -79,8 +80,9 @@ def test_write_then_check_passes_and_a_hand_edit_fails(tmp_path: Path) -> None:
     output.write_text(output.read_text().replace("median", "medain", 1))
     problems = render.stale(report, output)
     assert len(problems) == 1 and "medain" in problems[0]
-    (tmp_path / "report" / "sizes.svg").unlink()
-    assert any("sizes.svg: missing" in p for p in render.stale(report, output))
+    sizes = next(c.name for c in report.charts if c.kind == "sizes")
+    (tmp_path / "report" / sizes).unlink()
+    assert any(f"{sizes}: missing" in p for p in render.stale(report, output))
 
 
 def test_check_mode_exits_1_and_writes_nothing(tmp_path: Path) -> None:

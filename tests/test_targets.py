@@ -44,7 +44,7 @@ def test_two_targets_side_by_side_with_a_comparison_across_them(tmp_path: Path) 
     assert "**slower** (+50.0 %)" in across
     assert f"| {short} | 26.1.7 (ID `7`" in markdown  # listed under where it was measured
     # The charts label every target.
-    chart = next(c for c in render.render([SYNTHETIC, other]).charts if c.name == "startup.svg")
+    chart = next(c for c in render.render([SYNTHETIC, other]).charts if c.kind == "startup")
     assert f"ctr-runc @ {short}" in chart.alt
 
 

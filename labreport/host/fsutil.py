@@ -1,5 +1,11 @@
-"""Files: atomic writes (a reader sees the old file or the new one, never half of one) and
-their sha256."""
+"""Files: where a write may land, atomic writes (a reader sees the old file or the new one,
+never half of one), and their sha256.
+
+Every file labreport writes goes through destination() first. The rules, the same for every
+command: a symlink is followed (the file it points to is replaced, the link stays); a folder, a
+FIFO, a device or a socket is refused; a name longer than the file system allows is refused with
+that name; an existing file keeps its mode, a new one gets the usual 0644 less the umask.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,19 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
+import stat
 import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from labreport.errors import LabreportError
+
+TEMP_PREFIX = ".labreport-"  # short, so that a long but legal target name still fits
+NEW_FILE_MODE = 0o644
+# The signals that would stop a command between the renames that commit several files.
+COMMIT_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -24,29 +40,111 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file beside path, fsync it, then rename over path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
+def _name_max(folder: Path) -> int:
+    with contextlib.suppress(OSError):
+        return os.pathconf(folder, "PC_NAME_MAX")
+    return 255
+
+
+def destination(path: Path, what: str = "") -> Path:
+    """The file a write to path replaces (a symlink followed), refused with one clear error when
+    it is not a regular file or a new one; its folder is made when missing."""
+    label = what or str(path)
+    target = path.resolve() if path.is_symlink() else path
+    parent = target.parent
+    if parent.exists() and not parent.is_dir():
+        raise LabreportError(f"{label}: {parent} is not a directory", "give a file path")
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:  # a link loop, a component that is a file
+        raise LabreportError(
+            f"{label}: cannot be written ({error.strerror})", "give the path of a regular file"
+        ) from error
+    if mode is not None and stat.S_ISDIR(mode):
+        raise LabreportError(f"{label} is a directory", "give a file name inside it")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise LabreportError(
+            f"{label} is not a regular file (a FIFO, device or socket)",
+            "labreport replaces only regular files: give another path",
+        )
+    limit = _name_max(parent if parent.is_dir() else Path("/"))
+    if len(target.name.encode()) > limit or len(TEMP_PREFIX) + 16 > limit:
+        raise LabreportError(
+            f"{label}: the file name is longer than the {limit} bytes this file system allows",
+            "give a shorter name",
+        )
+    return target
+
+
+def refuse_inputs(outputs: Iterable[Path], inputs: Iterable[Path], option: str) -> None:
+    """An output that is one of the command's inputs would destroy it: refused before work."""
+
+    def identity(path: Path) -> tuple[int, int] | None:
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            return info.st_dev, info.st_ino
+        return None
+
+    taken = {key: path for path in inputs if (key := identity(path)) is not None}
+    taken_names = {path.resolve() for path in inputs}
+    for output in outputs:
+        clash = taken.get(identity(output) or (-1, -1)) or (
+            output.resolve() if output.resolve() in taken_names else None
+        )
+        if clash is not None:
+            raise LabreportError(
+                f"{option} {output} is one of this command's inputs ({clash})",
+                "write the output to another file; the input was left as it is",
+            )
+
+
+def _temp_beside(target: Path, data: bytes) -> str:
+    """data in a synced temp file beside target, with the mode target has (or a new file's)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = NEW_FILE_MODE & ~umask
+        os.chmod(temp_name, mode)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+    return temp_name
+
+
+def _sync_folder(folder: Path) -> None:
     with contextlib.suppress(OSError):
-        directory = os.open(path.parent, os.O_RDONLY)
+        directory = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (a few renames), then take effect."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, COMMIT_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file beside the destination, fsync it, then rename over it."""
+    atomic_write_all({path: data})
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -62,26 +160,26 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, dump_json(value))
 
 
-def atomic_write_all(files: dict[Path, str]) -> None:
+def atomic_write_all(files: Mapping[Path, str | bytes], commit_last: Path | None = None) -> None:
     """Write several files so that either all are replaced or none is: every one goes to a
-    temp file beside its target first, and only when all are written are they renamed."""
+    temp file beside its destination first; only when all are written are they renamed, with
+    Ctrl-C and SIGTERM held until the renames are done (commit_last, if given, is renamed last:
+    the file whose rename makes the others part of the result)."""
+    targets = {path: destination(path) for path in files}
     temps: dict[Path, str] = {}
     try:
-        for path, text in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temp_name = tempfile.mkstemp(
-                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-            )
-            temps[path] = temp_name
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp_name, 0o644)
-    except BaseException:
+        for path, content in files.items():
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            temps[targets[path]] = _temp_beside(targets[path], data)
+        last = targets.get(commit_last) if commit_last is not None else None
+        order = sorted(temps, key=lambda target: target == last)  # False first: last is last
+        with signals_held():
+            for target in order:
+                os.replace(temps[target], target)
+                del temps[target]
+    finally:
         for temp_name in temps.values():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp_name)
-        raise
-    for path, temp_name in temps.items():
-        os.replace(temp_name, path)
+    for folder in {target.parent for target in targets.values()}:
+        _sync_folder(folder)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from labreport.errors import LabreportError
-from labreport.host import paths
+from labreport.host import fsutil, paths, shim_cache
 from labreport.host.endpoints import Endpoints
 from labreport.record.models import RuntimeRecord
 from labreport.runtimes.base import Requirements, Runtime
@@ -55,33 +56,29 @@ def runtime_names(values: list[str] | None, option: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def check_plan(plan: Plan) -> None:
-    """What can be checked before anything is built, so that no run's work is lost at the end."""
+def check_plan(plan: Plan, inputs: Sequence[Path] = ()) -> None:
+    """What can be checked before anything is built, so that no run's work is lost at the end;
+    inputs are the files the run reads, which its output must not be."""
     if not math.isfinite(plan.timeout_s):
         raise LabreportError(
             f"--timeout {plan.timeout_s}: not a finite number of seconds",
             "give seconds, e.g. --timeout 60",
         )
-    output, parent = plan.output, plan.output.parent
-    if output.is_dir():
-        raise LabreportError(
-            f"-o {output} is a directory", "give a file, e.g. -o measurements/run.json"
-        )
-    if output.exists() and not output.is_file():
-        raise LabreportError(f"-o {output} is not a regular file", "give a file path")
-    if parent.exists() and not parent.is_dir():
-        raise LabreportError(f"-o {output}: {parent} is not a directory", "give a file path")
+    output = fsutil.destination(plan.output, f"-o {plan.output}")
+    fsutil.refuse_inputs([plan.output, partial_path(plan.output)], inputs, "-o")
+    parent = output.parent
     if not parent.is_dir():
-        raise LabreportError(f"-o {output}: the folder {parent} does not exist", "create it")
+        raise LabreportError(f"-o {plan.output}: the folder {parent} does not exist", "create it")
     try:  # os.access says yes for root in /proc or on a read-only mount: try for real
         with tempfile.NamedTemporaryFile(dir=parent, prefix=".labreport-probe-"):
             pass
     except OSError as error:
         raise LabreportError(
-            f"-o {output}: cannot write in {parent} ({error.strerror})",
+            f"-o {plan.output}: cannot write in {parent} ({error.strerror})",
             "choose a folder you can write in",
         ) from error
     paths.made_state_dir()
+    shim_cache.cache_dir()
     if plan.resume and not partial_path(output).is_file():
         raise LabreportError(
             f"--resume: no partial measurement {partial_path(output)} to continue",

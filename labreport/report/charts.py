@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,11 +22,21 @@ MAX_DOTS = 300  # per runtime; beyond that, evenly spaced quantiles stand for th
 MiB = 1024 * 1024
 
 
+# labreport's chart file names: kind-<12 hex>.svg (before they were named by content: kind.svg).
+CHART_NAME = re.compile(r"^[a-z]+(-[0-9a-f]{12})?\.svg$")
+
+
 @dataclass(frozen=True)
 class Chart:
-    name: str  # file name, e.g. startup.svg
+    kind: str  # startup, sizes, memory
     alt: str  # alt text for report.md
     svg: str
+
+    @property
+    def name(self) -> str:
+        """The file name, named by its content (startup-<12 hex>.svg): a new chart never
+        overwrites one that an older report links to, so report.md's rename alone commits."""
+        return f"{self.kind}-{hashlib.sha256(self.svg.encode()).hexdigest()[:12]}.svg"
 
 
 def _svg(figure: Figure) -> str:
@@ -67,7 +79,7 @@ def startup(samples_ms: Mapping[str, Sequence[float]]) -> Chart:
         for name, v in zip(names, data, strict=True)
         if v
     )
-    return Chart("startup.svg", alt, _svg(figure))
+    return Chart("startup", alt, _svg(figure))
 
 
 def sizes(groups: dict[str, dict[str, int]]) -> Chart:
@@ -91,7 +103,7 @@ def sizes(groups: dict[str, dict[str, int]]) -> Chart:
         f"{kind}: " + ", ".join(f"{v} {groups[kind][v] / MiB:.2f}" for v in groups[kind])
         for kind in kinds
     )
-    return Chart("sizes.svg", alt, _svg(figure))
+    return Chart("sizes", alt, _svg(figure))
 
 
 def memory(bars: dict[str, int]) -> Chart:
@@ -108,4 +120,4 @@ def memory(bars: dict[str, int]) -> Chart:
     alt = "Memory in MiB: " + ", ".join(
         f"{label} {value:.2f}" for label, value in zip(labels, values, strict=True)
     )
-    return Chart("memory.svg", alt, _svg(figure))
+    return Chart("memory", alt, _svg(figure))

@@ -7,13 +7,21 @@ it.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import operator
+import re
+import signal
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import jinja2.exceptions
+import jinja2.sandbox
 
 from labreport.analysis.views import load_sources
 from labreport.errors import LabreportError, StaleReportError
@@ -33,8 +41,47 @@ TEMPLATE_RUNTIME_ERRORS = (
     KeyError,
     IndexError,
     RecursionError,
+    MemoryError,
+    jinja2.exceptions.SecurityError,
 )
 CHART_DIR = "report"
+# A template is untrusted input: it runs sandboxed, within these limits.
+RENDER_TIMEOUT_S = 60
+MAX_OUTPUT_CHARS = 20_000_000
+MAX_POWER_BITS = 100_000  # of an integer a ** b may make
+
+
+class TemplateLimitError(Exception):
+    """A template went past a limit (time, output size); raised inside its rendering."""
+
+
+class LabSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """Jinja's sandbox (no internals, no mutation of lists and dicts), and more: methods may be
+    called only on labreport's own objects and on plain values (str, dict, list), never on
+    anything else a context reaches (a Path's write_text, say); and `*` and `**` refuse results
+    beyond the output limit instead of filling memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if not super().is_safe_attribute(obj, attr, value):
+            return False
+        owner = type(obj).__module__.partition(".")[0]
+        return not callable(value) or owner in {"labreport", "builtins"}
+
+    def call_binop(self, context: jinja2.runtime.Context, op: str, left: Any, right: Any) -> Any:
+        if op == "*":
+            for sized, count in ((left, right), (right, left)):
+                repeated = isinstance(sized, str | list | tuple) and isinstance(count, int)
+                if repeated and len(sized) * count > MAX_OUTPUT_CHARS:
+                    raise TemplateLimitError(
+                        f"a repetition of {len(sized) * count:,} items is beyond the limit"
+                    )
+            return operator.mul(left, right)
+        huge = isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
+        if huge and right * abs(left).bit_length() > MAX_POWER_BITS:
+            raise TemplateLimitError(f"{left} ** {right} is beyond the limit")
+        return operator.pow(left, right)
 
 
 @dataclass
@@ -46,7 +93,7 @@ class Report:
 def jinja_environment(templates: Path | None) -> jinja2.Environment:
     """User templates (if any) first, then the defaults: a user overrides or adds files."""
     search = [str(templates)] if templates else []
-    env = jinja2.Environment(
+    env = LabSandbox(
         loader=jinja2.FileSystemLoader([*search, str(DEFAULT_TEMPLATES)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -64,13 +111,54 @@ def jinja_environment(templates: Path | None) -> jinja2.Environment:
     return env
 
 
-def _template_location(error: BaseException) -> str:
+def _template_location(error: BaseException, template: str = "template") -> str:
     """template:line of the innermost template frame (Jinja rewrites tracebacks to them)."""
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
     if not frames:
-        return getattr(error, "name", None) or "template"
+        return getattr(error, "name", None) or template
     frame = frames[-1]
     return f"{Path(frame.filename).name}:{frame.lineno}"
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """TemplateLimitError after seconds (SIGALRM; in the main thread, where the CLI renders)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise TemplateLimitError(f"rendering took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _limited(pieces: Iterator[str]) -> str:
+    out: list[str] = []
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        if size > MAX_OUTPUT_CHARS:
+            raise TemplateLimitError(f"the output passed {MAX_OUTPUT_CHARS:,} characters")
+        out.append(piece)
+    return "".join(out)
+
+
+def chart_folder(output: Path) -> str:
+    """Where a report's charts go, beside it and its own: report.md -> report/."""
+    return output.stem if output.suffix else f"{output.name}-charts"
+
+
+def inputs(paths: Sequence[Path], templates: Path | None) -> list[Path]:
+    """Every file a render reads: the measurement files and every template file."""
+    folders = [DEFAULT_TEMPLATES, *([templates] if templates else [])]
+    return [*paths, *(f for folder in folders for f in folder.rglob("*") if f.is_file())]
 
 
 def render(
@@ -90,7 +178,13 @@ def render(
     context = Context(sources, chart_dir, with_charts)
     env = jinja_environment(templates)
     try:
-        markdown = env.get_template(template).render(ctx=context)
+        with time_limit(RENDER_TIMEOUT_S):
+            markdown = _limited(env.get_template(template).generate(ctx=context))
+    except TemplateLimitError as error:
+        raise LabreportError(
+            f"{_template_location(error, template)}: stopped: {error}",
+            "fix the template (a loop that never ends, or output far too large)",
+        ) from error
     except jinja2.TemplateNotFound as error:
         raise LabreportError(
             f"template {error.name} not found in {templates or DEFAULT_TEMPLATES}",
@@ -108,23 +202,56 @@ def render(
     except TEMPLATE_RUNTIME_ERRORS as error:
         raise LabreportError(
             f"{_template_location(error)}: {type(error).__name__}: {error}",
-            "fix the template (a filter on the wrong type, a division by zero, an include loop)",
+            "fix the template (a filter on the wrong type, a division by zero, an include loop, "
+            "or something the sandbox does not allow)",
         ) from error
     used = [c for c in context.charts.values() if f"{chart_dir}/{c.name}" in markdown]
     return Report(markdown, used)
 
 
 def outputs(report: Report, output: Path) -> dict[Path, str]:
-    chart_root = output.parent / CHART_DIR
+    chart_root = output.parent / chart_folder(output)
     files = {output: report.markdown}
     files.update({chart_root / chart.name: chart.svg for chart in report.charts})
     return files
 
 
+def _linked_charts(markdown_file: Path) -> set[Path]:
+    """The chart files of labreport's naming that a report on disk links to."""
+    try:
+        text = markdown_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    folder = chart_folder(markdown_file)
+    return {
+        markdown_file.parent / folder / name
+        for name in re.findall(rf"\]\({re.escape(folder)}/([^)/]+)\)", text)
+        if charts.CHART_NAME.match(name)
+    }
+
+
 def write(report: Report, output: Path) -> list[Path]:
-    """report.md and its charts, all or none: never a report that links to missing charts."""
+    """report.md and its charts, all or none: never a report that links to missing charts.
+
+    Charts are named by their content, so new ones never replace what the old report links to;
+    report.md is renamed last, and that rename is the commit. On a failure before it, the charts
+    this write added are removed; after it, the old report's charts that the new one no longer
+    links to are.
+    """
     files = outputs(report, output)
-    fsutil.atomic_write_all(files)
+    target = fsutil.destination(output)
+    before = _linked_charts(target)
+    added = [path for path in files if path != output and not path.exists()]
+    try:
+        fsutil.atomic_write_all(files, commit_last=output)
+    except BaseException:
+        for path in added:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    for old in before - set(files):
+        with contextlib.suppress(OSError):
+            old.unlink()
     return list(files)
 
 
@@ -132,15 +259,15 @@ def stale(report: Report, output: Path, context_lines: int = 2) -> list[str]:
     """Short diffs for every file that differs from what rendering gives now."""
     problems = []
     for path, text in outputs(report, output).items():
-        current = path.read_text(encoding="utf-8") if path.is_file() else None
-        if current == text:
+        current = path.read_bytes() if path.is_file() else None
+        if current == text.encode("utf-8"):
             continue
         if current is None:
             problems.append(f"{path}: missing")
             continue
         diff = list(
             difflib.unified_diff(
-                current.splitlines(),
+                current.decode("utf-8", "replace").splitlines(),
                 text.splitlines(),
                 f"{path} (on disk)",
                 f"{path} (rendered)",
