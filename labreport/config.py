@@ -15,7 +15,14 @@ DEFAULT_CONFIG = Path("lab.toml")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every table of lab.toml: no unknown key, no coercion (`runs = true` is not 1), no
+    infinite or NaN number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# A build's output is a file name in labreport's build folder (under the state directory).
+FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
 class GoBuild(Strict):
@@ -26,7 +33,7 @@ class GoBuild(Strict):
     optional: bool = False
     env: dict[str, str] = Field(default_factory=dict)
     args: list[str] = Field(default_factory=list)
-    output: str
+    output: str = Field(pattern=FILE_NAME)
 
 
 class ImageConfig(Strict):
@@ -60,7 +67,7 @@ class CheckConfig(Strict):
     required_keys: list[str]
     local_time_key: str
     local_time_format: str
-    utc_offset_hours: int
+    utc_offset_hours: int = Field(ge=-12, le=14)  # the offsets the world uses
     timestamp_key: str
     max_clock_skew_s: float = Field(gt=0)
 
@@ -117,6 +124,29 @@ class LabConfig(Strict):
     def app_path(self) -> Path:
         return (self.base_dir / self.app_dir).resolve()
 
+    def input_files(self) -> list[Path]:
+        """The files of the lab a run reads (besides lab.toml): its sources and Dockerfile."""
+        return [self.app_path / name for name in [*self.sources, self.image.dockerfile]]
+
+
+def _confined(config: LabConfig, source: Path) -> None:
+    """Every path in a lab config stays inside the lab's folder (the one lab.toml is in): a
+    config is untrusted input, and its files are read, hashed and sent to an engine."""
+    lab = config.base_dir
+
+    def inside(folder: Path, relative: str, key: str) -> None:
+        resolved = (folder / relative).resolve()
+        if not resolved.is_relative_to(lab):
+            raise LabreportError(
+                f"{source}: {key} = {relative!r} is outside the lab's folder {lab}",
+                "keep every path of the lab inside the folder that holds lab.toml",
+            )
+
+    inside(lab, config.app_dir, "app_dir")
+    for name in config.sources:
+        inside(config.app_path, name, "sources")
+    inside(config.app_path, config.image.dockerfile, "image.dockerfile")
+
 
 def describe_validation_error(source: str, error: ValidationError) -> str:
     """One line: the file, the first field path and what is wrong with it."""
@@ -145,16 +175,7 @@ def load(path: Path = DEFAULT_CONFIG) -> LabConfig:
         config = LabConfig.model_validate({**raw, "base_dir": path.resolve().parent})
     except ValidationError as error:
         raise LabreportError(describe_validation_error(str(path), error), "fix the file") from error
-    for field, build in (
-        ("image.same_as_build", config.image.same_as_build),
-        ("wasm_image.build", config.wasm_image.build),
-    ):
-        if build not in config.builds:
-            raise LabreportError(
-                f"{path}: {field} names {build!r}, which is not one of builds "
-                f"({', '.join(config.builds)})",
-                "fix the file",
-            )
+    _confined(config, path)
     if not config.app_path.is_dir():
         raise LabreportError(
             f"{path}: app_dir {config.app_path} is not a directory", "fix the file"

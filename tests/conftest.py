@@ -4,6 +4,7 @@ one fails the test instead of skipping it (set LABREPORT_REQUIRE_ALL=1 to get th
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,19 @@ from labreport import config
 from labreport.host import doctor
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def lab_copy(folder: Path, old: str = "", new: str = "") -> Path:
+    """lab.toml and app/ copied into folder (a lab's paths stay inside its own folder), with
+    one change to lab.toml; returns the lab.toml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "app").exists():
+        shutil.copytree(ROOT / "app", folder / "app")
+    text = (ROOT / "lab.toml").read_text()
+    assert old in text, old
+    path = folder / "lab.toml"
+    path.write_text(text.replace(old, new) if old else text)
+    return path
 
 
 def must_have_everything() -> bool:

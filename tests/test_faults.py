@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, require
+from .conftest import ROOT, lab_copy, require
 from .fakes import SYNTHETIC
 from .test_cli import run
 
@@ -44,17 +44,8 @@ class Case:
     needs: tuple[str, ...] = ()
 
 
-def lab(tmp_path: Path, old: str = "", new: str = "") -> Path:
-    """The lab config (absolute app_dir), with one change."""
-    text = (ROOT / "lab.toml").read_text().replace('app_dir = "app"', f'app_dir = "{ROOT / "app"}"')
-    assert old in text
-    path = tmp_path / "lab.toml"
-    path.write_text(text.replace(old, new) if old else text)
-    return path
-
-
 def measure_with(old: str, new: str) -> Callable[[Path], list[str]]:
-    return lambda t: ["measure", "--config", str(lab(t, old, new)), "-o", str(t / "out.json")]
+    return lambda t: ["measure", "--config", str(lab_copy(t, old, new)), "-o", str(t / "out.json")]
 
 
 def written(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -117,11 +108,8 @@ def empty_folder(tmp_path: Path) -> Path:
 
 
 def broken_dockerfile(tmp_path: Path) -> list[str]:
-    app = tmp_path / "app"
-    shutil.copytree(ROOT / "app", app)
-    (app / "Dockerfile").write_text("FROM scratch\nCOPY no-such-file /x\n")
-    text = (ROOT / "lab.toml").read_text().replace('app_dir = "app"', f'app_dir = "{app}"')
-    (tmp_path / "lab.toml").write_text(text)
+    lab_copy(tmp_path)
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\nCOPY no-such-file /x\n")
     return ["measure", "--config", str(tmp_path / "lab.toml"), "--runtime", "docker-cli",
             "-o", str(tmp_path / "out.json")]  # fmt: skip
 
@@ -138,7 +126,7 @@ CASES = [
     Case("config name escapes", "config", measure_with('name = "lab12"', 'name = "../../x"'), "name"),
     Case("config image from optional build", "config", measure_with('build = "wasm"', 'build = "wasm-tinygo"'), "optional build"),
     Case("config image from no build", "config", measure_with('build = "wasm"', 'build = "nothing"'), "not a build"),
-    Case("config app folder missing", "config", measure_with(f'app_dir = "{ROOT / "app"}"', 'app_dir = "/nonexistent"'), "nonexistent"),
+    Case("config app folder missing", "config", measure_with('app_dir = "app"', 'app_dir = "gone"'), "gone"),
     # -- options --
     Case("runtime list empty", "options", lambda t: [M, "--runtime", ",", "-o", str(t / "o.json")], "names no runtime"),
     Case("runtime named twice", "options", lambda t: [M, "--runtime", "native,native"], "more than once"),

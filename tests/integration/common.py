@@ -13,7 +13,7 @@ from pathlib import Path
 from labreport.host import engine, shim_cache
 from labreport.record.models import Sample
 
-from ..conftest import ROOT
+from ..conftest import ROOT, lab_copy
 
 
 def engine_holds(dangling: bool = True, url: str | None = None) -> dict[str, set[str]]:
@@ -50,12 +50,7 @@ def labreport(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
 
 def hanging_config(tmp_path: Path) -> Path:
     """The lab config, but the 'once' run starts the server, which never exits."""
-    text = (ROOT / "lab.toml").read_text()
-    text = text.replace('app_dir = "app"', f'app_dir = "{ROOT / "app"}"')
-    text = text.replace('env = { MODE = "once" }', 'env = { MODE = "serve-forever" }')
-    path = tmp_path / "lab.toml"
-    path.write_text(text)
-    return path
+    return lab_copy(tmp_path, 'env = { MODE = "once" }', 'env = { MODE = "serve-forever" }')
 
 
 def assert_one_line_error(stderr: str) -> None:
