@@ -24,6 +24,7 @@ class Side:
     label: str
     paths: tuple[str, ...]
     views: dict[str, RuntimeView]
+    lab: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,21 @@ def side(path: Path) -> Side:
             "compare the files of one lab",
         )
     _, label = views.target_identity(sources[0].measurement)
+    partial = [source for source in sources if source.measurement.partial]
+    if partial:  # said where the figures are read: they cover only the rounds that ran
+        reasons = {source.measurement.partial_reason or "interrupted" for source in partial}
+        label += f"; PARTIAL ({'; '.join(sorted(reasons))}): only the rounds that ran"
     measured = {name: view for name, view in views.runtime_views(sources).items() if view.valid_ms}
-    return Side(label, tuple(source.path for source in sources), measured)
+    return Side(label, tuple(source.path for source in sources), measured, labs.pop())
 
 
 def compare(old: Side, new: Side) -> list[Row]:
     """A row per runtime measured on either side, in the order OLD lists them, then NEW's."""
+    if old.lab != new.lab:
+        raise LabreportError(
+            f"OLD is lab {old.lab} and NEW is lab {new.lab}: their runtimes run other programs",
+            "compare two measurements of one lab",
+        )
     if not old.views and not new.views:
         raise LabreportError("neither side has a valid sample", "measure first")
     names = list(old.views) + [name for name in new.views if name not in old.views]

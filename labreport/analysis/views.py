@@ -275,6 +275,13 @@ def runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
             view.valid_ms = list(view.valid_by_round.values())
             view.failed = view.measured - len(view.valid_ms)
             view.failures = sorted({s.failure for s in counted if not s.ok})
+            if view.available and not counted and not view.reason:
+                # Never "every run failed its check" for runs that never happened.
+                view.reason = (
+                    f"not run: the measurement stopped first ({result.partial_reason})"
+                    if result.partial
+                    else "no counted run in the file"
+                )
             if view.valid_ms:
                 view.startup = stats.summarize(view.valid_ms)
             engine = [s.engine_run_ns / 1e6 for s in counted if s.ok and s.engine_run_ns]

@@ -210,6 +210,15 @@ def probe_shim(shim: Shim) -> Component:
 
 PROBES: tuple[Callable[[Endpoints], list[Component]], ...] = (
     lambda endpoints: probe_docker(endpoints.engine),
+    lambda _: [
+        _program(
+            "docker-cli",
+            "docker",
+            ("--version",),
+            hint="install the docker CLI (Debian's docker.io): the docker-cli and docker-wasm "
+            "runtimes run it",
+        )
+    ],
     lambda _: [probe_private_engine()],
     lambda endpoints: [probe_containerd(endpoints.containerd)],
     lambda _: [_program("buildah", "buildah", ("--version",))],

@@ -12,6 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from labreport.errors import LabreportError
+from labreport.host import proc
+
 DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
 ENGINE_CONTAINERD_SOCKETS = (
     Path("/var/run/docker/containerd/containerd.sock"),
@@ -19,6 +22,31 @@ ENGINE_CONTAINERD_SOCKETS = (
 )
 CONTAINERD_NAMESPACE = "labreport"
 DOCKER_DEFAULT_CGROUP_PARENT = "docker"  # Docker's own parent of containers' cgroups (cgroupfs)
+
+
+def context_host(name: str) -> str:
+    """The engine URL of a docker context (`docker context inspect`)."""
+    done = proc.run(
+        ["docker", "context", "inspect", name, "--format", "{{.Endpoints.docker.Host}}"],
+        timeout_s=30,
+        check=False,
+        what=f"docker context inspect {name}",
+    )
+    host = done.stdout.strip()
+    if done.returncode != 0 or not host:
+        detail = proc.tail(done.stderr, 200)
+        raise LabreportError(
+            f"docker context {name} does not exist" + (f" ({detail})" if detail else ""),
+            "list them with 'docker context ls'",
+        )
+    return host
+
+
+def named_context() -> str | None:
+    """The docker context the environment names (DOCKER_CONTEXT), as the docker CLI reads it;
+    None for none or `default` (the default socket)."""
+    name = os.environ.get("DOCKER_CONTEXT", "").strip()
+    return name if name and name != "default" else None
 
 
 def is_local(url: str) -> bool:
@@ -43,8 +71,15 @@ class EngineEndpoint:
 
     @classmethod
     def from_environment(cls) -> EngineEndpoint:
+        """DOCKER_HOST, else DOCKER_CONTEXT's engine, else the default socket: the docker
+        CLI's order, so that labreport and the CLI it runs talk to one engine."""
         named = os.environ.get("DOCKER_HOST")
-        return cls(named, "DOCKER_HOST") if named else cls(DEFAULT_ENGINE_URL, "host")
+        if named:
+            return cls(named, "DOCKER_HOST")
+        context = named_context()
+        if context:
+            return cls(context_host(context), "DOCKER_CONTEXT")
+        return cls(DEFAULT_ENGINE_URL, "host")
 
     @property
     def local(self) -> bool:

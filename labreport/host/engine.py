@@ -13,8 +13,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from labreport.errors import LabreportError
-from labreport.host import proc
-from labreport.host.endpoints import EngineEndpoint
+from labreport.host.endpoints import EngineEndpoint, context_host
 
 API_TIMEOUT_S = 60
 # Every container and image labreport creates carries these labels.
@@ -38,7 +37,7 @@ def resolve_target(docker_host: str | None, context: str | None) -> str | None:
     if docker_host and context:
         raise LabreportError("--docker-host and --context both name an engine", "give one of them")
     if context:
-        docker_host = _context_host(context)
+        docker_host = context_host(context)
     if docker_host is None:
         return None
     scheme = docker_host.partition("://")[0]
@@ -53,23 +52,6 @@ def resolve_target(docker_host: str | None, context: str | None) -> str | None:
             "install openssh-client, or use a tcp:// or unix:// endpoint",
         )
     return docker_host
-
-
-def _context_host(name: str) -> str:
-    done = proc.run(
-        ["docker", "context", "inspect", name, "--format", "{{.Endpoints.docker.Host}}"],
-        timeout_s=30,
-        check=False,
-        what=f"docker context inspect {name}",
-    )
-    host = done.stdout.strip()
-    if done.returncode != 0 or not host:
-        detail = proc.tail(done.stderr, 200)
-        raise LabreportError(
-            f"docker context {name} does not exist" + (f" ({detail})" if detail else ""),
-            "list them with 'docker context ls'",
-        )
-    return host
 
 
 def connect(timeout_s: int = API_TIMEOUT_S, url: str | None = None) -> docker.DockerClient:

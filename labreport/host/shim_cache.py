@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labreport.errors import LabreportError
 from labreport.host.proc import split_run
 
 DEFAULT_DIR = Path("/var/cache/labreport-wasmtime")
@@ -34,7 +35,14 @@ MAX_RECORD_BYTES = 64 * 1024
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("LABREPORT_WASMTIME_CACHE") or DEFAULT_DIR)
+    """The shims' cache folder; one that exists as anything but a folder is refused."""
+    root = Path(os.environ.get("LABREPORT_WASMTIME_CACHE") or DEFAULT_DIR)
+    if root.exists() and not root.is_dir():
+        raise LabreportError(
+            f"the wasmtime shims' cache {root} is not a directory",
+            "point LABREPORT_WASMTIME_CACHE at a folder (or unset it)",
+        )
+    return root
 
 
 @dataclass(frozen=True)

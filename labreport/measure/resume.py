@@ -10,7 +10,7 @@ from pathlib import Path
 from labreport.build.plan import BuildOutcome
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
-from labreport.host import fsutil
+from labreport.host import fsutil, paths
 from labreport.measure.plan import Plan, partial_path
 from labreport.record.models import Environment, Measurement, load_measurement
 from labreport.runtimes.base import Runtime
@@ -120,6 +120,26 @@ def save_partial(result: Measurement, output: Path, reason: str) -> Path | None:
     path = partial_path(output)
     fsutil.atomic_write_json(path, result.model_dump(mode="json"))
     return path
+
+
+def unsaved(result: Measurement, output: Path, error: OSError | LabreportError) -> LabreportError:
+    """A finished measurement whose file could not be written (a full disk, a name refused):
+    every sample is kept under the state directory instead, and the error says where."""
+    why = error.message if isinstance(error, LabreportError) else (error.strerror or str(error))
+    stamp = "".join(c for c in result.finished_at if c.isdigit())[:14]
+    kept = paths.made_state_dir() / "unsaved" / f"{output.stem[:64]}-{stamp}.json"
+    try:
+        fsutil.atomic_write_json(kept, result.model_dump(mode="json"))
+    except OSError as second:
+        return LabreportError(
+            f"-o {output}: the measurement could not be written ({why}), nor kept in {kept} "
+            f"({second.strerror})",
+            "free space on both and measure again",
+        )
+    return LabreportError(
+        f"-o {output}: the finished measurement could not be written ({why})",
+        f"every sample is kept in {kept}: copy it where it belongs (cp {kept} measurements/)",
+    )
 
 
 def add_where_kept(error: LabreportError, partial: Path | None) -> None:

@@ -125,7 +125,10 @@ def measure(
             raise
         raise failure from error
     result.finished_at = resume.now_iso()
-    fsutil.atomic_write_json(plan.output, result.model_dump(mode="json"))
+    try:
+        fsutil.atomic_write_json(plan.output, result.model_dump(mode="json"))
+    except (OSError, LabreportError) as error:
+        raise resume.unsaved(result, plan.output, error) from error
     if partial is not None:  # continued and complete: the partial file has served
         partial_path(plan.output).unlink(missing_ok=True)
     return result

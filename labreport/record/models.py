@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Literal
@@ -198,15 +199,42 @@ class Measurement(Record):
     commands: list[str] = Field(default_factory=list)
 
 
+# Numbers a measurement file can hold: what measure writes (counts, nanoseconds, bytes) fits in
+# 64 bits and floats are finite; anything else is refused while parsing, before any arithmetic.
+MAX_INT = 2**63 - 1
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_INT:
+        raise ValueError(f"the number {text[:24]}{'…' if len(text) > 24 else ''} is out of range")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:24]} is out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a number a measurement holds")
+
+
 def load_measurement(path: Path) -> Measurement:
     """Read and validate one file; every failure names the file and the field."""
     if path.exists() and not path.is_file():
         raise LabreportError(f"{path}: not a regular file", "pass a measurement file")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(
+            path.read_text(encoding="utf-8"),
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+        )
     except FileNotFoundError as error:
         raise LabreportError(f"{path}: no such file", "run 'labreport measure' first") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, and numbers refused
         raise LabreportError(
             f"{path}: not valid JSON: {error}", "restore the file or measure again"
         ) from error
