@@ -54,8 +54,17 @@ def hyperfine_ms(argv: Sequence[str], env: dict[str, str], runs: int, warmup: in
     with tempfile.TemporaryDirectory() as scratch:
         export = Path(scratch, "out.json")
         proc.run(
-            [str(hyperfine), "-N", "--warmup", str(warmup), "--runs", str(runs),
-             "--export-json", str(export), shlex.join(argv)],
+            [
+                str(hyperfine),
+                "-N",
+                "--warmup",
+                str(warmup),
+                "--runs",
+                str(runs),
+                "--export-json",
+                str(export),
+                shlex.join(argv),
+            ],
             env=env,
             timeout_s=1800,
             what="hyperfine",
@@ -103,8 +112,10 @@ def compare(name: str, argv: list[str], env: dict[str, str], runs: int, blocks: 
     a, b = statistics.median(ours), statistics.median(theirs)
     ratio = a / b
     verdict = "ok" if abs(ratio - 1) <= TOLERANCE else f"OFF by more than {TOLERANCE:.0%}"
-    print(f"{name:<11} harness {a:9.3f} ms  hyperfine -N {b:9.3f} ms  "
-          f"ratio {ratio:5.3f}  ({len(ours)} runs each)  {verdict}")
+    print(
+        f"{name:<11} harness {a:9.3f} ms  hyperfine -N {b:9.3f} ms  "
+        f"ratio {ratio:5.3f}  ({len(ours)} runs each)  {verdict}"
+    )
     print(f"            command: {shlex.join(argv)}")
     return ratio
 

@@ -10,7 +10,8 @@ again to look inside it), containers, tasks, snapshots, images and content blobs
 containerd namespace, the shim's cache entries and phase records, and processes (ctr, shims,
 dockerd and containerd of labreport's own). Every figure that grew is a leak. Lost samples are
 runs that should be in the file (rounds x runtimes) and are not. Exit code 1 for any leak or
-lost sample.
+lost sample. Last, the host's leak audit (labreport/host/leftovers.py, `labreport clean
+--check`): whatever it finds that it did not find before the run is a leak as well.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from labreport.host import engine, paths, private_engine, shim_cache
+from labreport.host import engine, leftovers, paths, private_engine, shim_cache
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import Endpoints
 from labreport.record.models import load_measurement
@@ -99,6 +100,7 @@ def main() -> int:
     parser.add_argument("--engine", default="private", choices=("private", "host"))
     args = parser.parse_args()
     before = count(args.engine)
+    audited = {item.line() for item in leftovers.leaks()}  # the host's audit, before the run
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch, "soak.json")
         argv = [
@@ -130,6 +132,11 @@ def main() -> int:
         grew = after[key] - before[key]
         leaks += max(grew, 0)
         print(f"leaked {key}: {grew} ({before[key]} before, {after[key]} after)")
+    # The audit the test command ends with, on the host: anything new is a leak too.
+    for item in leftovers.leaks():
+        if item.line() not in audited:
+            leaks += 1
+            print(f"left behind: {item.line()}")
     print(f"total leaks: {leaks}")
     return 1 if leaks or lost or failed else 0
 

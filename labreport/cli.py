@@ -18,8 +18,13 @@ import typer
 from labreport import __version__, config
 from labreport.analysis import compare, views
 from labreport.build import plan as build_plan
-from labreport.errors import LabreportError, MissingComponentsError, RunInterruptedError
-from labreport.host import doctor, engine, fsutil, shim_cache
+from labreport.errors import (
+    LabreportError,
+    LeftoversError,
+    MissingComponentsError,
+    RunInterruptedError,
+)
+from labreport.host import doctor, engine, fsutil, leftovers, shim_cache
 from labreport.host.endpoints import is_local, named_context
 from labreport.host.private_containerd import ContainerdMode
 from labreport.host.private_engine import EngineMode
@@ -170,9 +175,7 @@ def measure_command(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option(
-            "--output", "-o", help="Default: measurements/<lab>.json", parser=output_file
-        ),
+        typer.Option("--output", "-o", help="Default: measurements/<lab>.json", parser=output_file),
     ] = None,
     timeout: Annotated[
         float | None, typer.Option(help="Seconds one run may take before it is killed.", min=0.1)
@@ -329,6 +332,44 @@ def cache_command(
         typer.echo(
             f"  module {entry.module_sha256}  engine {entry.engine_hash}  {entry.size_bytes:,} B"
         )
+
+
+@app.command("clean")
+@user_errors
+def clean_command(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Change nothing: list what is kept and what was left behind; exit 1 "
+            "if anything was left behind.",
+        ),
+    ] = False,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Also remove what labreport keeps: its images on the engine (Go builder, "
+            "stage cache, `build`'s :latest), the shims' cache, the state directory.",
+        ),
+    ] = False,
+) -> None:
+    """Remove what labreport left behind on this host (never while a labreport command runs:
+    its work would count as left behind)."""
+    if check:
+        found = leftovers.find((*leftovers.ALL, leftovers.state_directory))
+        for item in found:
+            typer.echo(f"{'kept' if item.kept else 'LEFT BEHIND'}: {item.line()}")
+        leaks = [item for item in found if not item.kept]
+        if leaks:
+            raise LeftoversError(
+                f"{len(leaks)} thing(s) left behind: {', '.join(i.kind for i in leaks)}",
+                "see the lines above; 'labreport clean' removes them",
+            )
+        typer.echo("nothing left behind")
+        return
+    for item in leftovers.clean(everything):
+        typer.echo(f"removed {item.line()}")
 
 
 @app.command("version")

@@ -36,6 +36,12 @@ class StaleReportError(LabreportError):
     exit_code = 1
 
 
+class LeftoversError(LabreportError):
+    """`clean --check`: labreport left something behind that it does not keep on purpose."""
+
+    exit_code = 1
+
+
 class SlowdownError(LabreportError):
     """`compare --fail-above`: a runtime is significantly slower than the factor allows."""
 

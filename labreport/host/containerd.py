@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -21,12 +22,14 @@ from datetime import datetime
 from pathlib import Path
 
 from labreport.errors import LabreportError
-from labreport.host import paths, proc
+from labreport.host import cgroup, fsutil, paths, proc
 from labreport.host.endpoints import CONTAINERD_NAMESPACE, ContainerdEndpoint
 
 CALL_TIMEOUT_S = 60
 IMPORT_TIMEOUT_S = 300
 KILL_TIMEOUT_S = 15
+# A runtime v2 task's bundle lives in <containerd state>/io.containerd.runtime.v2.task/<ns>/<id>.
+TASK_STATE = "io.containerd.runtime.v2.task"
 
 
 @dataclass(frozen=True)
@@ -152,30 +155,146 @@ class Ctr:
             self.call("snapshots", "rm", *orphans, check=False)
         present = set(self.image_names())
         self.remove_images([name for name in image_names if name in present])
+        self.remove_orphan_shims(prefix)
+
+    def task_state_dirs(self) -> list[Path]:
+        """Where this containerd keeps its tasks' bundles for the namespace: Docker's layout
+        (<socket dir>/daemon), the system's (<socket dir>) or labreport's private one
+        (<socket dir>/state)."""
+        folder = self.socket.parent
+        candidates = (folder / "daemon", folder, folder / "state")
+        return [c / TASK_STATE / self.namespace for c in candidates if (c / TASK_STATE).is_dir()]
+
+    def remove_orphan_shims(self, prefix: str) -> None:
+        """Shims and bundles of containers named with prefix that containerd no longer knows.
+
+        When `ctr run` is killed while containerd creates its task (Ctrl-C), containerd can
+        forget the task while its shim lives on (parent 1, for good) with its bundle on disk
+        (containerd/containerd#7733); the API then shows nothing. Such a shim's container
+        processes are killed first, then the shim, then its bundle is removed (its rootfs
+        unmounted first). Only shims of this containerd (-address) and namespace are touched.
+        """
+        known = set(self.task_ids())
+        for shim in shim_processes(self.namespace, prefix, self.socket):
+            if shim.container_id not in known:
+                shim.kill()
+        for folder in self.task_state_dirs():
+            for bundle in sorted(folder.glob(f"{glob_escape(prefix)}*")):
+                if bundle.name not in known and bundle.is_dir():
+                    remove_bundle(bundle)
 
     def remove_namespace_if_empty(self) -> None:
-        # containerd refuses while anything is left in it: then it is not ours alone to remove.
+        """The namespace, and the cgroups `ctr run` made for it (/<namespace>/<id> in every
+        hierarchy), once empty: containerd refuses while anything is left in the namespace and
+        the kernel while a cgroup holds a process; then they are not ours alone to remove."""
         with contextlib.suppress(LabreportError):
             self.call("namespaces", "remove", self.namespace, check=False, timeout_s=20)
+            if self.namespace not in self.call("namespaces", "ls", "-q", check=False).split():
+                cgroup.remove_cgroups(self.namespace)
+                for folder in self.task_state_dirs():  # the namespace's empty bundle folder
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
 
 
-def kill_shims(namespace: str, container_id: str) -> None:
-    """SIGKILL a shim process that serves this container (found by its command line)."""
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    with contextlib.suppress(ValueError, IndexError):
+        return argv[argv.index(name) + 1]
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True  # a zombie: dead, its parent (init) reaps it
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@dataclass(frozen=True)
+class ShimProcess:
+    """A containerd shim process, found by its command line."""
+
+    pid: int
+    namespace: str
+    container_id: str
+    address: str  # the containerd socket it serves
+
+    def kill(self) -> None:
+        """SIGKILL its descendants (the container's processes, deepest first), then itself."""
+        tree, todo = [], [self.pid]
+        while todo:
+            children = _children(todo.pop())
+            tree += children
+            todo += children
+        for pid in [*reversed(tree), self.pid]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        _gone(self.pid, KILL_TIMEOUT_S)
+
+
+def shim_processes(
+    namespace: str, prefix: str = "", socket: Path | None = None
+) -> list[ShimProcess]:
+    """Shims serving containers of namespace whose id starts with prefix (of the containerd
+    at socket, when given)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            argv = [
+                a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0")
+            ]
         except OSError:
             continue
+        if not argv or not argv[0].rsplit("/", 1)[-1].startswith("containerd-shim"):
+            continue
+        container_id, address = _flag(argv, "-id"), _flag(argv, "-address") or ""
         if (
-            argv
-            and argv[0].decode(errors="replace").rsplit("/", 1)[-1].startswith("containerd-shim")
-            and namespace.encode() in argv
-            and container_id.encode() in argv
+            _flag(argv, "-namespace") == namespace
+            and container_id is not None
+            and container_id.startswith(prefix)
+            and (socket is None or Path(address.removeprefix("unix://")) == socket)
         ):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
+            found.append(ShimProcess(int(entry.name), namespace, container_id, address))
+    return found
+
+
+def remove_bundle(bundle: Path) -> None:
+    """A task bundle containerd forgot: its mounts detached, then the folder and the work
+    folder its `work` link names (both containerd's, both named by the container id)."""
+    for point in fsutil.mounts_under(bundle):
+        fsutil.unmount(point)
+    work = bundle / "work"
+    if work.is_symlink():
+        target = Path(os.readlink(work))
+        if target.name == bundle.name and target.parent.name == bundle.parent.name:
+            shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(bundle, ignore_errors=True)
+
+
+def kill_shims(namespace: str, container_id: str) -> None:
+    """SIGKILL the shim that serves this container, and its container's processes."""
+    for shim in shim_processes(namespace, container_id):
+        if shim.container_id == container_id:
+            shim.kill()
 
 
 # -- containerd's own record of a task: `ctr events` ---------------------------------------------

@@ -174,12 +174,12 @@ def remove_run_containers(client: docker.DockerClient, run_id: str, settle_s: fl
 
 
 def remove_build_leftovers(client: docker.DockerClient) -> None:
-    """Dangling images of labreport's builds, where they are never reused.
+    """Dangling images of labreport's builds: none is kept.
 
-    A multi-stage build leaves its build stage's images untagged. They inherit the go-builder
-    image's LABEL_MANAGED label, so only labreport's are matched. On a graph driver they are the
-    build cache that the next build reuses (one set, kept like the go-builder image); on the
-    containerd image store every build makes new ones, so they are removed after each run.
+    A multi-stage build leaves its earlier stages' last images untagged. They inherit the
+    go-builder image's LABEL_MANAGED label, so only labreport's are matched. The current build's
+    are tagged as the stage cache first (build/image.py), so what is dangling here is an older
+    build's cache whose tag moved, or stages of a build that failed; on the containerd image
+    store every build makes new ones. Removing an image also removes its untagged parents.
     """
-    if has_containerd_store(client.info()):
-        client.images.prune(filters={"dangling": True, "label": f"{LABEL_MANAGED}=true"})
+    client.images.prune(filters={"dangling": True, "label": f"{LABEL_MANAGED}=true"})

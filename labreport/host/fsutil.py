@@ -21,11 +21,28 @@ from pathlib import Path
 from typing import Any
 
 from labreport.errors import LabreportError
+from labreport.host import proc
 
 TEMP_PREFIX = ".labreport-"  # short, so that a long but legal target name still fits
 NEW_FILE_MODE = 0o644
 # The signals that would stop a command between the renames that commit several files.
 COMMIT_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def mounts_under(root: Path) -> list[str]:
+    """Mount points at or under root, deepest first (from /proc/self/mountinfo)."""
+    points = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            point = line.split()[4].replace("\\040", " ")
+            if point == str(root) or point.startswith(f"{root}/"):
+                points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def unmount(point: str) -> None:
+    """Detach a mount (lazily: a busy one goes when its last user does)."""
+    proc.run(["umount", "-l", point], timeout_s=60, check=False)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -50,6 +67,10 @@ def destination(path: Path, what: str = "") -> Path:
     """The file a write to path replaces (a symlink followed), refused with one clear error when
     it is not a regular file or a new one; its folder is made when missing."""
     label = what or str(path)
+    if len(path.name.encode()) > _name_max(path.parent if path.parent.is_dir() else Path("/")):
+        raise LabreportError(
+            f"{label}: the file name is longer than this file system allows", "give a shorter name"
+        )
     target = path.resolve() if path.is_symlink() else path
     parent = target.parent
     if parent.exists() and not parent.is_dir():

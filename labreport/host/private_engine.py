@@ -81,22 +81,16 @@ def processes_of(paths: Layout) -> list[int]:
     return found
 
 
-def mounts_under(root: Path) -> list[str]:
-    mounts = []
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            point = line.split()[4].replace("\\040", " ")
-            if point == str(root) or point.startswith(str(root) + "/"):
-                mounts.append(point)
-    return mounts
-
-
 def _ip(*args: str, check: bool = True) -> proc.Completed:
     return proc.run(["ip", *args], timeout_s=CALL_TIMEOUT_S, check=check, what=f"ip {args[0]}")
 
 
 def bridge_exists() -> bool:
     return _ip("link", "show", BRIDGE, check=False).returncode == 0
+
+
+def remove_bridge() -> None:
+    _ip("link", "delete", BRIDGE, check=False)
 
 
 def clear_leftovers(paths: Layout, bridge: bool = True) -> list[str]:
@@ -115,14 +109,14 @@ def clear_leftovers(paths: Layout, bridge: bool = True) -> list[str]:
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while processes_of(paths) and time.monotonic() < deadline:
             time.sleep(0.1)
-    mounts = mounts_under(paths.root)
+    mounts = fsutil.mounts_under(paths.root)
     if mounts:
         found.append(f"{len(mounts)} mount(s)")
-        for point in sorted(mounts, key=len, reverse=True):
-            proc.run(["umount", "-l", point], timeout_s=CALL_TIMEOUT_S, check=False)
+        for point in mounts:
+            fsutil.unmount(point)
     if bridge and bridge_exists():
         found.append(f"bridge {BRIDGE}")
-        _ip("link", "delete", BRIDGE, check=False)
+        remove_bridge()
     if bridge:
         remove_cgroups()
     for path in (

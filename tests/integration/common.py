@@ -16,24 +16,23 @@ from labreport.record.models import Sample
 from ..conftest import ROOT, lab_copy
 
 
-def engine_holds(dangling: bool = True, url: str | None = None) -> dict[str, set[str]]:
-    """On the engine at url (default: the host's), what labreport made: its labelled
-    containers, and its images (run-tagged, and, unless dangling is False, dangling ones with
-    its label: a multi-stage build's builder stages, which a graph-driver engine keeps as the
-    build cache)."""
+def engine_holds(url: str | None = None) -> dict[str, set[str]]:
+    """On the engine at url (default: the host's), what labreport made and must not keep: its
+    labelled containers, run-tagged images and dangling images with its label (the build
+    cache is kept tagged, as labreport/stage-cache)."""
     label = f"{engine.LABEL_MANAGED}=true"
     client = engine.connect(url=url)
     try:
-        containers = {
-            c.name or "" for c in client.containers.list(all=True, filters={"label": label})
-        }
-        tags = {t for image in client.images.list(all=True) for t in image.tags if ":run-" in t}
-        stages = {
-            i.id for i in client.images.list(all=True, filters={"dangling": True, "label": label})
-        }
+        # The low-level lists: one call each, no inspect of an object that may vanish meanwhile.
+        listed = client.api.containers(all=True, filters={"label": label})
+        containers = {str(c["Names"][0]).lstrip("/") for c in listed if c.get("Names")}
+        images = client.api.images(all=True)
+        tags = {t for image in images for t in image.get("RepoTags") or [] if ":run-" in t}
+        dangling = client.api.images(all=True, filters={"dangling": True, "label": label})
+        stages = {str(image["Id"]) for image in dangling}
     finally:
         client.close()
-    return {"containers": containers, "images": tags | (stages if dangling else set())}
+    return {"containers": containers, "images": tags | stages}
 
 
 def labreport(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

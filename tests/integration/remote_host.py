@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from labreport.errors import LabreportError
-from labreport.host import cgroup, engine, engine_layout, private_engine
+from labreport.host import cgroup, engine, engine_layout, fsutil, private_engine
 
 NAMESPACE = "labreport-remote"
 HOST_SIDE, NAMESPACE_SIDE = "lrveth0", "lrveth1"
@@ -52,7 +52,7 @@ def traces(root: Path) -> dict[str, object]:
         "namespace": NAMESPACE in namespaces,
         "veth": veth.returncode == 0,
         "processes": private_engine.processes_of(paths),
-        "mounts": private_engine.mounts_under(paths.root),
+        "mounts": fsutil.mounts_under(paths.root),
         "cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}")),
     }
 
@@ -72,7 +72,7 @@ def _teardown(daemon: subprocess.Popen[bytes] | None, paths: engine_layout.Layou
     ip("netns", "delete", NAMESPACE, check=False)  # takes the veth pair and the bridge with it
     ip("link", "delete", HOST_SIDE, check=False)
     cgroup.remove_cgroups(CGROUP_PARENT)
-    if not private_engine.mounts_under(paths.root):
+    if not fsutil.mounts_under(paths.root):
         shutil.rmtree(paths.root, ignore_errors=True)
 
 

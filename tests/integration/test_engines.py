@@ -17,7 +17,7 @@ import pytest
 from labreport import config
 from labreport.build import go
 from labreport.errors import LabreportError
-from labreport.host import engine, engine_layout, private_engine
+from labreport.host import engine, engine_layout, fsutil, private_engine
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import Endpoints
 from labreport.record.models import load_measurement
@@ -51,7 +51,7 @@ def private_engine_traces() -> dict[str, object]:
     paths = engine_layout.layout()
     return {
         "processes": private_engine.processes_of(paths),
-        "mounts": private_engine.mounts_under(paths.root),
+        "mounts": fsutil.mounts_under(paths.root),
         "bridge": private_engine.bridge_exists(),
         "socket": paths.socket.exists(),
     }
