@@ -132,7 +132,9 @@ def numbers(text: str) -> Callable[[Path], Path]:
     def make(tmp_path: Path) -> Path:
         raw = SYNTHETIC.read_text()
         first = json.loads(raw)["samples"][0]["wall_ns"]
-        return written(tmp_path, "m.json", raw.replace(f'"wall_ns": {first}', f'"wall_ns": {text}', 1))
+        return written(
+            tmp_path, "m.json", raw.replace(f'"wall_ns": {first}', f'"wall_ns": {text}', 1)
+        )
 
     return make
 
@@ -414,7 +416,9 @@ def test_a_second_report_in_the_folder_leaves_the_first_one_current(tmp_path: Pa
     first, second = tmp_path / "report.md", tmp_path / "other.md"
     assert run("render", str(SYNTHETIC), "-o", str(first)).returncode == 0
     before = snapshot(tmp_path)
-    data = synthetic(tmp_path, lambda d: d["samples"][0].update(wall_ns=d["samples"][0]["wall_ns"] + 1))
+    data = synthetic(
+        tmp_path, lambda d: d["samples"][0].update(wall_ns=d["samples"][0]["wall_ns"] + 1)
+    )
     assert run("render", str(data), "-o", str(second)).returncode == 0
     after = snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing of the first changed
@@ -438,3 +442,20 @@ def test_a_partial_file_is_compared_and_rendered_as_partial(tmp_path: Path) -> N
     text = (tmp_path / "report.md").read_text()
     assert "**docker-cli**: not run: the measurement stopped first" in text
     assert "**docker-cli**: every run failed its check" not in text
+
+
+def test_docker_context_in_the_environment_names_the_engine(tmp_path: Path) -> None:
+    """The docker CLI honours DOCKER_CONTEXT; so does labreport (doctor, build, measure). The
+    context lives in a docker config folder of the test's own (DOCKER_CONFIG)."""
+    require("docker-cli")
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker-config"), "DOCKER_CONTEXT": "labreport-test"}
+    subprocess.run(
+        ["docker", "context", "create", "labreport-test", "--docker",
+         "host=unix:///var/run/docker.sock"],
+        env={**os.environ, **env}, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    done = run("doctor", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    found = {c["name"]: c for c in json.loads(done.stdout)}
+    assert found["docker-engine"]["found"], found["docker-engine"]
+    assert found["docker-engine"]["detail"].startswith("the DOCKER_CONTEXT engine: ")

@@ -276,3 +276,31 @@ def test_resume_without_a_partial_file_is_refused_before_anything_runs(tmp_path:
     with pytest.raises(LabreportError, match="no partial measurement") as raised:
         check_plan(plan(tmp_path, resume=True))
     assert "without --resume" in raised.value.hint
+
+
+def test_a_finished_run_whose_file_cannot_be_written_is_kept_and_said_where(
+    lab: config.LabConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk at the very end: every sample is kept under the state directory."""
+    import errno
+
+    from labreport.host import fsutil
+
+    monkeypatch.setenv("LABREPORT_STATE_DIR", str(tmp_path / "state"))
+    real = fsutil.atomic_write_json
+    output = tmp_path / "out.json"
+
+    def full_disk(path: Path, value: object) -> None:
+        if path == output:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, value)
+
+    monkeypatch.setattr(fsutil, "atomic_write_json", full_disk)
+    with pytest.raises(LabreportError) as raised:
+        run(lab, plan(tmp_path), FakeRuntime())
+    assert "No space left on device" in raised.value.message
+    kept = list((tmp_path / "state" / "unsaved").glob("out-*.json"))
+    assert len(kept) == 1 and str(kept[0]) in raised.value.hint
+    saved = load_measurement(kept[0])
+    assert len(saved.samples) == 4 and not saved.partial  # the whole finished measurement
+    assert not output.exists()

@@ -131,3 +131,25 @@ def test_bad_files_give_one_line_and_write_nothing(
 def test_same_runtime_in_two_files_is_refused() -> None:
     with pytest.raises(LabreportError, match="also measured in"):
         render.render([SYNTHETIC, SYNTHETIC])
+
+
+def test_a_template_that_never_ends_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "RENDER_TIMEOUT_S", 1)
+    (tmp_path / "loop.md.j2").write_text(
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}\n"
+    )
+    with pytest.raises(LabreportError, match=r"loop\.md\.j2.*longer than 1 s"):
+        render.render([SYNTHETIC], templates=tmp_path, template="loop.md.j2")
+
+
+def test_the_sandbox_allows_labreport_objects_but_no_method_of_anything_else(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "ok.md.j2").write_text("{{ ctx.measured()[0].name }} {{ 'a,b'.split(',') }}\n")
+    assert render.render([SYNTHETIC], templates=tmp_path, template="ok.md.j2").markdown.startswith(
+        "native "
+    )
+    (tmp_path / "bad.md.j2").write_text("{{ ctx.sources[0].measurement.model_dump_json() }}\n")
+    render.render([SYNTHETIC], templates=tmp_path, template="bad.md.j2")  # labreport's own: fine

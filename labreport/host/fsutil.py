@@ -16,6 +16,7 @@ import os
 import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -155,12 +156,28 @@ def _sync_folder(folder: Path) -> None:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block ends (a few renames), then take effect."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, COMMIT_SIGNALS)
+    """Ctrl-C and SIGTERM wait until the block ends (a few renames), then take effect: their
+    handlers are swapped for one that notes them (Python runs handlers in the main thread
+    whichever thread the kernel picked, so this holds where a signal mask would not)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[signal.Signals] = []
+    previous = {
+        number: signal.signal(number, lambda n, _: caught.append(signal.Signals(n)))
+        for number in COMMIT_SIGNALS
+    }
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for first in caught[:1]:  # the first one, as it would have acted
+            handler = previous[first]
+            if callable(handler):
+                handler(first, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), first)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
