@@ -227,6 +227,19 @@ def _gone(pid: int, timeout_s: float) -> bool:
     return True
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process's descendants (deepest first), then it; wait until it is gone."""
+    tree, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        tree += children
+        todo += children
+    for each in [*reversed(tree), pid]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(each, signal.SIGKILL)
+    _gone(pid, KILL_TIMEOUT_S)
+
+
 @dataclass(frozen=True)
 class ShimProcess:
     """A containerd shim process, found by its command line."""
@@ -237,16 +250,8 @@ class ShimProcess:
     address: str  # the containerd socket it serves
 
     def kill(self) -> None:
-        """SIGKILL its descendants (the container's processes, deepest first), then itself."""
-        tree, todo = [], [self.pid]
-        while todo:
-            children = _children(todo.pop())
-            tree += children
-            todo += children
-        for pid in [*reversed(tree), self.pid]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        _gone(self.pid, KILL_TIMEOUT_S)
+        """SIGKILL its descendants (the container's processes), then itself."""
+        kill_tree(self.pid)
 
 
 def shim_processes(

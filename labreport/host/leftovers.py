@@ -33,7 +33,7 @@ from labreport.host import (
     fsutil,
     paths,
     private_containerd,
-    private_engine,
+    proc,
     shim_cache,
 )
 from labreport.host.endpoints import (
@@ -42,7 +42,6 @@ from labreport.host.endpoints import (
     ContainerdEndpoint,
     EngineEndpoint,
 )
-from labreport.host.engine_layout import BRIDGE
 from labreport.host.engine_layout import layout as engine_layout
 
 RUN_ID = re.compile(rb"labreport-[0-9a-f]{10}-")
@@ -52,6 +51,8 @@ NAMESPACE_FLAGS = (b"\0-namespace\0", b"\0--namespace\0", b"\0-n\0")
 # `labreport build` leaves for the user (tagged :latest).
 KEPT_REPOSITORIES = ("labreport/go-builder", "labreport/stage-cache")
 NET = Path("/sys/class/net")
+NETNS = Path("/run/netns")
+PREFIX = "labreport"  # of every link, network namespace and cgroup labreport (or a test) makes
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,6 @@ def _ancestors() -> set[int]:
     return found
 
 
-def _kill(pid: int) -> Callable[[], None]:
-    def remove() -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, 9)
-
-    return remove
-
-
 def processes() -> Iterator[Item]:
     state = str(paths.state_dir()).encode()
     namespaces = [flag + CONTAINERD_NAMESPACE.encode() + b"\0" for flag in NAMESPACE_FLAGS]
@@ -101,7 +94,11 @@ def processes() -> Iterator[Item]:
         padded = b"\0" + argv + b"\0"
         if any(n in padded for n in namespaces) or RUN_ID.search(argv) or state in argv:
             shown = argv.replace(b"\0", b" ").decode(errors="replace").strip()[:160]
-            yield Item("process", f"pid {entry.name}: {shown}", remove=_kill(int(entry.name)))
+            yield Item(
+                "process",
+                f"pid {entry.name}: {shown}",
+                remove=functools.partial(containerd.kill_tree, int(entry.name)),
+            )
 
 
 def _containerd_sockets() -> list[Path]:
@@ -138,26 +135,37 @@ def mounts() -> Iterator[Item]:
 
 
 def network() -> Iterator[Item]:
-    if (NET / BRIDGE).exists():
-        veths = [p.parent.name for p in NET.glob("*/master") if p.resolve().name == BRIDGE]
-        on_it = f" with {', '.join(veths)}" if veths else ""
+    """The private engine's bridge (with the veths on it), and any link or named network
+    namespace whose name starts with labreport (the tests' remote engine has both)."""
+    for link in sorted(NET.glob(f"{PREFIX}*")):
+        on_it = [p.parent.name for p in NET.glob("*/master") if p.resolve().name == link.name]
+        shown = f"link {link.name}" + (f" with {', '.join(on_it)} on it" if on_it else "")
+        yield Item("network", shown, remove=functools.partial(_ip, "link", "delete", link.name))
+    for namespace in sorted(NETNS.glob(f"{PREFIX}*")):
         yield Item(
             "network",
-            f"bridge {BRIDGE} of the private engine{on_it}",
-            remove=private_engine.remove_bridge,
+            f"network namespace {namespace.name}",
+            remove=functools.partial(_ip, "netns", "delete", namespace.name),
         )
 
 
+def _ip(*args: str) -> None:
+    proc.run(["ip", *args], timeout_s=30, check=False)
+
+
 def cgroups() -> Iterator[Item]:
-    for name in (CONTAINERD_NAMESPACE, cgroup.PRIVATE_CGROUP_PARENT):
-        found = [*cgroup.CGROUP_ROOT.glob(f"*/{name}"), cgroup.CGROUP_ROOT / name]
-        found = [path for path in found if path.is_dir()]
-        if found:
-            yield Item(
-                "cgroup",
-                f"{name} in {len(found)} hierarchy(ies), e.g. {found[0]}",
-                remove=functools.partial(cgroup.remove_cgroups, name),
-            )
+    """cgroups named labreport* at the top of any hierarchy: a ctr run's (/labreport/<id>),
+    the private engine's cgroup parent (/labreport-engine), the tests' remote engine's."""
+    found: dict[str, list[Path]] = {}
+    for path in [*cgroup.CGROUP_ROOT.glob(f"*/{PREFIX}*"), *cgroup.CGROUP_ROOT.glob(f"{PREFIX}*")]:
+        if path.is_dir():
+            found.setdefault(path.name, []).append(path)
+    for name, where in sorted(found.items()):
+        yield Item(
+            "cgroup",
+            f"{name} in {len(where)} hierarchy(ies), e.g. {where[0]}",
+            remove=functools.partial(cgroup.remove_cgroups, name),
+        )
 
 
 def _remove(url: str, collection: str, name: str, **options: bool) -> None:

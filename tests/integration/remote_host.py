@@ -23,7 +23,7 @@ from labreport.errors import LabreportError
 from labreport.host import cgroup, engine, engine_layout, fsutil, private_engine
 
 NAMESPACE = "labreport-remote"
-HOST_SIDE, NAMESPACE_SIDE = "lrveth0", "lrveth1"
+HOST_SIDE, NAMESPACE_SIDE = "labreport-h0", "labreport-n0"  # named as the audit looks for
 HOST_ADDRESS, ENGINE_ADDRESS = "10.213.88.1/30", "10.213.88.2/30"
 BRIDGE_ADDRESS = "10.213.89.1/24"  # the engine's own bridge, inside the namespace
 CGROUP_PARENT = "labreport-remote"
