@@ -55,10 +55,11 @@ def on_engine(endpoints: Endpoints) -> dict[str, int]:
     client = engine.connect(timeout_s=30, url=endpoints.engine.url)
     try:
         label = f"{engine.LABEL_MANAGED}=true"
-        containers = client.containers.list(all=True, filters={"label": label})
-        images = client.images.list(all=True)
-        tagged = [t for image in images for t in image.tags if ":run-" in t]
-        dangling = client.images.list(all=True, filters={"dangling": True, "label": label})
+        # Low-level lists: one call each, no inspect of an object that may vanish meanwhile.
+        containers = client.api.containers(all=True, filters={"label": label})
+        images = client.api.images(all=True)
+        tagged = [t for image in images for t in image.get("RepoTags") or [] if ":run-" in t]
+        dangling = client.api.images(all=True, filters={"dangling": True, "label": label})
         return {"containers": len(containers), "images": len(tagged) + len(dangling)}
     finally:
         client.close()

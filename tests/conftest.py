@@ -60,6 +60,16 @@ def lab() -> config.LabConfig:
     return config.load(ROOT / "lab.toml")
 
 
+@pytest.fixture(autouse=True)
+def stops_what_it_started() -> Iterator[None]:
+    """A labreport process a test started (integration/common.labreport) never outlives it,
+    whatever way the test ends: the next test would find the private engine's lock held."""
+    yield
+    from .integration.common import stop_started
+
+    stop_started()
+
+
 def _cheap_leaks() -> set[str]:
     return {item.line() for item in leftovers.leaks(leftovers.CHEAP)}
 

@@ -36,7 +36,9 @@ def test_help_lists_the_commands() -> None:
     assert done.returncode == 0
     panel = done.stdout.split("Commands", 1)[1]
     listed = re.findall(r"^\W+([a-z]+)\s{2,}\S", panel, flags=re.MULTILINE)
-    assert listed == ["doctor", "build", "measure", "render", "compare", "cache", "version"]
+    assert listed == [
+        "doctor", "build", "measure", "render", "compare", "cache", "clean", "version",
+    ]  # fmt: skip
 
 
 def test_bad_config_is_one_error_and_a_hint(tmp_path: Path) -> None:

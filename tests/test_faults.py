@@ -18,7 +18,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -306,14 +305,12 @@ def program_processes(marker: str) -> list[int]:
 def test_signal(name: str, tmp_path: Path) -> None:
     """A run whose program serves forever, interrupted while that program runs."""
     require("go")
-    from .integration.common import hanging_config
+    from .integration.common import hanging_config, labreport
 
     output = tmp_path / "out.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "labreport.cli", "measure", "--config", str(hanging_config(tmp_path)),
-         "--runtime", "native", "--runs", "3", "--warmup", "0", "--timeout", "600", "--no-memory",
-         "-o", str(output)],
-        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = labreport(
+        "measure", "--config", str(hanging_config(tmp_path)), "--runtime", "native", "--runs", "3",
+        "--warmup", "0", "--timeout", "600", "--no-memory", "-o", str(output),
     )  # fmt: skip
     deadline = time.monotonic() + 600
     programs: list[int] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from labreport.host import cgroup, leftovers
@@ -28,8 +29,14 @@ def test_the_audit_fails_on_a_leak_and_clean_removes_it(tmp_path: Path) -> None:
     try:
         if can_make_cgroups:
             made_cgroup.mkdir(parents=True)
-        lines = {item.line() for item in leftovers.leaks()} - before
-        assert any(LEAK_NAME in line and line.startswith("process:") for line in lines), lines
+        deadline = time.monotonic() + 10  # the sleeper may still be between bash and sleep
+        while True:
+            lines = {item.line() for item in leftovers.leaks()} - before
+            seen = any(LEAK_NAME in line and line.startswith("process:") for line in lines)
+            if seen or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert seen, lines
         if can_make_cgroups:
             assert any(line.startswith(f"cgroup: {CONTAINERD_NAMESPACE} ") for line in lines)
 

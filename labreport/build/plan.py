@@ -108,12 +108,14 @@ def _scratch_image(
     client = ctx.docker()
     docker_cli = ctx.endpoints.engine.cli()
     tag = f"{config.image.repository}:run-{ctx.run_id}"
-    image_id, command = image.build_image(client, config, tag, ctx.labels, docker_cli)
-    # Only the tag is ours to remove: the same image id may also carry a user's tag.
+    # Registered before the build: a build cut off by Ctrl-C leaves its last step's image
+    # untagged (or, done daemon-side, tagged) and its step containers behind.
     undo.callback(_remove_build_leftovers, client)
+    # Only the tag is ours to remove: the same image id may also carry a user's tag.
     undo.callback(_remove_tag, client, tag)
     # Containers go first (LIFO), or the engine refuses to untag an image still in use.
     undo.callback(ctx.sweep_containers)
+    image_id, command = image.build_image(client, config, tag, ctx.labels, docker_cli)
     ctx.built.image_ids["image"] = image_id
     inner = image.file_from_image(client, image_id, config.image.binary_path, ctx.labels)
     outcome.artifacts.append(

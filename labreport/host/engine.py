@@ -148,8 +148,17 @@ def engine_facts(client: docker.DockerClient, endpoint: EngineEndpoint) -> dict[
     }
 
 
+REMOVE_TIMEOUT_S = 120
+BUILD_SETTLE_S = 20
+
+
 def remove_run_containers(client: docker.DockerClient, run_id: str, settle_s: float = 1.0) -> int:
-    """Remove every container one run created, running or not; returns how many.
+    """Remove every container one run created, running or not; returns how many."""
+    return remove_containers(client, f"{LABEL_RUN}={run_id}", settle_s)
+
+
+def remove_containers(client: docker.DockerClient, label: str, settle_s: float = 1.0) -> int:
+    """Remove every container with this label, running or not; returns how many.
 
     The last sweep of a run: a container whose create call was cut off by Ctrl-C is found
     here by its label even though no Python object ever held it. The daemon may still be
@@ -157,20 +166,26 @@ def remove_run_containers(client: docker.DockerClient, run_id: str, settle_s: fl
     passed with nothing new.
     """
     removed = 0
-    quiet_since = time.monotonic()
-    while True:
-        found = client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+    quiet_since = started = time.monotonic()
+    while time.monotonic() - started < REMOVE_TIMEOUT_S:
+        # The low-level list: one call, no inspect per container (containers.list inspects
+        # each, and raises NotFound when a `--rm` container is gone in between).
+        found = client.api.containers(all=True, filters={"label": label})
         for container in found:
             try:
-                container.remove(force=True)
+                client.api.remove_container(container["Id"], force=True)
                 removed += 1
             except docker.errors.NotFound:
-                pass
+                pass  # gone meanwhile
+            except docker.errors.APIError as error:
+                if error.status_code != 409:  # 409: its removal is already in progress
+                    raise
         if found:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= settle_s:
-            return removed
+            break
         time.sleep(0.2)
+    return removed  # one still listed after the timeout is the leak audit's to name
 
 
 def remove_build_leftovers(client: docker.DockerClient) -> None:
@@ -182,4 +197,13 @@ def remove_build_leftovers(client: docker.DockerClient) -> None:
     build's cache whose tag moved, or stages of a build that failed; on the containerd image
     store every build makes new ones. Removing an image also removes its untagged parents.
     """
-    client.images.prune(filters={"dangling": True, "label": f"{LABEL_MANAGED}=true"})
+    label = f"{LABEL_MANAGED}=true"
+    deadline = time.monotonic() + BUILD_SETTLE_S
+    while True:
+        client.images.prune(filters={"dangling": True, "label": label})
+        # A build cut off by Ctrl-C is still being wound down by the daemon while its step
+        # containers (labelled like the builder) exist; its last image appears after them.
+        building = client.api.containers(all=True, filters={"label": label})
+        if not building or time.monotonic() > deadline:
+            return
+        time.sleep(0.3)

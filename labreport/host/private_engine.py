@@ -221,10 +221,7 @@ def _sweep_earlier_runs(paths: Layout) -> None:
     """
     client = engine.connect(url=paths.url)
     try:
-        for container in client.containers.list(
-            all=True, filters={"label": f"{engine.LABEL_MANAGED}=true"}
-        ):
-            container.remove(force=True)
+        engine.remove_containers(client, f"{engine.LABEL_MANAGED}=true", settle_s=0)
         for image in client.images.list(all=True):
             for tag in image.tags:
                 if ":run-" in tag:

@@ -35,9 +35,13 @@ def engine_holds(url: str | None = None) -> dict[str, set[str]]:
     return {"containers": containers, "images": tags | stages}
 
 
+STARTED: list[subprocess.Popen[str]] = []  # stopped after each test (tests/conftest.py)
+
+
 def labreport(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """The real CLI in a child process, as a user runs it (so Ctrl-C can be sent to it)."""
-    return subprocess.Popen(
+    """The real CLI in a child process, as a user runs it (so Ctrl-C can be sent to it); one
+    still running when its test ends, on any way out, is stopped and waited for."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "labreport.cli", *args],
         cwd=ROOT,
         text=True,
@@ -45,6 +49,21 @@ def labreport(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
         stderr=subprocess.PIPE,
         env=None if env is None else {**os.environ, **env},
     )
+    STARTED.append(process)
+    return process
+
+
+def stop_started() -> None:
+    """SIGTERM (labreport cleans up as on Ctrl-C), then SIGKILL; each one waited for."""
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.communicate(timeout=180)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def hanging_config(tmp_path: Path) -> Path:

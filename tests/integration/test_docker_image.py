@@ -46,7 +46,7 @@ def test_scratch_image_builds_offline_runs_and_matches_host_build(
         assert verdict.ok, verdict.reason
     finally:
         client.images.remove(tag, force=True)
-        leftovers = client.containers.list(
+        leftovers = client.api.containers(
             all=True, filters={"label": engine.LABEL_RUN + "=" + run_label[engine.LABEL_RUN]}
         )
         client.close()

@@ -69,12 +69,13 @@ def private_engine_has_run_containers() -> bool:
     except LabreportError:
         return False
     try:
-        labelled = client.containers.list(
+        # One list call, no inspect of a `--rm` container that may be gone meanwhile.
+        labelled = client.api.containers(
             all=True, filters={"label": f"{engine.LABEL_MANAGED}=true"}
         )
     finally:
         client.close()
-    return any("-cli-" in (container.name or "") for container in labelled)
+    return any("-cli-" in name for container in labelled for name in container.get("Names") or [])
 
 
 def host_bridge_still_works(lab: config.LabConfig, tmp_path: Path) -> None:
