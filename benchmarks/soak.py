@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from labreport.host import engine, leftovers, paths, private_engine, shim_cache
+from labreport.host import engine, leftovers, paths, private_engine, proc, shim_cache
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import Endpoints
 from labreport.record.models import load_measurement
@@ -37,17 +37,12 @@ PROCESS_NAMES = ("ctr", "containerd-shim-wasmtime-v1", "containerd-shim-wasmtime
 def processes() -> int:
     """Processes a run starts and must end: ctr clients, wasm shims, the private daemons."""
     count = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            name = Path(argv[0].decode(errors="replace")).name
-            if name in PROCESS_NAMES or (
-                name in ("dockerd", "containerd")
-                and str(paths.state_dir()).encode() in b" ".join(argv)
-            ):
-                count += 1
+    for _, argv in proc.command_lines():
+        name = Path(argv[0].decode(errors="replace")).name if argv else ""
+        if name in PROCESS_NAMES or (
+            name in ("dockerd", "containerd") and str(paths.state_dir()).encode() in b" ".join(argv)
+        ):
+            count += 1
     return count
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from labreport.host import proc
+
 from .conftest import ROOT, lab_copy, require
 from .fakes import SYNTHETIC
 from .test_cli import run
@@ -290,15 +292,7 @@ def test_the_catalogue_is_large_and_names_are_unique() -> None:
 
 def program_processes(marker: str) -> list[int]:
     """Processes whose command line holds marker (the run's own work directory)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+    return [pid for pid, argv in proc.command_lines() if marker.encode() in b"\0".join(argv)]
 
 
 @pytest.mark.parametrize("name", list(SIGNALS))

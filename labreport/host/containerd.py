@@ -260,15 +260,8 @@ def shim_processes(
     """Shims serving containers of namespace whose id starts with prefix (of the containerd
     at socket, when given)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = [
-                a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0")
-            ]
-        except OSError:
-            continue
+    for pid, raw in proc.command_lines():
+        argv = [part.decode(errors="replace") for part in raw]
         if not argv or not argv[0].rsplit("/", 1)[-1].startswith("containerd-shim"):
             continue
         container_id, address = _flag(argv, "-id"), _flag(argv, "-address") or ""
@@ -278,7 +271,7 @@ def shim_processes(
             and container_id.startswith(prefix)
             and (socket is None or Path(address.removeprefix("unix://")) == socket)
         ):
-            found.append(ShimProcess(int(entry.name), namespace, container_id, address))
+            found.append(ShimProcess(pid, namespace, container_id, address))
     return found
 
 

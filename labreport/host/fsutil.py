@@ -64,44 +64,48 @@ def _name_max(folder: Path) -> int:
     return 255
 
 
-def destination(path: Path, what: str = "") -> Path:
-    """The file a write to path replaces (a symlink followed), refused with one clear error when
-    it is not a regular file or a new one; its folder is made when missing."""
-    label = what or str(path)
-    if len(path.name.encode()) > _name_max(path.parent if path.parent.is_dir() else Path("/")):
+def _name_fits(path: Path, label: str) -> None:
+    limit = _name_max(path.parent if path.parent.is_dir() else Path("/"))
+    if len(path.name.encode()) > limit:
         raise LabreportError(
-            f"{label}: the file name is longer than this file system allows", "give a shorter name"
+            f"{label}: the file name is longer than the {limit} bytes this file system allows",
+            "give a shorter name",
         )
+
+
+def destination(path: Path, what: str = "") -> Path:
+    """The file a write to path replaces (a symlink followed), refused with one clear error
+    when it is anything but a regular file or a new one (the writer makes a missing folder)."""
+    label = what or str(path)
+    _name_fits(path, label)  # first: a name too long makes every look at the path fail
     target = path.resolve() if path.is_symlink() else path
+    if target != path:
+        _name_fits(target, label)
     parent = target.parent
     if parent.exists() and not parent.is_dir():
         raise LabreportError(f"{label}: {parent} is not a directory", "give a file path")
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:
-        mode = None
+        return target
     except OSError as error:  # a link loop, a component that is a file
         raise LabreportError(
             f"{label}: cannot be written ({error.strerror})", "give the path of a regular file"
         ) from error
-    if mode is not None and stat.S_ISDIR(mode):
+    if stat.S_ISDIR(mode):
         raise LabreportError(f"{label} is a directory", "give a file name inside it")
-    if mode is not None and not stat.S_ISREG(mode):
+    if not stat.S_ISREG(mode):
         raise LabreportError(
             f"{label} is not a regular file (a FIFO, device or socket)",
             "labreport replaces only regular files: give another path",
-        )
-    limit = _name_max(parent if parent.is_dir() else Path("/"))
-    if len(target.name.encode()) > limit or len(TEMP_PREFIX) + 16 > limit:
-        raise LabreportError(
-            f"{label}: the file name is longer than the {limit} bytes this file system allows",
-            "give a shorter name",
         )
     return target
 
 
 def refuse_inputs(outputs: Iterable[Path], inputs: Iterable[Path], option: str) -> None:
-    """An output that is one of the command's inputs would destroy it: refused before work."""
+    """An output that is one of the command's inputs would destroy it: refused before work.
+    The same file by device and inode (a hard link, another path to it), or by resolved name
+    (an input that does not exist yet)."""
 
     def identity(path: Path) -> tuple[int, int] | None:
         with contextlib.suppress(OSError):
@@ -109,12 +113,12 @@ def refuse_inputs(outputs: Iterable[Path], inputs: Iterable[Path], option: str) 
             return info.st_dev, info.st_ino
         return None
 
-    taken = {key: path for path in inputs if (key := identity(path)) is not None}
-    taken_names = {path.resolve() for path in inputs}
+    given = list(inputs)
+    by_identity = {key: path for path in given if (key := identity(path)) is not None}
+    by_name = {path.resolve(): path for path in given}
     for output in outputs:
-        clash = taken.get(identity(output) or (-1, -1)) or (
-            output.resolve() if output.resolve() in taken_names else None
-        )
+        key = identity(output)
+        clash = (by_identity.get(key) if key else None) or by_name.get(output.resolve())
         if clash is not None:
             raise LabreportError(
                 f"{option} {output} is one of this command's inputs ({clash})",

@@ -84,20 +84,17 @@ def processes() -> Iterator[Item]:
     state = str(paths.state_dir()).encode()
     namespaces = [flag + CONTAINERD_NAMESPACE.encode() + b"\0" for flag in NAMESPACE_FLAGS]
     mine = _ancestors()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in mine:
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
+    for pid, parts in proc.command_lines():
+        argv = b"\0".join(parts)
         padded = b"\0" + argv + b"\0"
+        if pid in mine:
+            continue
         if any(n in padded for n in namespaces) or RUN_ID.search(argv) or state in argv:
             shown = argv.replace(b"\0", b" ").decode(errors="replace").strip()[:160]
             yield Item(
                 "process",
-                f"pid {entry.name}: {shown}",
-                remove=functools.partial(containerd.kill_tree, int(entry.name)),
+                f"pid {pid}: {shown}",
+                remove=functools.partial(containerd.kill_tree, pid),
             )
 
 

@@ -67,17 +67,16 @@ def processes_of(paths: Layout) -> list[int]:
     """Processes that belong to the private engine: its binaries, or naming its directory."""
     found = []
     marker = str(paths.root).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for pid, argv in proc.command_lines():
+        if pid == os.getpid():
             continue
         try:
-            exe = os.readlink(entry / "exe")
-            cmdline = (entry / "cmdline").read_bytes()
+            exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
             continue
         owns_binaries = paths.shared_package is None and exe.startswith(str(paths.package))
-        if owns_binaries or marker in cmdline:
-            found.append(int(entry.name))
+        if owns_binaries or any(marker in part for part in argv):
+            found.append(pid)
     return found
 
 

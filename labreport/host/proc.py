@@ -46,6 +46,18 @@ def tail(text: str, limit: int = STDERR_TAIL_CHARS) -> str:
     return flat if len(flat) <= limit else "…" + flat[-limit:]
 
 
+def command_lines() -> Iterator[tuple[int, list[bytes]]]:
+    """Every process on the host with its argv (read from /proc; one that ends meanwhile, or
+    that this user may not read, is left out)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parts = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            yield int(entry.name), parts[:-1] if parts[-1] == b"" else parts
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
-from labreport.host import private_containerd
+from labreport.host import private_containerd, proc
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import ContainerdEndpoint
 from labreport.record.models import load_measurement
@@ -124,16 +124,7 @@ def test_ctrl_c_leaves_nothing_in_containerd(tmp_path: Path) -> None:
 
 def daemons_using(config_file: Path) -> list[int]:
     """containerd processes started with this config file."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if str(config_file).encode() in argv:
-                found.append(int(entry.name))
-    return found
+    return [pid for pid, argv in proc.command_lines() if str(config_file).encode() in argv]
 
 
 @pytest.mark.usefixtures("wasm_stack")
