@@ -46,13 +46,15 @@ class Ctr:
         ctr = paths.which("ctr")
         if ctr is None:
             raise LabreportError("ctr is not on PATH", "run scripts/setup (Debian's containerd)")
-        socket = (endpoint or ContainerdEndpoint.from_environment()).socket
-        if socket is None:
+        endpoint = endpoint or ContainerdEndpoint.from_environment()
+        if endpoint.needs_root:
+            raise LabreportError(f"{paths.NEEDS_ROOT}: {endpoint.source}", paths.NEEDS_ROOT_HINT)
+        if endpoint.socket is None:
             raise LabreportError(
                 "no containerd socket found",
                 "start Docker (it runs containerd) or set LABREPORT_CONTAINERD_SOCKET",
             )
-        return cls(ctr, socket)
+        return cls(ctr, endpoint.socket)
 
     def argv(self, *args: str) -> list[str]:
         return [str(self.ctr), "--address", str(self.socket), "--namespace", self.namespace, *args]

@@ -33,6 +33,7 @@ class Component:
     detail: str = ""
     hint: str = ""
     optional: bool = False
+    needs_root: bool = False  # there, but only root may use it (this user is not root)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +90,11 @@ def probe_docker(endpoint: EngineEndpoint) -> list[Component]:
                 ""
                 if facts["image_store"] == engine.CONTAINERD_STORE
                 else "; Docker's own WASM path needs the containerd image store: "
-                "`labreport measure` uses the private engine for it"
+                + (
+                    "`labreport measure` uses the private engine for it"
+                    if paths.is_root()
+                    else "labreport's private engine has it, but starting it needs root"
+                )
             ),
         ),
         Component("storage-driver", True, facts["storage_driver"], "as reported by the engine"),
@@ -103,8 +108,16 @@ def probe_docker(endpoint: EngineEndpoint) -> list[Component]:
     ]
 
 
+def _needs_root(name: str, why: str) -> Component:
+    return Component(
+        name, False, detail=f"needs root: {why}", hint=paths.NEEDS_ROOT_HINT, needs_root=True
+    )
+
+
 def probe_private_engine() -> Component:
     """labreport's own Docker 26 engine: unpacked by setup, started only while measuring."""
+    if not paths.is_root():
+        return _needs_root("docker-engine-private", "dockerd mounts, makes a bridge and cgroups")
     reason = engine_layout.installed()
     if reason:
         return Component(
@@ -128,7 +141,13 @@ def probe_containerd(endpoint: ContainerdEndpoint) -> Component:
     if ctr is None:
         return Component("containerd", False, detail="ctr not on PATH", hint=SETUP_HINT)
     socket = endpoint.socket
+    if endpoint.needs_root:
+        return _needs_root("containerd", endpoint.source)
     if socket is None:
+        if not paths.is_root():
+            return _needs_root(
+                "containerd", "no engine socket, and a private containerd needs root"
+            )
         return _private_containerd()
     try:
         version = Ctr(ctr, socket).version(timeout_s=PROBE_TIMEOUT_S)

@@ -96,6 +96,7 @@ class ContainerdEndpoint:
 
     socket: Path | None
     source: str
+    needs_root: bool = False  # there is one, but only root may reach it
 
     @classmethod
     def from_environment(cls) -> ContainerdEndpoint:
@@ -104,8 +105,16 @@ class ContainerdEndpoint:
         if override:
             return cls(Path(override), "given by the user (LABREPORT_CONTAINERD_SOCKET)")
         for candidate in ENGINE_CONTAINERD_SOCKETS:
-            if candidate.is_socket():
-                return cls(candidate, "the Docker engine's own containerd")
+            try:
+                if candidate.is_socket():
+                    return cls(candidate, "the Docker engine's own containerd")
+            except PermissionError:  # its folder is root's: a user in the docker group
+                return cls(
+                    None,
+                    f"the Docker engine's containerd at {candidate}, whose folder only root "
+                    "may enter",
+                    needs_root=True,
+                )
         return cls(None, "none found")
 
 

@@ -258,10 +258,10 @@ def containerd_namespace() -> Iterator[Item]:
 def shim_cache_files() -> Iterator[Item]:
     try:
         root = shim_cache.cache_dir()
-    except LabreportError:
+        entries = shim_cache.entries(root)
+        records = list((root / "phases").glob("*")) if (root / "phases").is_dir() else []
+    except (LabreportError, OSError):  # not a folder, or root's alone (this user is not root)
         return
-    entries = shim_cache.entries(root)
-    records = list((root / "phases").glob("*")) if (root / "phases").is_dir() else []
     if entries or records:
         yield Item(
             "cache",

@@ -22,6 +22,17 @@ def state_dir() -> Path:
     return Path(cache_home) / "labreport"
 
 
+NEEDS_ROOT = "unavailable: needs root"  # how a reason says so (records, errors)
+NEEDS_ROOT_HINT = (
+    "run that part with sudo (sudo -E .venv/bin/labreport ...), or leave it out: native, "
+    "docker-cli, docker-api and wasmtime-embedded need only the docker group"
+)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
 def made_state_dir() -> Path:
     """The state directory, made if missing; a file or an unmakeable path is one error."""
     path = state_dir()
@@ -38,6 +49,16 @@ def made_state_dir() -> Path:
             f"the state directory {path} cannot be made: {error.strerror}",
             "set LABREPORT_STATE_DIR to a folder you can write in",
         ) from error
+    if not os.access(path, os.W_OK | os.X_OK):  # e.g. left root-owned by an earlier sudo run
+        try:
+            owner = path.owner()
+        except (KeyError, OSError):
+            owner = "another user"
+        raise LabreportError(
+            f"the state directory {path} belongs to {owner} and this user cannot write in it",
+            f"an earlier run as {owner} made it: remove it as {owner} (sudo rm -r {path}), or "
+            "set LABREPORT_STATE_DIR to a folder of your own",
+        )
     return path
 
 

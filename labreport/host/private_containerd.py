@@ -78,9 +78,14 @@ def needed(mode: ContainerdMode, current: ContainerdEndpoint | None = None) -> b
     """auto: only when no containerd is known (current: default, the one the environment
     names) and containerd and ctr are installed (otherwise the ctr runtimes say why not)."""
     if mode == ContainerdMode.PRIVATE:
+        if not paths.is_root():
+            raise LabreportError(
+                "--containerd private needs root: containerd mounts snapshots and makes cgroups",
+                paths.NEEDS_ROOT_HINT,
+            )
         return True
-    if mode == ContainerdMode.ENGINE:
-        return False
+    if mode == ContainerdMode.ENGINE or not paths.is_root():
+        return False  # without root the ctr runtimes say why they are unavailable
     installed = binary() is not None and paths.which("ctr") is not None
     return installed and (current or ContainerdEndpoint.from_environment()).socket is None
 

@@ -317,10 +317,15 @@ def running() -> Iterator[Started]:
 def wanted(mode: EngineMode, needs_store: bool) -> bool:
     """auto: the private engine only where a runtime needs what the host's engine lacks (the
     containerd image store) and the private engine is installed."""
+    if mode == EngineMode.PRIVATE and not host_paths.is_root():
+        raise LabreportError(
+            "--engine private needs root: dockerd mounts, makes a bridge and cgroups",
+            host_paths.NEEDS_ROOT_HINT,
+        )
     if mode != EngineMode.AUTO:
         return mode == EngineMode.PRIVATE
-    if not needs_store or installed():
-        return False
+    if not needs_store or installed() or not host_paths.is_root():
+        return False  # without root the runtimes that need it say why they are unavailable
     try:
         client = engine.connect(timeout_s=20)
     except LabreportError:

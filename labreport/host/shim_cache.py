@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labreport.errors import LabreportError
+from labreport.host.paths import NEEDS_ROOT
 from labreport.host.proc import split_run
 
 DEFAULT_DIR = Path("/var/cache/labreport-wasmtime")
@@ -57,11 +58,19 @@ def entries(root: Path | None = None) -> list[Entry]:
     """The cache's entries (the files the shim named as entries; nothing else)."""
     modules = (root or cache_dir()) / "modules"
     found = []
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for child in sorted(modules.iterdir()):
-            match = ENTRY.match(child.name)
-            if match and child.is_file() and not child.is_symlink():
-                found.append(Entry(child, match["module"], match["engine"], child.stat().st_size))
+    try:
+        children = sorted(modules.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except PermissionError as error:  # the shims run as root and keep it root's
+        raise LabreportError(
+            f"{NEEDS_ROOT}: the shims' cache {modules.parent} is root's alone",
+            "sudo -E .venv/bin/labreport cache lists it",
+        ) from error
+    for child in children:
+        match = ENTRY.match(child.name)
+        if match and child.is_file() and not child.is_symlink():
+            found.append(Entry(child, match["module"], match["engine"], child.stat().st_size))
     return found
 
 

@@ -137,7 +137,9 @@ def select_runtimes(
         if not ok and name in plan.include:
             raise LabreportError(
                 f"runtime {name} is not available on this host: {reason}",
-                "run 'labreport doctor', or leave it out of --runtime",
+                paths.NEEDS_ROOT_HINT
+                if reason.startswith(paths.NEEDS_ROOT)
+                else "run 'labreport doctor', or leave it out of --runtime",
             )
         records.append(
             RuntimeRecord(

@@ -71,7 +71,15 @@ def memory_summary(
 def doctor_table(components: Sequence[Component]) -> str:
     rows = [("component", "status", "version", "detail")]
     for component in components:
-        status = "found" if component.found else ("optional" if component.optional else "MISSING")
+        status = (
+            "found"
+            if component.found
+            else "needs root"
+            if component.needs_root
+            else "optional"
+            if component.optional
+            else "MISSING"
+        )
         detail = component.detail
         if not component.found and component.hint:
             detail = f"{detail} -> {component.hint}"

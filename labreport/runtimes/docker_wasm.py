@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from labreport.errors import LabreportError
-from labreport.host import engine, proc
+from labreport.host import engine, paths, proc
 from labreport.host.endpoints import Endpoints
 from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM, Shim
 from labreport.record.models import CheckRecord, Detail, MemoryRecord
@@ -24,10 +24,20 @@ def docker_wasm_support(info: Mapping[str, Any]) -> tuple[bool, str]:
     runtime is a containerd shim name that Docker passes through without registration."""
     if engine.has_containerd_store(info):
         return True, f"containerd image store ({info.get('ServerVersion', '?')})"
-    return False, (
+    graph = (
         f"the engine (Docker {info.get('ServerVersion', '?')}) keeps images in its own graph "
         f"driver ({info.get('Driver', '?')}), not the containerd image store that wasi/wasm "
-        "images need; measure with --engine private (scripts/setup fetches a Docker 26 engine)"
+        "images need"
+    )
+    if not paths.is_root():
+        return (
+            False,
+            f"{paths.NEEDS_ROOT}: {graph}, and labreport's private engine, which has it, "
+            "needs root to start",
+        )
+    return (
+        False,
+        f"{graph}; measure with --engine private (scripts/setup fetches a Docker 26 engine)",
     )
 
 
