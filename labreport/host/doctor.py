@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from labreport.errors import LabreportError
-from labreport.host import engine, engine_layout, paths, private_containerd, proc
+from labreport.host import engine, engine_layout, paths, private_containerd, proc, shim_cache
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import (
     CONTAINERD_NAMESPACE,
@@ -227,6 +227,21 @@ def probe_shim(shim: Shim) -> Component:
     )
 
 
+def probe_shim_cache() -> Component:
+    """The caching shim's compiled modules: listed by `labreport cache`, root's alone."""
+    try:
+        root = shim_cache.cache_dir()
+        found = shim_cache.entries(root)
+    except LabreportError as error:
+        if error.message.startswith(paths.NEEDS_ROOT):
+            return _needs_root("shim-cache", error.message.split(": ", 2)[-1])
+        return Component("shim-cache", False, detail=error.message, hint=error.hint)
+    size = sum(entry.size_bytes for entry in found)
+    return Component(
+        "shim-cache", True, detail=f"{root}: {len(found)} compiled module(s), {size:,} B"
+    )
+
+
 PROBES: tuple[Callable[[Endpoints], list[Component]], ...] = (
     lambda endpoints: probe_docker(endpoints.engine),
     lambda _: [
@@ -242,6 +257,7 @@ PROBES: tuple[Callable[[Endpoints], list[Component]], ...] = (
     lambda endpoints: [probe_containerd(endpoints.containerd)],
     lambda _: [_program("buildah", "buildah", ("--version",))],
     lambda _: [probe_shim(shim) for shim in SHIMS],
+    lambda _: [probe_shim_cache()],
     lambda _: [probe_wasmtime_embedded()],
     lambda _: [probe_go()],
     lambda _: [

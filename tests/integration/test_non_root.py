@@ -114,7 +114,7 @@ def test_a_user_in_the_docker_group_gets_a_report(user: User) -> None:
     assert "Traceback" not in doctor.stderr
     found = {c["name"]: c for c in json.loads(doctor.stdout)}
     assert found["docker-engine"]["found"], found["docker-engine"]
-    for root_only in ("containerd", "docker-engine-private"):
+    for root_only in ("containerd", "docker-engine-private", "shim-cache"):
         assert found[root_only]["needs_root"], found[root_only]
         assert "sudo" in found[root_only]["hint"]
     table = user.run("doctor")
