@@ -110,7 +110,11 @@ def probe_docker(endpoint: EngineEndpoint) -> list[Component]:
 
 def _needs_root(name: str, why: str) -> Component:
     return Component(
-        name, False, detail=f"needs root: {why}", hint=paths.NEEDS_ROOT_HINT, needs_root=True
+        name,
+        False,
+        detail=f"{paths.NEEDS_ROOT}: {why}",
+        hint=paths.NEEDS_ROOT_HINT,
+        needs_root=True,
     )
 
 
@@ -234,7 +238,7 @@ def probe_shim_cache() -> Component:
         found = shim_cache.entries(root)
     except LabreportError as error:
         if error.message.startswith(paths.NEEDS_ROOT):
-            return _needs_root("shim-cache", error.message.split(": ", 2)[-1])
+            return _needs_root("shim-cache", error.message.removeprefix(f"{paths.NEEDS_ROOT}: "))
         return Component("shim-cache", False, detail=error.message, hint=error.hint)
     size = sum(entry.size_bytes for entry in found)
     return Component(

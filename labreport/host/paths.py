@@ -22,7 +22,9 @@ def state_dir() -> Path:
     return Path(cache_home) / "labreport"
 
 
-NEEDS_ROOT = "unavailable: needs root"  # how a reason says so (records, errors)
+NEEDS_ROOT = (
+    "needs root"  # how a reason begins that says so (shown as "unavailable: needs root: …")
+)
 NEEDS_ROOT_HINT = (
     "run that part with sudo (sudo -E .venv/bin/labreport ...), or leave it out: native, "
     "docker-cli, docker-api and wasmtime-embedded need only the docker group"
