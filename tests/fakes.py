@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from labreport.build.plan import BuildOutcome
 from labreport.config import LabConfig
 from labreport.record.models import Environment
 from labreport.runtimes.base import RunContext
+from labreport.runtimes.fake import FakeRuntime as PlainFakeRuntime
+
+
+def moscow_json(now: float) -> str:
+    """What the default lab's program prints (its check rules accept it)."""
+    moscow = datetime.fromtimestamp(int(now), timezone(timedelta(hours=3)))
+    return (
+        json.dumps({"moscow_time": moscow.strftime("%Y-%m-%d %H:%M:%S MSK"), "timestamp": int(now)})
+        + "\n"
+    )
+
+
+@dataclass
+class FakeRuntime(PlainFakeRuntime):
+    """The fake runtime printing what the default lab's rules accept."""
+
+    output: Callable[[float], str] = moscow_json
 
 
 def environment() -> Environment:

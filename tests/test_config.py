@@ -27,13 +27,13 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_unknown_field_names_the_path(tmp_path: Path) -> None:
-    text = (ROOT / "lab.toml").read_text().replace("[check]\n", "[check]\nsurprise = 1\n")
-    with pytest.raises(LabreportError, match=r"lab\.toml: check\.surprise: Extra inputs"):
+    text = (ROOT / "lab.toml").read_text().replace("[server]\n", "[server]\nsurprise = 1\n")
+    with pytest.raises(LabreportError, match=r"lab\.toml: server\.surprise: Extra inputs"):
         config.load(_write(tmp_path, text))
 
 
 def test_other_schema_version_is_refused(tmp_path: Path) -> None:
-    text = (ROOT / "lab.toml").read_text().replace("schema_version = 1", "schema_version = 99")
+    text = (ROOT / "lab.toml").read_text().replace("schema_version = 2", "schema_version = 99")
     with pytest.raises(LabreportError, match="schema_version is 99"):
         config.load(_write(tmp_path, text))
 
@@ -43,3 +43,26 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
         config.load(_write(tmp_path, "name = [unclosed"))
     with pytest.raises(LabreportError, match="not found"):
         config.load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('rule = "json"', 'rule = "jsonish"', r"check\.rules\.0: Input tag 'jsonish'"),
+        ('build = "native"', 'build = "nope"', "image.build names 'nope', which is not a build"),
+        ('builder = "go"', 'builder = "maven"', r"image\.builder: Input should be 'go' or 'none'"),
+        (
+            'build = "native"',
+            'build = "native"\ncontext_builds = ["wasm-tinygo"]',
+            "image.context_builds names the optional build 'wasm-tinygo'",
+        ),
+        ('build = "wasm"', 'build = "wasm2"', "wasm_image.build names 'wasm2'"),
+    ],
+)
+def test_unknown_rule_toolchain_or_artifact_names_the_key(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    text = (ROOT / "lab.toml").read_text()
+    assert old in text
+    with pytest.raises(LabreportError, match=message):
+        config.load(_write(tmp_path, text.replace(old, new, 1)))

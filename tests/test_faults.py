@@ -159,7 +159,7 @@ CASES = [
     Case("config is a folder", "config", lambda t: ["build", "--config", str(t)], "directory"),
     Case("config not TOML", "config", lambda t: [M, "--config", str(written(t, "l.toml", "= ="))], "TOML"),
     Case("config not UTF-8", "config", lambda t: [M, "--config", str(written(t, "l.toml", b"\xff\xfe"))], "l.toml"),
-    Case("config newer schema", "config", measure_with("schema_version = 1", "schema_version = 9"), "schema_version"),
+    Case("config newer schema", "config", measure_with("schema_version = 2", "schema_version = 9"), "schema_version"),
     Case("config unknown key", "config", measure_with('title = "', 'colour = "red"\ntitle = "'), "colour"),
     Case("config name escapes", "config", measure_with('name = "lab12"', 'name = "../../x"'), "name"),
     Case("config image from optional build", "config", measure_with('build = "wasm"', 'build = "wasm-tinygo"'), "optional build"),
@@ -259,7 +259,7 @@ CASES = [
     # -- wrong answers with exit 0 --
     Case("compare two labs", "wrong answers", lambda t: ["compare", str(SYNTHETIC), str(synthetic(t, lambda d: d.update(lab="lab13")))], "lab13"),
     Case("config runs = true", "wrong answers", measure_with("runs = 15", "runs = true"), "measure.runs"),
-    Case("config clock skew infinite", "wrong answers", measure_with("max_clock_skew_s = 10", "max_clock_skew_s = inf"), "max_clock_skew_s"),
+    Case("config clock skew infinite", "wrong answers", measure_with("max_skew_s = 10", "max_skew_s = inf"), "max_skew_s"),
     Case("wasmtime cache path is a file", "wrong answers", lambda t: [M, "--runtime", "native", "-o", str(t / "o.json")], "not a directory",
          env={"LABREPORT_WASMTIME_CACHE": "/etc/hostname"}),
     Case("cache listing of a file", "wrong answers", lambda t: ["cache"], "not a directory", env={"LABREPORT_WASMTIME_CACHE": "/etc/hostname"}),

@@ -15,10 +15,10 @@ from labreport.measure.plan import Plan, check_plan
 from labreport.measure.run import measure
 from labreport.record.models import Measurement, load_measurement
 from labreport.runtimes.base import RunContext
-from labreport.runtimes.fake import FakeRuntime
 from labreport.runtimes.wasmtime_embedded import WasmtimeEmbeddedTinygoRuntime
 
 from . import fakes
+from .fakes import FakeRuntime
 
 
 def plan(tmp_path: Path, **changes: object) -> Plan:

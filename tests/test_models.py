@@ -13,9 +13,9 @@ from labreport.errors import LabreportError
 from labreport.measure.plan import Plan
 from labreport.measure.run import measure
 from labreport.record.models import SCHEMA_VERSION, load_measurement
-from labreport.runtimes.fake import FakeRuntime
 
 from . import fakes
+from .fakes import FakeRuntime
 
 
 @pytest.fixture

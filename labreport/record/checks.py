@@ -1,12 +1,35 @@
-"""Is a run's output what the lab program must print? A sample counts only if this says yes."""
+"""Is a run's output what the lab program must print? A sample counts only if this says yes.
+
+The lab config lists rules (config.CheckRule); every one must hold. A rule that does not says
+which one it is (its place in check.rules and its kind) and where (the key), with what it found.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from labreport.config import CheckConfig, WagiConfig
+from labreport.config import (
+    CheckConfig,
+    CheckRule,
+    EqualsRule,
+    JsonRule,
+    LocalTimeRule,
+    NearNowRule,
+    RangeRule,
+    RegexRule,
+    TextRule,
+    WagiConfig,
+)
+
+# Longer outputs are cut before a regular expression sees them: a lab's pattern is untrusted,
+# and the lab programs print a few lines.
+MAX_CHECKED_CHARS = 65_536
 
 
 @dataclass(frozen=True)
@@ -15,43 +38,167 @@ class CheckResult:
     reason: str = ""
 
 
-def check_output(stdout: str, rules: CheckConfig, now_unix_s: float) -> CheckResult:
-    """Valid JSON with the required keys; local time at the configured offset; near now."""
-    try:
-        document = json.loads(stdout)
-    except json.JSONDecodeError as error:
-        shown = stdout.strip()[:80] or "(empty)"
-        return CheckResult(False, f"not JSON ({error.msg}): {shown!r}")
-    if not isinstance(document, dict):
-        return CheckResult(False, f"JSON is a {type(document).__name__}, not an object")
-    missing = [key for key in rules.required_keys if key not in document]
+class RuleError(Exception):
+    """One rule did not hold; the message says what was found."""
+
+
+_MISSING = object()
+
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+
+
+def _is(value: object, json_type: str) -> bool:
+    if isinstance(value, bool) and json_type in {"integer", "number"}:
+        return False  # JSON's true is not a number, though Python's is
+    return isinstance(value, JSON_TYPES[json_type])
+
+
+def _at(document: object, key: str) -> object:
+    """The value at a dotted key (a number indexes a list), or _MISSING."""
+    value = document
+    for part in key.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _value(document: object, key: str, json_type: str = "") -> object:
+    value = _at(document, key)
+    if value is _MISSING:
+        raise RuleError("no such key")
+    if json_type and not _is(value, json_type):
+        raise RuleError(f"{_shown(value)} is not {_a(json_type)}")
+    return value
+
+
+def _a(json_type: str) -> str:
+    return f"{'an' if json_type[0] in 'aeiou' else 'a'} {json_type}"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _json(rule: JsonRule, text: str, document: object, now_unix_s: float) -> None:
+    missing = [key for key in rule.keys if _at(document, key) is _MISSING]
     if missing:
-        return CheckResult(False, f"missing keys: {', '.join(missing)}")
-    timestamp = document[rules.timestamp_key]
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
-        return CheckResult(False, f"{rules.timestamp_key} is not an integer: {timestamp!r}")
-    local_text = document[rules.local_time_key]
-    try:
-        local = datetime.strptime(str(local_text), rules.local_time_format)
-    except ValueError:
-        return CheckResult(
-            False,
-            f"{rules.local_time_key} {local_text!r} does not match {rules.local_time_format!r}",
-        )
-    zone = timezone(timedelta(hours=rules.utc_offset_hours))
-    expected_local = datetime.fromtimestamp(timestamp, zone).replace(tzinfo=None)
-    if local != expected_local:
-        return CheckResult(
-            False,
-            f"{rules.local_time_key} {local_text!r} is not {rules.timestamp_key} {timestamp} "
-            f"at UTC{rules.utc_offset_hours:+d} ({expected_local:%Y-%m-%d %H:%M:%S})",
-        )
+        raise RuleError(f"missing keys: {', '.join(missing)}")
+    for key, json_type in rule.keys.items():
+        value = _at(document, key)
+        if not _is(value, json_type):
+            raise RuleError(f"{key} is {_shown(value)}, not {_a(json_type)}")
+
+
+def _equals(rule: EqualsRule, text: str, document: object, now_unix_s: float) -> None:
+    value = _value(document, rule.key)
+    same_kind = isinstance(value, bool) == isinstance(rule.value, bool)
+    if not same_kind or value != rule.value:
+        raise RuleError(f"{_shown(value)}, expected {_shown(rule.value)}")
+
+
+def _regex(rule: RegexRule, text: str, document: object, now_unix_s: float) -> None:
+    subject = _value(document, rule.key, "string") if rule.key else text.rstrip("\n")
+    assert isinstance(subject, str)
+    if re.fullmatch(rule.pattern, subject[:MAX_CHECKED_CHARS]) is None:
+        raise RuleError(f"{_shown(subject)} does not match {rule.pattern!r}")
+
+
+def _range(rule: RangeRule, text: str, document: object, now_unix_s: float) -> None:
+    number = _value(document, rule.key, "number")
+    assert isinstance(number, int | float)
+    low = -math.inf if rule.min is None else rule.min
+    high = math.inf if rule.max is None else rule.max
+    if not (math.isfinite(number) and low <= number <= high):
+        raise RuleError(f"{number!r} is outside [{low:g}, {high:g}]")
+
+
+def _near_now(rule: NearNowRule, text: str, document: object, now_unix_s: float) -> None:
+    timestamp = _value(document, rule.key, "integer")
+    assert isinstance(timestamp, int)
     skew = abs(timestamp - now_unix_s)
-    if skew > rules.max_clock_skew_s:
-        return CheckResult(
-            False,
-            f"{rules.timestamp_key} is {skew:.0f} s from now (limit {rules.max_clock_skew_s:g} s)",
+    if skew > rule.max_skew_s:
+        raise RuleError(f"{skew:.0f} s from now (limit {rule.max_skew_s:g} s)")
+
+
+def _local_time(rule: LocalTimeRule, text: str, document: object, now_unix_s: float) -> None:
+    timestamp = _value(document, rule.timestamp_key, "integer")
+    local_text = _value(document, rule.key, "string")
+    assert isinstance(timestamp, int) and isinstance(local_text, str)
+    try:
+        local = datetime.strptime(local_text, rule.format)
+    except ValueError:
+        raise RuleError(f"{local_text!r} does not match {rule.format!r}") from None
+    zone = timezone(timedelta(hours=rule.utc_offset_hours))
+    try:
+        expected = datetime.fromtimestamp(timestamp, zone).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        raise RuleError(f"{rule.timestamp_key} {timestamp} is not a time") from None
+    if local != expected:
+        raise RuleError(
+            f"{local_text!r} is not {rule.timestamp_key} {timestamp} at "
+            f"UTC{rule.utc_offset_hours:+d} ({expected:%Y-%m-%d %H:%M:%S})"
         )
+
+
+def _text(rule: TextRule, text: str, document: object, now_unix_s: float) -> None:
+    printed = text.rstrip("\n")
+    if printed != rule.text:
+        raise RuleError(f"{_shown(printed)}, expected {_shown(rule.text)}")
+
+
+# Each rule's test: raises RuleError when the rule does not hold for the output (text) and its
+# parsed JSON (document, None when no rule needs it).
+RULES: dict[type, Callable[[Any, str, object, float], None]] = {
+    JsonRule: _json,
+    EqualsRule: _equals,
+    RegexRule: _regex,
+    RangeRule: _range,
+    NearNowRule: _near_now,
+    LocalTimeRule: _local_time,
+    TextRule: _text,
+}
+
+
+def describe(index: int, rule: CheckRule) -> str:
+    """Which rule, and where: `check.rules[2] (local_time at moscow_time)`."""
+    where = getattr(rule, "key", "") or ""
+    return f"check.rules[{index}] ({rule.rule}{' at ' + where if where else ''})"
+
+
+def _needs_json(rules: CheckConfig) -> bool:
+    return any(isinstance(rule, JsonRule) or getattr(rule, "key", "") for rule in rules.rules)
+
+
+def check_output(stdout: str, rules: CheckConfig, now_unix_s: float) -> CheckResult:
+    """Every rule of the lab config holds for stdout; else the first that does not, and why."""
+    document: object = None
+    if _needs_json(rules):
+        try:
+            document = json.loads(stdout)
+        except (json.JSONDecodeError, RecursionError) as error:
+            shown = stdout.strip()[:80] or "(empty)"
+            message = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
+            return CheckResult(False, f"not JSON ({message}): {shown!r}")
+        if not isinstance(document, dict):
+            return CheckResult(False, f"JSON is a {type(document).__name__}, not an object")
+    for index, rule in enumerate(rules.rules):
+        try:
+            RULES[type(rule)](rule, stdout, document, now_unix_s)
+        except RuleError as failure:
+            return CheckResult(False, f"{describe(index, rule)}: {failure}")
     return CheckResult(True)
 
 

@@ -28,7 +28,7 @@ class NativeRuntime(RuntimeBase):
         return f"env -i {shown} ./{self.binary.name if self.binary else 'binary'}"
 
     def prepare(self, ctx: RunContext) -> None:
-        self.binary = ctx.built.files["native"]
+        self.binary = ctx.built.files[ctx.config.image.build]
         self.timeout_s = ctx.timeout_s
 
     def run_argv(self, env: Mapping[str, str], name: str = "") -> list[str]:

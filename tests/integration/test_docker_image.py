@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
-from labreport.build import go
+from labreport.build import host_build
 from labreport.build import image as image_build
 from labreport.host import engine, fsutil
 from labreport.record.checks import check_output
@@ -35,7 +35,7 @@ def test_scratch_image_builds_offline_runs_and_matches_host_build(
         assert "--build-arg GO_BUILDER=labreport/go-builder:go" in command
 
         inner = image_build.file_from_image(client, image_id, lab.image.binary_path, run_label)
-        host = go.go_build(lab, lab.image.same_as_build, tmp_path)
+        host = host_build.host_build(lab, lab.image.build, tmp_path)
         assert fsutil.sha256_bytes(inner) == host.sha256
         assert int(image.attrs["Size"]) >= len(inner)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
-from labreport.build import go
+from labreport.build import host_build
 from labreport.errors import LabreportError
 from labreport.host import engine, engine_layout, fsutil, private_engine
 from labreport.host.containerd import Ctr
@@ -82,7 +82,7 @@ def host_bridge_still_works(lab: config.LabConfig, tmp_path: Path) -> None:
     """docker0 is there and a container on the host engine's default bridge runs and answers."""
     shown = subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False)
     assert shown.returncode == 0
-    binary = go.go_build(lab, "native", tmp_path / "bridge-check").path
+    binary = host_build.host_build(lab, "native", tmp_path / "bridge-check").path
     (binary.parent / "Dockerfile").write_text("FROM scratch\nCOPY moscow-time /moscow-time\n")
     client = engine.connect()
     try:
