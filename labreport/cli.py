@@ -44,8 +44,34 @@ app = typer.Typer(
 )
 
 ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="The lab config.", dir_okay=False)
+    Path | None,
+    typer.Option("--config", "-c", help="The lab config (default: lab.toml).", dir_okay=False),
 ]
+LabOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--lab",
+        help="A lab folder: its lab.toml, measurements/, templates/ and report.md "
+        "(default: the current folder, lab 12's).",
+        file_okay=False,
+    ),
+]
+
+
+def lab_folder(lab: Path | None) -> Path:
+    """The folder --lab names (the current one by default), which must exist."""
+    if lab is not None and not lab.is_dir():
+        raise LabreportError(f"--lab {lab}: no such folder", "give a lab folder (see labs/)")
+    return lab or Path()
+
+
+def lab_config(lab: Path | None, config_path: Path | None) -> Path:
+    """The lab config that --lab or --config names (not both); lab.toml by default."""
+    if lab is not None and config_path is not None:
+        raise LabreportError(
+            "--lab and --config both name a lab", "give one: --lab FOLDER or --config FILE"
+        )
+    return config_path or lab_folder(lab) / config.CONFIG_NAME
 
 
 def exit_with(error: LabreportError) -> NoReturn:
@@ -153,15 +179,16 @@ def doctor_command(
 
 @app.command("build")
 @user_errors
-def build_command(config_path: ConfigOption = config.DEFAULT_CONFIG) -> None:
+def build_command(lab: LabOption = None, config_path: ConfigOption = None) -> None:
     """Build the lab's program natively, as a WASI module and as the scratch image; show sizes."""
-    typer.echo(build_plan.build_all(config.load(config_path)))
+    typer.echo(build_plan.build_all(config.load(lab_config(lab, config_path))))
 
 
 @app.command("measure")
 @user_errors
 def measure_command(
-    config_path: ConfigOption = config.DEFAULT_CONFIG,
+    lab_dir: LabOption = None,
+    config_path: ConfigOption = None,
     runs: Annotated[int | None, typer.Option(help="Measured runs per runtime.", min=1)] = None,
     warmup: Annotated[int | None, typer.Option(help="Warm-up runs, not counted.", min=0)] = None,
     runtime: Annotated[
@@ -175,7 +202,12 @@ def measure_command(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Default: measurements/<lab>.json", parser=output_file),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Default: measurements/<lab>.json in the lab's folder",
+            parser=output_file,
+        ),
     ] = None,
     timeout: Annotated[
         float | None, typer.Option(help="Seconds one run may take before it is killed.", min=0.1)
@@ -218,12 +250,13 @@ def measure_command(
     ] = None,
 ) -> None:
     """Build every variant, run it on every runtime the host has, write measurements/*.json."""
+    config_path = lab_config(lab_dir, config_path)
     lab = config.load(config_path)
     plan = measure_plan.Plan(
         runs=runs or lab.measure.runs,
         warmup=lab.measure.warmup if warmup is None else warmup,
         timeout_s=timeout or lab.measure.timeout_s,
-        output=output or Path("measurements") / f"{lab.name}.json",
+        output=output or config_path.parent / "measurements" / f"{lab.name}.json",
         include=measure_plan.runtime_names(runtime, "--runtime"),
         skip=measure_plan.runtime_names(skip, "--skip"),
         memory=memory,
@@ -252,15 +285,26 @@ def measure_command(
 def render_command(
     files: Annotated[
         list[Path] | None,
-        typer.Argument(help="Measurement files. Default: every complete one in measurements/."),
+        typer.Argument(
+            help="Measurement files. Default: every complete one in the lab's measurements/."
+        ),
     ] = None,
+    lab: LabOption = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The report to write.", parser=output_file)
-    ] = Path("report.md"),
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The report to write (default: report.md in the lab's folder).",
+            parser=output_file,
+        ),
+    ] = None,
     templates: Annotated[
         Path | None,
         typer.Option(
-            help="A folder of templates that override or add to the defaults.", file_okay=False
+            help="A folder of templates that override or add to the defaults "
+            "(default: the lab's templates/).",
+            file_okay=False,
         ),
     ] = None,
     template: Annotated[str, typer.Option(help="The template to render.")] = (
@@ -271,7 +315,11 @@ def render_command(
     ] = False,
 ) -> None:
     """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
-    paths = files or views.default_sources(Path("measurements"))
+    folder = lab_folder(lab)
+    if templates is None and lab is not None and (lab / "templates").is_dir():
+        templates = lab / "templates"
+    output = output or folder / "report.md"
+    paths = files or views.default_sources(folder / "measurements")
     report = render.render(paths, templates, template, chart_dir=render.chart_folder(output))
     fsutil.refuse_inputs(render.outputs(report, output), render.inputs(paths, templates), "-o")
     if check:

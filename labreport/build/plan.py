@@ -150,7 +150,8 @@ def _wasm_image(config: LabConfig, ctx: BuildSite, workdir: Path, outcome: Build
     command = (
         f"labreport: OCI image layout for {oci.PLATFORM}, one gzip layer with "
         f"{spec.module_path}, entrypoint {spec.module_path}, saved as wasm.tar "
-        f"(equivalent: buildah bud --platform {oci.PLATFORM} -f Dockerfile.wasm)"
+        f"(equivalent: buildah bud --platform {oci.PLATFORM} of a FROM scratch Dockerfile "
+        f"that copies the module to {spec.module_path} as its entrypoint)"
     )
     ctx.built.files["wasm-image"] = written.archive
     ctx.built.references["wasm-image"] = reference

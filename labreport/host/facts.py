@@ -90,6 +90,12 @@ def collect(
     engine_extra: dict[str, str] | None = None,
 ) -> Environment:
     tool_versions = {c.name: c.version for c in doctor.diagnose(endpoints) if c.found and c.version}
+    # The lab's own build tools (clang, cargo, make, ...), as they name themselves.
+    for spec in config.builds.values():
+        if spec.toolchain == "command" and spec.tool not in tool_versions:
+            version = paths.tool_version(spec.tool)
+            if version:
+                tool_versions[spec.tool] = version
     release = (
         platform.freedesktop_os_release() if hasattr(platform, "freedesktop_os_release") else {}
     )
