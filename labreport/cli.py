@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
-from labreport import __version__, config
+from labreport import __version__, config, lab_folder
 from labreport.analysis import compare, views
 from labreport.build import plan as build_plan
 from labreport.errors import (
@@ -58,7 +58,7 @@ LabOption = Annotated[
 ]
 
 
-def lab_folder(lab: Path | None) -> Path:
+def lab_folder_path(lab: Path | None) -> Path:
     """The folder --lab names (the current one by default), which must exist."""
     if lab is not None and not lab.is_dir():
         raise LabreportError(f"--lab {lab}: no such folder", "give a lab folder (see labs/)")
@@ -71,7 +71,7 @@ def lab_config(lab: Path | None, config_path: Path | None) -> Path:
         raise LabreportError(
             "--lab and --config both name a lab", "give one: --lab FOLDER or --config FILE"
         )
-    return config_path or lab_folder(lab) / config.CONFIG_NAME
+    return config_path or lab_folder_path(lab) / config.CONFIG_NAME
 
 
 def exit_with(error: LabreportError) -> NoReturn:
@@ -184,6 +184,28 @@ def build_command(lab: LabOption = None, config_path: ConfigOption = None) -> No
     typer.echo(build_plan.build_all(config.load(lab_config(lab, config_path))))
 
 
+@app.command("new-lab")
+@user_errors
+def new_lab_command(
+    name: Annotated[str, typer.Argument(help="The new lab's name (it names its folder).")],
+    source: Annotated[
+        Path,
+        typer.Option(
+            "--from",
+            help="The lab folder to start from (default: the current folder's lab).",
+            file_okay=False,
+        ),
+    ] = Path(),
+    labs_dir: Annotated[
+        Path, typer.Option("--into", help="Where lab folders live.", file_okay=False)
+    ] = Path("labs"),
+) -> None:
+    """Start a lab folder from another lab: its lab.toml, program and templates, named anew."""
+    folder = lab_folder.new_lab(name, lab_folder_path(source), labs_dir)
+    typer.echo(f"made {folder}: edit its lab.toml, program and templates, then")
+    typer.echo(f"  labreport measure --lab {folder} && labreport render --lab {folder}")
+
+
 @app.command("measure")
 @user_errors
 def measure_command(
@@ -252,11 +274,14 @@ def measure_command(
     """Build every variant, run it on every runtime the host has, write measurements/*.json."""
     config_path = lab_config(lab_dir, config_path)
     lab = config.load(config_path)
+    if output is None:  # the lab's own measurements/, made for a new lab
+        output = config_path.parent / "measurements" / f"{lab.name}.json"
+        output.parent.mkdir(exist_ok=True)
     plan = measure_plan.Plan(
         runs=runs or lab.measure.runs,
         warmup=lab.measure.warmup if warmup is None else warmup,
         timeout_s=timeout or lab.measure.timeout_s,
-        output=output or config_path.parent / "measurements" / f"{lab.name}.json",
+        output=output,
         include=measure_plan.runtime_names(runtime, "--runtime"),
         skip=measure_plan.runtime_names(skip, "--skip"),
         memory=memory,
@@ -315,7 +340,7 @@ def render_command(
     ] = False,
 ) -> None:
     """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
-    folder = lab_folder(lab)
+    folder = lab_folder_path(lab)
     if templates is None and lab is not None and (lab / "templates").is_dir():
         templates = lab / "templates"
     output = output or folder / "report.md"
