@@ -52,7 +52,7 @@ LabOption = Annotated[
     typer.Option(
         "--lab",
         help="A lab folder: its lab.toml, measurements/, templates/ and report.md "
-        "(default: the current folder, lab 12's).",
+        "(default: the current folder).",
         file_okay=False,
     ),
 ]
@@ -341,11 +341,13 @@ def render_command(
 ) -> None:
     """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
     folder = lab_folder_path(lab)
-    if templates is None and lab is not None and (lab / "templates").is_dir():
-        templates = lab / "templates"
+    if templates is None and (folder / "templates").is_dir():
+        templates = folder / "templates"  # the lab's own, layered on the defaults
     output = output or folder / "report.md"
     paths = files or views.default_sources(folder / "measurements")
-    report = render.render(paths, templates, template, chart_dir=render.chart_folder(output))
+    report = render.render(
+        paths, templates, template, chart_dir=render.chart_folder(output), report_dir=output.parent
+    )
     fsutil.refuse_inputs(render.outputs(report, output), render.inputs(paths, templates), "-o")
     if check:
         render.check(report, output)

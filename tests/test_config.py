@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,22 @@ def test_unknown_rule_toolchain_or_artifact_names_the_key(
     assert old in text
     with pytest.raises(LabreportError, match=message):
         config.load(_write(tmp_path, text.replace(old, new, 1)))
+
+
+def test_nothing_about_a_lab_lives_in_the_package() -> None:
+    """A lab is config, program and templates: the package names no lab, program or zone."""
+    words = re.compile(r"moscow|msk|lab ?12", re.IGNORECASE)
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "labreport").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if words.search(line)
+    ]
+    assert found == []
+
+
+def test_every_shipped_lab_loads(lab: config.LabConfig) -> None:
+    labs = sorted((ROOT / "labs").glob(f"*/{config.CONFIG_NAME}"))
+    assert labs, "labs/ holds the labs beside the default one"
+    loaded = {config.load(path).name for path in labs}
+    assert loaded.isdisjoint({lab.name}) and len(loaded) == len(labs)

@@ -5,6 +5,7 @@ terminal tables and `compare` read these; none of them computes a median of its 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,14 +298,17 @@ def runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
     return views
 
 
-def load_sources(paths: Sequence[Path]) -> list[Source]:
+def load_sources(paths: Sequence[Path], shown_from: Path | None = None) -> list[Source]:
+    """The files, each named as given or, with shown_from (a report's folder), relative to it:
+    a report names its sources the same from whatever folder it was rendered."""
     if not paths:
         raise LabreportError("no measurement file given", "run 'labreport measure' first")
     sources = []
     for path in paths:
         measurement = load_measurement(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        sources.append(Source(path.as_posix(), digest, measurement))
+        shown = Path(os.path.relpath(path, shown_from)) if shown_from is not None else path
+        sources.append(Source(shown.as_posix(), digest, measurement))
     return sources
 
 

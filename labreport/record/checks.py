@@ -173,7 +173,7 @@ RULES: dict[type, Callable[[Any, str, object, float], None]] = {
 
 
 def describe(index: int, rule: CheckRule) -> str:
-    """Which rule, and where: `check.rules[2] (local_time at moscow_time)`."""
+    """Which rule, and where: `check.rules[2] (range at result.count)`."""
     where = getattr(rule, "key", "") or ""
     return f"check.rules[{index}] ({rule.rule}{' at ' + where if where else ''})"
 

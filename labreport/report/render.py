@@ -167,14 +167,16 @@ def render(
     template: str = DEFAULT_TEMPLATE,
     chart_dir: str = CHART_DIR,
     with_charts: bool = True,
+    report_dir: Path | None = None,
 ) -> Report:
-    """The report of these files; with_charts=False skips drawing (the fuzzer's fast lane)."""
+    """The report of these files; with_charts=False skips drawing (the fuzzer's fast lane);
+    report_dir (the report's folder) names the files relative to it."""
     if templates is not None and not templates.is_dir():
         raise LabreportError(
             f"--templates {templates}: no such folder",
             "give a folder of templates (copy templates/, see templates/README.md)",
         )
-    sources = load_sources(paths)
+    sources = load_sources(paths, report_dir)
     context = Context(sources, chart_dir, with_charts)
     env = jinja_environment(templates)
     try:

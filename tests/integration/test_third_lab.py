@@ -113,14 +113,19 @@ def _third_lab(tmp_path: Path) -> Path:
     return lab
 
 
-def test_a_third_lab_from_config_and_templates_only(
-    tmp_path: Path, needs: Callable[[str], None]
-) -> None:
-    needs("docker-engine")
+def needs_clang() -> None:
+    """clang with wasi-libc builds the lab; setup installs it, so CI fails without it."""
     if shutil.which("clang") is None:
         if must_have_everything():
             pytest.fail("clang missing; CI expects scripts/setup to have provided it")
         pytest.skip("clang missing (scripts/setup installs it)")
+
+
+def test_a_third_lab_from_config_and_templates_only(
+    tmp_path: Path, needs: Callable[[str], None]
+) -> None:
+    needs("docker-engine")
+    needs_clang()
     before = engine_holds()
     lab = _third_lab(tmp_path)
     _run(
@@ -148,10 +153,7 @@ def test_a_rule_that_does_not_hold_fails_every_run_and_says_which(
     tmp_path: Path, needs: Callable[[str], None]
 ) -> None:
     """The same lab expecting another answer: no run counts, and each says which rule failed."""
-    if shutil.which("clang") is None:
-        if must_have_everything():
-            pytest.fail("clang missing; CI expects scripts/setup to have provided it")
-        pytest.skip("clang missing (scripts/setup installs it)")
+    needs_clang()
     lab = _third_lab(tmp_path)
     config_file = lab / "lab.toml"
     config_file.write_text(
