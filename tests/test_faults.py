@@ -152,6 +152,24 @@ def no_docker_cli_path(tmp_path: Path) -> dict[str, str]:
     return {"PATH": str(folder)}
 
 
+BUILD = '[builds.{name}]\ndescription = "x"\ntoolchain = "command"\ncommand = [{command}]\noutput = "x"\n\n'
+
+
+def folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def lab_with_template(tmp_path: Path, body: str) -> Path:
+    """A lab folder with a measurement file and its own report template."""
+    lab = tmp_path / "lab"
+    (lab / "templates").mkdir(parents=True)
+    (lab / "measurements").mkdir()
+    shutil.copy(SYNTHETIC, lab / "measurements" / "m.json")
+    (lab / "templates" / "report.md.j2").write_text(body)
+    return lab
+
+
 M = "measure"
 CASES = [
     # -- config --
@@ -165,6 +183,16 @@ CASES = [
     Case("config image from optional build", "config", measure_with('build = "wasm"', 'build = "wasm-tinygo"'), "optional build"),
     Case("config image from no build", "config", measure_with('build = "wasm"', 'build = "nothing"'), "not a build"),
     Case("config app folder missing", "config", measure_with('app_dir = "app"', 'app_dir = "gone"'), "gone"),
+    Case("config unknown rule", "config", measure_with('rule = "json"', 'rule = "jsonish"'), "check.rules.0"),
+    Case("config unknown toolchain", "config", measure_with('toolchain = "go"', 'toolchain = "gradle"'), "builds.native.toolchain"),
+    Case("config unknown placeholder", "config", measure_with("[builds.native]", BUILD.format(name="odd", command='"cp", "{input}", "{output}"') + "[builds.native]"), "unknown placeholder {input}"),
+    Case("config builder unknown", "config", measure_with('builder = "go"', 'builder = "bazel"'), "image.builder"),
+    Case("config build command fails", "config", lambda t: [M, "--config", str(lab_copy(t, "[builds.native]", BUILD.format(name="broken", command='"false"') + "[builds.native]")), "--runtime", "native", "-o", str(t / "o.json")], "builds.broken (false)", needs=("go",)),
+    Case("lab folder missing", "config", lambda t: [M, "--lab", str(t / "none")], "no such folder"),
+    Case("lab and config both", "config", lambda t: [M, "--lab", str(t), "--config", str(t / "lab.toml")], "both name a lab"),
+    Case("new lab exists", "config", lambda t: ["new-lab", "x", "--from", str(ROOT), "--into", str(folder(t / "x").parent)], "already exists"),
+    Case("new lab bad name", "config", lambda t: ["new-lab", "../x", "--from", str(ROOT), "--into", str(t)], "not a lab name"),
+    Case("lab template missing", "config", lambda t: ["render", "--lab", str(lab_with_template(t, '{% include "partials/nope.md.j2" %}'))], "partials/nope.md.j2 not found"),
     # -- options --
     Case("runtime list empty", "options", lambda t: [M, "--runtime", ",", "-o", str(t / "o.json")], "names no runtime"),
     Case("runtime named twice", "options", lambda t: [M, "--runtime", "native,native"], "more than once"),
