@@ -286,6 +286,7 @@ def measure_command(
         skip=measure_plan.runtime_names(skip, "--skip"),
         memory=memory,
         resume=resume,
+        runs_by_runtime=lab.measure.runs_by_runtime,
     )
     measure_plan.check_plan(plan, inputs=[config_path, *lab.input_files()])
     source = "given"

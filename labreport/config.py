@@ -221,6 +221,20 @@ class MeasureDefaults(Strict):
     runs: int = Field(ge=1)
     warmup: int = Field(ge=0)
     timeout_s: float = Field(gt=0, allow_inf_nan=False)
+    # A rule declared before the run: these runtimes take part in only the first N measured
+    # rounds (warm-up as every other), for a question answered in fewer runs, such as a runtime
+    # that compiles at every start. Comparisons pair the rounds both runtimes took part in; 6 is
+    # the fewest from which a paired sign test can decide at 5 %.
+    runs_by_runtime: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _counts_within_runs(self) -> MeasureDefaults:
+        for name, count in self.runs_by_runtime.items():
+            if not 1 <= count <= self.runs:
+                raise ValueError(
+                    f"runs_by_runtime.{name} = {count} is not from 1 to runs ({self.runs})"
+                )
+        return self
 
 
 class LabConfig(Strict):

@@ -58,6 +58,8 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
             "image.context_builds names the optional build 'wasm-tinygo'",
         ),
         ('build = "wasm"', 'build = "wasm2"', "wasm_image.build names 'wasm2'"),
+        ("ctr-wasmtime = 8", "ctr-wasmtime = 16", "runs_by_runtime.ctr-wasmtime = 16 is not"),
+        ("ctr-wasmtime = 8", "ctr-wasmtime = 0", "runs_by_runtime.ctr-wasmtime = 0 is not"),
     ],
 )
 def test_unknown_rule_toolchain_or_artifact_names_the_key(

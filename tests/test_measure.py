@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
+from labreport.analysis import views
 from labreport.build.plan import BuildOutcome
 from labreport.errors import LabreportError, RunInterruptedError
 from labreport.measure.plan import Plan, check_plan
@@ -304,3 +305,54 @@ def test_a_finished_run_whose_file_cannot_be_written_is_kept_and_said_where(
     saved = load_measurement(kept[0])
     assert len(saved.samples) == 4 and not saved.partial  # the whole finished measurement
     assert not output.exists()
+
+
+def test_a_runtime_with_fewer_declared_runs_sits_out_the_later_rounds(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    """runs_by_runtime: warm-up as everyone, then only its first N measured rounds; the others
+    go on interleaved, and a comparison pairs the rounds both took part in."""
+    fast, slow = FakeRuntime("fast"), FakeRuntime("slow", base_ns=9_000_000)
+    result = run(lab, plan(tmp_path, runs=4, runs_by_runtime={"slow": 2}), fast, slow)
+    assert shape(result) == [
+        ("fast", 0, True), ("slow", 0, True),
+        ("fast", 1, False), ("slow", 1, False),
+        ("fast", 2, False), ("slow", 2, False),
+        ("fast", 3, False),
+        ("fast", 4, False),
+    ]  # fmt: skip
+    records = {r.name: r for r in result.runtimes}
+    assert records["slow"].details["runs_rule"] == (
+        "fixed: 2 measured runs of 4 (the lab config's measure.runs_by_runtime)"
+    )
+    assert "runs_rule" not in records["fast"].details
+    view = views.runtime_views(views.load_sources([tmp_path / "out.json"]))
+    assert view["slow"].measured == 2 and view["fast"].measured == 4
+    compared = views.compare_views(view["slow"], view["fast"], "slow", "fast")
+    assert "sign test, 2 paired rounds" in compared.result.test  # those both took part in
+
+
+def test_a_declared_count_above_runs_is_capped_and_an_unknown_runtime_refused(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    result = run(lab, plan(tmp_path, runs=2, runs_by_runtime={"fake": 5}), FakeRuntime())
+    assert len([s for s in result.samples if not s.warmup]) == 2
+    with pytest.raises(LabreportError, match="runs_by_runtime names podman, which is not"):
+        run(lab, plan(tmp_path, runs_by_runtime={"podman": 2}), FakeRuntime())
+
+
+def test_resume_with_a_declared_count_finishes_the_rounds_it_left(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    counts = {"runs": 4, "runs_by_runtime": {"b": 1}}
+    whole = run(
+        lab,
+        plan(tmp_path / "whole", output=tmp_path / "whole.json", **counts),
+        FakeRuntime("a"),
+        FakeRuntime("b"),
+    )
+    # b took part in rounds 0 and 1 only; the run is cut in round 3, where only a runs.
+    with pytest.raises(RunInterruptedError):
+        run(lab, plan(tmp_path, **counts), FakeRuntime("a", interrupt_on=3), FakeRuntime("b"))
+    resumed = run(lab, plan(tmp_path, resume=True, **counts), FakeRuntime("a"), FakeRuntime("b"))
+    assert shape(resumed) == shape(whole)

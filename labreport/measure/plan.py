@@ -6,14 +6,14 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labreport.errors import LabreportError
 from labreport.host import fsutil, paths, shim_cache
 from labreport.host.endpoints import Endpoints
-from labreport.record.models import RuntimeRecord
+from labreport.record.models import Detail, RuntimeRecord
 from labreport.runtimes.base import Requirements, Runtime
 from labreport.runtimes.registry import Registry
 
@@ -31,6 +31,16 @@ class Plan:
     target_is_local: bool = True
     target_source: str = "given"
     resume: bool = False  # continue from <output stem>.partial.json
+    # Runtimes measured fewer times than runs, by the lab config's declared rule.
+    runs_by_runtime: Mapping[str, int] = field(default_factory=dict)
+
+    def runs_of(self, runtime: str) -> int:
+        """How many measured runs this runtime takes (runs, or fewer by the declared rule)."""
+        return min(self.runs, self.runs_by_runtime.get(runtime, self.runs))
+
+    def takes_part(self, runtime: str, round_index: int) -> bool:
+        """Every runtime warms up; one with fewer runs sits out the rounds after its last."""
+        return round_index < self.warmup + self.runs_of(runtime)
 
 
 def partial_path(output: Path) -> Path:
@@ -119,6 +129,16 @@ def requirements(registry: Registry, plan: Plan) -> Requirements:
     )
 
 
+def runs_rule(plan: Plan, name: str) -> dict[str, Detail]:
+    """The declared rule that gave a runtime fewer runs, as its record states it."""
+    if plan.runs_of(name) == plan.runs:
+        return {}
+    return {
+        "runs_rule": f"fixed: {plan.runs_of(name)} measured runs of {plan.runs} "
+        "(the lab config's measure.runs_by_runtime)"
+    }
+
+
 def select_runtimes(
     registry: Registry, plan: Plan, endpoints: Endpoints
 ) -> tuple[list[Runtime], list[RuntimeRecord]]:
@@ -126,6 +146,13 @@ def select_runtimes(
     if unknown:
         raise LabreportError(
             f"unknown runtime: {', '.join(unknown)}", f"choose from: {', '.join(registry)}"
+        )
+    counted = sorted(set(plan.runs_by_runtime) - set(registry))
+    if counted:
+        raise LabreportError(
+            f"the lab config's measure.runs_by_runtime names {', '.join(counted)}, "
+            "which is not a runtime",
+            f"fix the lab config; runtimes: {', '.join(registry)}",
         )
     names = chosen(registry, plan)
     active: list[Runtime] = []
@@ -143,7 +170,12 @@ def select_runtimes(
             )
         records.append(
             RuntimeRecord(
-                name=name, description=runtime.description, available=ok, reason=reason, command=""
+                name=name,
+                description=runtime.description,
+                available=ok,
+                reason=reason,
+                command="",
+                details=runs_rule(plan, name),
             )
         )
         if ok:

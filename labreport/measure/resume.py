@@ -80,15 +80,20 @@ def resumable(
     return partial
 
 
-def continue_from(partial: Measurement, active: Sequence[Runtime]) -> tuple[Measurement, int]:
-    """The partial result without its unfinished round, memory and checks; the next round."""
+def continue_from(
+    partial: Measurement, active: Sequence[Runtime], plan: Plan
+) -> tuple[Measurement, int]:
+    """The partial result without its unfinished round, memory and checks; the next round (a
+    round is finished when every runtime that takes part in it ran)."""
     result = partial.model_copy(deep=True)
-    names = {runtime.name for runtime in active}
     per_round: dict[int, set[str]] = {}
     for sample in result.samples:
         per_round.setdefault(sample.round, set()).add(sample.runtime)
     done = 0
-    while per_round.get(done) == names:
+    rounds = plan.warmup + plan.runs
+    while done < rounds and per_round.get(done) == {
+        runtime.name for runtime in active if plan.takes_part(runtime.name, done)
+    }:
         done += 1
     result.samples = [s for s in result.samples if s.round < done]
     result.memory, result.checks = [], []

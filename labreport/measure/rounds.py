@@ -81,14 +81,18 @@ def run_rounds(
     """
     rounds = plan.warmup + plan.runs
     rewarm = min(plan.warmup, first_round)
-    progress.phase("startup", (rounds - first_round + rewarm) * len(active))
+    left = sum(plan.takes_part(r.name, i) for r in active for i in range(first_round, rounds))
+    progress.phase("startup", left + rewarm * len(active))
     for _ in range(rewarm):
         for runtime in active:
             progress.step(f"{runtime.name} warm-up again after resuming")
             sample_once(runtime, config, 0, warmup=True)
     for round_index in range(first_round, rounds):
         for runtime in active:
-            progress.step(f"{runtime.name} round {round_index + 1}/{rounds}")
+            if not plan.takes_part(runtime.name, round_index):
+                continue  # its declared runs are done; the others go on
+            total = plan.warmup + plan.runs_of(runtime.name)
+            progress.step(f"{runtime.name} round {round_index + 1}/{total}")
             result.samples.append(
                 sample_once(runtime, config, round_index, warmup=round_index < plan.warmup)
             )

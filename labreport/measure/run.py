@@ -85,7 +85,7 @@ def measure(
     )
     first_round = 0
     if partial is not None:
-        result, first_round = resume.continue_from(partial, active)
+        result, first_round = resume.continue_from(partial, active, plan)
     state = paths.made_state_dir()
     try:
         with (
