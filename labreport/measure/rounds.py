@@ -81,18 +81,21 @@ def run_rounds(
     """
     rounds = plan.warmup + plan.runs
     rewarm = min(plan.warmup, first_round)
-    left = sum(plan.takes_part(r.name, i) for r in active for i in range(first_round, rounds))
-    progress.phase("startup", left + rewarm * len(active))
+    left = {
+        r.name: rewarm + sum(plan.takes_part(r.name, i) for i in range(first_round, rounds))
+        for r in active
+    }
+    progress.phase("startup", sum(left.values()), left)
     for _ in range(rewarm):
         for runtime in active:
-            progress.step(f"{runtime.name} warm-up again after resuming")
+            progress.step(f"{runtime.name} warm-up again after resuming", runtime.name)
             sample_once(runtime, config, 0, warmup=True)
     for round_index in range(first_round, rounds):
         for runtime in active:
             if not plan.takes_part(runtime.name, round_index):
                 continue  # its declared runs are done; the others go on
             total = plan.warmup + plan.runs_of(runtime.name)
-            progress.step(f"{runtime.name} round {round_index + 1}/{total}")
+            progress.step(f"{runtime.name} round {round_index + 1}/{total}", runtime.name)
             result.samples.append(
                 sample_once(runtime, config, round_index, warmup=round_index < plan.warmup)
             )
@@ -105,9 +108,9 @@ def memory_and_checks(
 ) -> None:
     """After the rounds: memory, the functional checks, and what each runtime found."""
     if plan.memory:
-        progress.phase("memory", len(active))
+        progress.phase("memory", len(active), {runtime.name: 1 for runtime in active})
         for runtime in active:
-            progress.step(f"{runtime.name} server")
+            progress.step(f"{runtime.name} server", runtime.name)
             result.memory.extend(runtime.memory(ctx))
     progress.phase("checks", len(active))
     for runtime in active:
