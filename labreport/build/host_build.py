@@ -89,14 +89,14 @@ def host_build(config: LabConfig, build_name: str, out_dir: Path) -> Artifact:
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / spec.output
-    env = {**os.environ, **spec.env}
-    if spec.toolchain in {"go", "tinygo"}:
+    env = dict(os.environ)
+    if spec.toolchain in {"go", "tinygo"}:  # offline, with the toolchain labreport installed
+        env.update(GOTOOLCHAIN="local", GOPROXY="off", GOFLAGS="-mod=mod")
         go_root = paths.go_root()
-        env = {**os.environ, "GOTOOLCHAIN": "local", "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
         if spec.toolchain == "tinygo" and go_root is not None:
             # TinyGo compiles the standard library of the Go toolchain it finds on PATH.
             env["PATH"] = f"{go_root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        env.update(spec.env)
+    env.update(spec.env)
     output.unlink(missing_ok=True)  # labreport's own build folder: no stale result may pass
     started = time.perf_counter()
     proc.run(
