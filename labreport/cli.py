@@ -165,9 +165,11 @@ def doctor_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 when a required component is missing.")
     ] = False,
+    lab: LabOption = None,
 ) -> None:
-    """Show every component labreport can use on this host: found with its version, or why not."""
-    components = doctor.diagnose()
+    """Show every component labreport can use on this host: found with its version, or why not;
+    with --lab, the build tools that lab's config runs too."""
+    components = doctor.diagnose(config=config.load(lab_config(lab, None)) if lab else None)
     if as_json:
         typer.echo(json.dumps([c.as_dict() for c in components], indent=2, sort_keys=True))
     else:

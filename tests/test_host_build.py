@@ -12,7 +12,7 @@ import pytest
 from labreport import config
 from labreport.build import host_build as build
 from labreport.errors import LabreportError
-from labreport.host import paths
+from labreport.host import doctor, paths
 from labreport.record.checks import check_output
 
 from .conftest import ROOT
@@ -186,3 +186,13 @@ def test_a_build_the_config_cannot_describe_names_the_key(
     assert change[0] in COMMAND_BUILDS
     with pytest.raises(LabreportError, match=message):
         _command_lab(tmp_path, COMMAND_BUILDS.replace(*change))
+
+
+def test_doctor_lists_a_labs_build_tools_once_each(tmp_path: Path) -> None:
+    lab = _command_lab(tmp_path, COMMAND_BUILDS)
+    tools = {c.name: c for c in doctor.lab_tools(lab)}
+    assert set(tools) == {"cp", "labreport-no-such-compiler"}  # cp builds twice, listed once
+    assert tools["cp"].found and not tools["cp"].optional and tools["cp"].version
+    missing = tools["labreport-no-such-compiler"]
+    assert not missing.found and missing.optional  # only an optional build needs it
+    assert "not on PATH" in missing.detail and f"{lab.name}'s builds run it" in missing.hint

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from labreport.config import LabConfig
 from labreport.errors import LabreportError
 from labreport.host import engine, engine_layout, paths, private_containerd, proc, shim_cache
 from labreport.host.containerd import Ctr
@@ -277,8 +278,30 @@ PROBES: tuple[Callable[[Endpoints], list[Component]], ...] = (
 )
 
 
-def diagnose(endpoints: Endpoints | None = None) -> list[Component]:
+def lab_tools(config: LabConfig) -> list[Component]:
+    """The programs a lab's command builds run (clang, cargo, make, ...), once each; a tool only
+    optional builds use is optional."""
+    optional: dict[str, bool] = {}
+    for spec in config.builds.values():
+        if spec.toolchain == "command":
+            optional[spec.tool] = optional.get(spec.tool, True) and spec.optional
+    return [
+        _program(
+            tool,
+            tool,
+            ("--version",),
+            optional=only_optional,
+            hint=f"{config.name}'s builds run it: run scripts/setup, or install it",
+        )
+        for tool, only_optional in optional.items()
+    ]
+
+
+def diagnose(
+    endpoints: Endpoints | None = None, config: LabConfig | None = None
+) -> list[Component]:
     """Every component, on the engine and containerd given (default: those the environment
-    names; a measurement passes the ones it measures on)."""
+    names; a measurement passes the ones it measures on), and the build tools of a lab."""
     endpoints = endpoints or Endpoints.from_environment()
-    return [component for probe in PROBES for component in probe(endpoints)]
+    found = [component for probe in PROBES for component in probe(endpoints)]
+    return found + (lab_tools(config) if config is not None else [])

