@@ -9,7 +9,7 @@ Verdict: ok when the whole interval lies within 1.00 ± 5 %; OFF when it lies wh
 (exit code 1); otherwise undecided: the machine's noise is wider than the tolerance, which says
 nothing about the harness (run it on a quiet machine, or with more blocks).
 
-    .venv/bin/python benchmarks/harness_vs_hyperfine.py [--runs 10] [--blocks 8]
+    .venv/bin/python benchmarks/harness_vs_hyperfine.py [--runs 10] [--blocks 12]
     .venv/bin/python benchmarks/harness_vs_hyperfine.py -- ctr --address SOCK run --rm IMAGE ID
 
 Without a command it checks the lab's three spawn paths exactly as `labreport measure` runs them:
@@ -144,7 +144,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=10, help="runs per block and side")
-    parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--blocks", type=int, default=12)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="after --: one command")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command

@@ -328,6 +328,9 @@ def test_a_runtime_with_fewer_declared_runs_sits_out_the_later_rounds(
     assert "runs_rule" not in records["fast"].details
     view = views.runtime_views(views.load_sources([tmp_path / "out.json"]))
     assert view["slow"].measured == 2 and view["fast"].measured == 4
+    remedies = {name: {w.remedy for w in view[name].warnings} for name in ("slow", "fast")}
+    assert any("measure.runs_by_runtime" in remedy for remedy in remedies["slow"])
+    assert not any("measure.runs_by_runtime" in remedy for remedy in remedies["fast"])
     compared = views.compare_views(view["slow"], view["fast"], "slow", "fast")
     assert "sign test, 2 paired rounds" in compared.result.test  # those both took part in
 

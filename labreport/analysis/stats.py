@@ -163,11 +163,16 @@ class SampleWarning:
 
 
 def warnings(
-    summary: Summary | None, failed: int, measured: int, first_ms: float | None = None
+    summary: Summary | None,
+    failed: int,
+    measured: int,
+    first_ms: float | None = None,
+    declared_runs: bool = False,
 ) -> list[SampleWarning]:
     """What makes one runtime's samples weak, and what would make them stronger.
 
-    first_ms is the first counted (not warm-up) run, when it passed its check.
+    first_ms is the first counted (not warm-up) run, when it passed its check; declared_runs:
+    the lab config gave this runtime fewer runs on purpose (measure.runs_by_runtime).
     """
     found = []
     if failed:
@@ -185,7 +190,10 @@ def warnings(
             SampleWarning(
                 WarningKind.FEW_RUNS,
                 f"only {summary.count} valid runs (fewer than {FEW_RUNS})",
-                "measure again with more runs (labreport measure --runs 30)",
+                "raise its count in the lab config's measure.runs_by_runtime where more than "
+                "its verdict matters"
+                if declared_runs
+                else "measure again with more runs (labreport measure --runs 30)",
             )
         )
     if summary.relative_spread > HIGH_SPREAD:

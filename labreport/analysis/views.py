@@ -289,7 +289,13 @@ def runtime_views(sources: Sequence[Source]) -> dict[str, RuntimeView]:
             if engine:
                 view.engine_run = stats.summarize(engine)
             first_counted = counted[0].wall_ns / 1e6 if counted and counted[0].ok else None
-            view.warnings = stats.warnings(view.startup, view.failed, view.measured, first_counted)
+            view.warnings = stats.warnings(
+                view.startup,
+                view.failed,
+                view.measured,
+                first_counted,
+                declared_runs="runs_rule" in view.details,
+            )
             view.shim = shim_view(samples)
             view.task_phases = median_phases(
                 [s.task_phases for s in counted if s.ok and s.task_phases]
