@@ -27,6 +27,8 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
+# A lab's name: it names files (measurements/<name>.json) and folders (labs/<name>).
+LAB_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # A build's output is a file name in labreport's build folder (under the state directory).
 FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -210,10 +212,17 @@ class CheckConfig(Strict):
 
 
 class ServerConfig(Strict):
+    """Serving: the program's own server (env, port) on the traditional runtimes, one instance
+    per request (WAGI) on the WASM ones; idle, then a checked load at each concurrency."""
+
     env: dict[str, str] = Field(default_factory=dict)
     port: int = Field(gt=0, lt=65536)
-    path: str = "/"
-    load_requests: int = Field(gt=0, le=10_000)
+    path: str = Field(default="/", pattern=r"^/[^\s#]*$")
+    load_requests: int = Field(gt=0, le=10_000)  # at each concurrency
+    concurrency: list[Annotated[int, Field(ge=1, le=256)]] = Field(
+        default_factory=lambda: [1, 8, 32], min_length=1, max_length=8
+    )
+    level_time_s: float = Field(default=60.0, gt=0, le=600)  # a level ends at this, if not before
     idle_seconds: float = Field(gt=0, le=60)
 
 
@@ -240,7 +249,7 @@ class MeasureDefaults(Strict):
 class LabConfig(Strict):
     schema_version: int
     # Used in file names (measurements/<name>.json): no path separators, no leading dot.
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    name: str = Field(pattern=LAB_NAME)
     title: str
     app_dir: str
     sources: list[str]
@@ -275,11 +284,6 @@ class LabConfig(Strict):
     @property
     def app_path(self) -> Path:
         return (self.base_dir / self.app_dir).resolve()
-
-    @property
-    def measurements_dir(self) -> Path:
-        """Where the lab's measurement files live: measurements/ beside lab.toml."""
-        return self.base_dir / "measurements"
 
     def input_files(self) -> list[Path]:
         """The files of the lab a run reads (besides lab.toml): its sources and Dockerfile."""

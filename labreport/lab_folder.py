@@ -12,8 +12,6 @@ from labreport import config
 from labreport.errors import LabreportError
 from labreport.host import fsutil
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as config.LabConfig.name
-
 
 def _renamed(text: str, name: str) -> str:
     """lab.toml with the lab's name and its image names (lower case, as images must be)
@@ -31,12 +29,17 @@ def _renamed(text: str, name: str) -> str:
 
 def new_lab(name: str, source: Path, labs_dir: Path) -> Path:
     """labs_dir/name made from the lab in the folder source; returns the new folder."""
-    if not NAME.match(name):
+    if not re.match(config.LAB_NAME, name):
         raise LabreportError(
             f"{name!r} is not a lab name",
             "use letters, digits, '.', '_' and '-' (it names files and images)",
         )
     template = config.load(source / config.CONFIG_NAME)  # a lab that loads, or one error
+    if template.app_path == template.base_dir:
+        raise LabreportError(
+            f"{source / config.CONFIG_NAME}: app_dir is the lab's folder itself",
+            "new-lab copies app_dir; copy such a lab by hand (leave out measurements/ and report)",
+        )
     target = labs_dir / name
     if target.exists():
         raise LabreportError(f"{target} already exists", "choose another name; nothing was changed")
