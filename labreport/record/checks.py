@@ -202,25 +202,38 @@ def check_output(stdout: str, rules: CheckConfig, now_unix_s: float) -> CheckRes
     return CheckResult(True)
 
 
-def check_cgi(stdout: str, wagi: WagiConfig, rules: CheckConfig, now_unix_s: float) -> CheckResult:
-    """A CGI response: headers, a blank line, then a body that passes check_output.
-
-    The status comes from a `Status:` header (CGI's way), 200 when there is none.
-    """
-    head, separator, body = stdout.replace("\r\n", "\n").partition("\n\n")
+def parse_cgi(output: str) -> tuple[int, dict[str, str], str]:
+    """A CGI response (RFC 3875): header lines, a blank line, the body. The status is the
+    `Status:` header's code, else 302 with a Location, else 200 with a Content-Type; header
+    names come back in lower case. ValueError says what is wrong."""
+    head, separator, body = output.replace("\r\n", "\n").partition("\n\n")
     if not separator:
-        return CheckResult(False, f"no blank line after the CGI headers: {stdout.strip()[:80]!r}")
+        raise ValueError(f"no blank line after the CGI headers: {output.strip()[:80]!r}")
     headers: dict[str, str] = {}
     for line in head.splitlines():
         name, colon, value = line.partition(":")
-        if not colon:
-            return CheckResult(False, f"not a CGI header line: {line!r}")
+        if not colon or not name.strip():
+            raise ValueError(f"not a CGI header line: {line!r}")
         headers[name.strip().lower()] = value.strip()
-    status_text = headers.get("status", "200")
+    if "status" in headers:
+        code = headers["status"].split(" ")[0]
+        if not (code.isdigit() and 100 <= int(code) <= 599):
+            raise ValueError(f"Status header is not a code: {headers['status']!r}")
+        return int(code), headers, body
+    if "location" in headers:
+        return 302, headers, body
+    if "content-type" in headers:
+        return 200, headers, body
+    raise ValueError("none of Status, Content-Type, Location among the CGI headers")
+
+
+def check_cgi(stdout: str, wagi: WagiConfig, rules: CheckConfig, now_unix_s: float) -> CheckResult:
+    """A CGI response (parse_cgi) with the status and Content-Type the lab expects, and a body
+    that passes check_output."""
     try:
-        status = int(status_text.split()[0])
-    except (ValueError, IndexError):
-        return CheckResult(False, f"Status header is not a code: {status_text!r}")
+        status, headers, body = parse_cgi(stdout)
+    except ValueError as error:
+        return CheckResult(False, str(error))
     if status != wagi.expect_status:
         return CheckResult(False, f"status {status}, expected {wagi.expect_status}")
     content_type = headers.get("content-type", "")

@@ -30,6 +30,7 @@
 
 pub mod cache;
 pub mod phases;
+pub mod wagi;
 
 use std::collections::hash_map::DefaultHasher;
 use std::ffi::OsString;
@@ -55,6 +56,8 @@ const WASM_MAGIC: &[u8] = b"\0asm";
 pub const STATE_ENV: &str = "LABREPORT_WASMTIME_CACHE";
 pub const MAX_BYTES_ENV: &str = "LABREPORT_WASMTIME_CACHE_MAX_BYTES";
 pub const DEFAULT_STATE_DIR: &str = "/var/cache/labreport-wasmtime";
+/// A CLI start's epoch deadline: never reached, since nothing increments its engine's epoch.
+const NO_DEADLINE: u64 = 1 << 62;
 
 /// The state directory, opened by `main` and taken (so closed) by the run that uses it.
 static STATE: Mutex<Option<OwnedFd>> = Mutex::new(None);
@@ -124,9 +127,13 @@ fn variant(word: &str) -> bool {
 }
 
 /// The engine every compile and every load uses, so cached code always meets the engine
-/// that made it. Its settings are part of the cache key (the compatibility hash).
+/// that made it. Its settings are part of the cache key (the compatibility hash). Epoch
+/// interruption is on for every start (WAGI serving stops a guest at its deadline with it), so
+/// a serving container maps the same cached code as a CLI start; a CLI start's deadline is
+/// never reached (nothing ticks the epoch).
 pub fn engine() -> Result<Engine> {
     let mut config = Config::new();
+    config.epoch_interruption(true);
     if variant("no-address-map") {
         config.generate_address_map(false);
     }
@@ -141,7 +148,7 @@ pub fn engine_hash(engine: &Engine) -> u64 {
 }
 
 /// wasmtime 48's error type is not `std::error::Error`; keep its full chain as text.
-fn wasm_err(error: wasmtime::Error) -> anyhow::Error {
+pub(crate) fn wasm_err(error: wasmtime::Error) -> anyhow::Error {
     anyhow!("{error:?}")
 }
 
@@ -305,6 +312,7 @@ async fn run<const CACHED: bool>(
         .find_map(|e| e.strip_prefix(phases::ENV).and_then(|r| r.strip_prefix('=')))
         .filter(|t| phases::valid_token(t))
         .map(str::to_owned);
+    let serving = wagi::Settings::from_env(envs)?;
     let engine = engine()?;
     timeline.mark("engine");
     let bytes = read()?;
@@ -327,9 +335,13 @@ async fn run<const CACHED: bool>(
 
     let envs: Vec<(String, String)> = envs
         .iter()
-        .filter(|e| !e.starts_with(&format!("{}=", phases::ENV)))
+        .filter(|e| !e.starts_with(&format!("{}=", phases::ENV)) && !e.starts_with(wagi::PREFIX))
         .map(|e| split_env(e))
         .collect();
+    if let Some(settings) = serving {
+        drop(phases_dir);
+        return wagi::serve(engine, module, args.to_vec(), envs, func.to_string(), settings);
+    }
     let mut builder = WasiCtxBuilder::new();
     builder
         .inherit_stdio()
@@ -341,6 +353,7 @@ async fn run<const CACHED: bool>(
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
     p1::add_to_linker_async(&mut linker, |state| state).map_err(wasm_err)?;
     let mut store = Store::new(&engine, wasi);
+    store.set_epoch_deadline(NO_DEADLINE);
     let instance = linker.instantiate_async(&mut store, &module).await.map_err(wasm_err)?;
     let start = instance.get_typed_func::<(), ()>(&mut store, func).map_err(wasm_err)?;
     timeline.mark("instantiate");
