@@ -65,7 +65,7 @@ def test_charts_are_byte_for_byte_reproducible_and_referenced(tmp_path: Path) ->
     first = render.render([SYNTHETIC])
     second = render.render([SYNTHETIC])
     assert [c.svg for c in first.charts] == [c.svg for c in second.charts]
-    assert {c.kind for c in first.charts} == {"startup", "sizes", "memory"}
+    assert {c.kind for c in first.charts} == {"startup", "sizes", "memory", "serving"}
     assert all(charts.CHART_NAME.match(c.name) for c in first.charts)  # named by content
     for chart in first.charts:
         assert f"![{chart.alt}](report/{chart.name})" in first.markdown

@@ -289,3 +289,27 @@ def test_runtimes_from_different_files_do_not_pair(tmp_path: Path) -> None:
     assert "sign test, 11 paired rounds" in comparison_row(
         render.render([SYNTHETIC]).markdown, "ctr-wasmtime", "ctr-runc"
     )
+
+
+def test_serving_percentiles_are_observed_latencies_by_nearest_rank() -> None:
+    from labreport.analysis.views import percentile_ms, serving_view
+    from labreport.record.models import ServingLevel, ServingRecord
+
+    latencies = [i * 1_000_000 for i in range(1, 101)]  # 1..100 ms
+    assert percentile_ms(latencies, 50) == 50.0
+    assert percentile_ms(latencies, 99) == 99.0
+    assert percentile_ms(latencies[:1], 99) == 1.0
+    assert percentile_ms([], 50) is None
+    level = ServingLevel(
+        concurrency=8, requests=100, ok=98, wall_ns=2_000_000_000, latencies_ns=latencies,
+        errors={"HTTP 500": 2},
+    )  # fmt: skip
+    view = serving_view(
+        ServingRecord(runtime="r", model="cgi", description="d", command="c", client="x",
+                      levels=[level])
+    )  # fmt: skip
+    assert view.label == "r (CGI)"
+    assert not view.ok  # two answers failed their check
+    only = view.level(8)
+    assert only is not None and only.per_second == 49.0 and only.p90_ms == 90.0
+    assert view.level(1) is None

@@ -5,6 +5,7 @@ terminal tables and `compare` read these; none of them computes a median of its 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from labreport.record.models import (
     Environment,
     Measurement,
     Sample,
+    ServingRecord,
     ShimPhase,
     load_measurement,
 )
@@ -330,3 +332,67 @@ def default_sources(directory: Path) -> list[Path]:
             f"no measurement files in {directory}", "run 'labreport measure' or pass files"
         )
     return found
+
+
+@dataclass(frozen=True)
+class ServingLevelView:
+    """One concurrency level, computed at render time from the raw latencies."""
+
+    concurrency: int
+    requests: int
+    ok: int
+    per_second: float  # checked responses per second of the level's wall time
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    errors: dict[str, int]
+    stopped: str
+
+
+@dataclass(frozen=True)
+class ServingView:
+    record: ServingRecord
+    levels: list[ServingLevelView]
+
+    @property
+    def runtime(self) -> str:
+        return self.record.runtime
+
+    @property
+    def label(self) -> str:
+        """The runtime, and how it served where one runtime served two ways (native)."""
+        return self.record.runtime if self.record.model != "cgi" else f"{self.record.runtime} (CGI)"
+
+    @property
+    def ok(self) -> bool:
+        return not self.record.failure and all(level.ok == level.requests for level in self.levels)
+
+    def level(self, concurrency: int) -> ServingLevelView | None:
+        return next((v for v in self.levels if v.concurrency == concurrency), None)
+
+
+def percentile_ms(latencies_ns: Sequence[int], q: float) -> float | None:
+    """The q-th percentile (nearest rank, so always an observed latency), in ms."""
+    if not latencies_ns:
+        return None
+    ordered = sorted(latencies_ns)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1] / 1e6
+
+
+def serving_view(record: ServingRecord) -> ServingView:
+    levels = [
+        ServingLevelView(
+            concurrency=level.concurrency,
+            requests=level.requests,
+            ok=level.ok,
+            per_second=level.ok / (level.wall_ns / 1e9) if level.wall_ns else 0.0,
+            p50_ms=percentile_ms(level.latencies_ns, 50),
+            p90_ms=percentile_ms(level.latencies_ns, 90),
+            p99_ms=percentile_ms(level.latencies_ns, 99),
+            errors=dict(level.errors),
+            stopped=level.stopped,
+        )
+        for level in record.levels
+    ]
+    return ServingView(record, levels)

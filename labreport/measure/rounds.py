@@ -112,6 +112,7 @@ def memory_and_checks(
         for runtime in active:
             progress.step(f"{runtime.name} server", runtime.name)
             result.memory.extend(runtime.memory(ctx))
+            result.serving.extend(runtime.serving())
     progress.phase("checks", len(active))
     for runtime in active:
         progress.step(f"{runtime.name} checks")

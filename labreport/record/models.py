@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from labreport.config import describe_validation_error
 from labreport.errors import LabreportError
 
-SCHEMA_VERSION = 2
-# Version 1 files (before the shims' phase records) are read as they are: nothing was removed.
-READABLE_VERSIONS = frozenset({1, SCHEMA_VERSION})
+SCHEMA_VERSION = 3
+# Older files are read as they are: nothing was removed. Version 1 came before the shims' phase
+# records, version 2 before serving under load (`serving`).
+READABLE_VERSIONS = frozenset({1, 2, SCHEMA_VERSION})
 SCHEMA_NAME = "labreport.measurement"
 
 
@@ -164,6 +165,37 @@ class MemoryRecord(Record):
         return max((r.bytes for r in self.readings if r.phase == "load"), default=None)
 
 
+class ServingLevel(Record):
+    """A bounded load at one concurrency: every response checked, every latency kept."""
+
+    concurrency: int = Field(ge=1)
+    requests: int = Field(ge=0)
+    ok: int = Field(ge=0)
+    wall_ns: int = Field(ge=0)
+    # One per response, in the order they finished; failed ones too (their error is counted).
+    latencies_ns: list[int] = Field(default_factory=list)
+    errors: dict[str, int] = Field(default_factory=dict)  # what went wrong -> how often
+    stopped: str = ""  # why the level ended before its count, if it did
+
+
+class ServingRecord(Record):
+    """One runtime serving the lab's requests: how it serves, its cold request, and the load."""
+
+    runtime: str
+    # server: one long-lived process answers every request; wagi: a fresh WASM instance per
+    # request (the module compiled once per service); cgi: a fresh process per request.
+    model: Literal["server", "wagi", "cgi"]
+    description: str
+    command: str
+    client: str  # what sent the requests
+    # From the start command to the first checked response (the service's cold start).
+    ready_ns: int | None = Field(default=None, ge=0)
+    # The first request's own latency, once the service answered.
+    first_request_ns: int | None = Field(default=None, ge=0)
+    levels: list[ServingLevel] = Field(default_factory=list)
+    failure: str = ""
+
+
 class CheckRecord(Record):
     """A functional check that is not a timed sample: the WAGI response, server mode on WASI."""
 
@@ -195,6 +227,7 @@ class Measurement(Record):
     runtimes: list[RuntimeRecord] = Field(default_factory=list)
     samples: list[Sample] = Field(default_factory=list)
     memory: list[MemoryRecord] = Field(default_factory=list)
+    serving: list[ServingRecord] = Field(default_factory=list)
     checks: list[CheckRecord] = Field(default_factory=list)
     commands: list[str] = Field(default_factory=list)
 

@@ -28,7 +28,7 @@ CHART_NAME = re.compile(r"^[a-z]+(-[0-9a-f]{12})?\.svg$")
 
 @dataclass(frozen=True)
 class Chart:
-    kind: str  # startup, sizes, memory
+    kind: str  # startup, sizes, memory, serving
     alt: str  # alt text for report.md
     svg: str
 
@@ -121,3 +121,26 @@ def memory(bars: dict[str, int]) -> Chart:
         f"{label} {value:.2f}" for label, value in zip(labels, values, strict=True)
     )
     return Chart("memory", alt, _svg(figure))
+
+
+def serving(p50_ms: Mapping[str, Mapping[int, float]]) -> Chart:
+    """Median latency per runtime (a line each) against concurrency, log scales."""
+    figure, axes = plt.subplots(figsize=(8, 4.2))
+    levels = sorted({c for by_level in p50_ms.values() for c in by_level})
+    for name, by_level in p50_ms.items():
+        xs = [c for c in levels if c in by_level]
+        axes.plot(xs, [by_level[c] for c in xs], "o-", label=name, markersize=4)
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(levels, [str(c) for c in levels])
+    axes.set_yscale("log")
+    axes.set_xlabel("concurrent clients")
+    axes.set_ylabel("median latency, ms (log scale)")
+    axes.set_title("Serving: median latency of checked requests")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    alt = "Median serving latency in ms per runtime and concurrency: " + "; ".join(
+        f"{name} " + ", ".join(f"c{c} {ms:.2f}" for c, ms in sorted(by_level.items()))
+        for name, by_level in p50_ms.items()
+    )
+    return Chart("serving", alt, _svg(figure))

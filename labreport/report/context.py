@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from labreport.analysis.views import (
     ComparisonView,
     RuntimeView,
+    ServingView,
     Source,
     compare_views,
     group_targets,
+    serving_view,
 )
 from labreport.record.models import ArtifactRecord, CheckRecord, ImageRecord, MemoryRecord
 from labreport.report import charts
@@ -37,6 +39,7 @@ class Context:
         self.skipped_builds: dict[str, str] = {}  # optional builds no source made, and why
         self.images: dict[str, ImageRecord] = {}
         self.memory: list[MemoryRecord] = []
+        self.serving: list[ServingView] = []
         self.checks: list[CheckRecord] = []
         self.commands: list[str] = []
         for source in primary.sources:
@@ -48,6 +51,7 @@ class Context:
             for name, reason in result.skipped_builds.items():
                 self.skipped_builds.setdefault(name, reason)
             self.memory += result.memory
+            self.serving += [serving_view(record) for record in result.serving]
             self.checks += result.checks
             self.commands += [c for c in result.commands if c not in self.commands]
         for name in self.artifacts:
@@ -139,6 +143,29 @@ class Context:
     def memory_of(self, runtime: str, mode: str) -> MemoryRecord | None:
         return next((m for m in self.memory if m.runtime == runtime and m.mode == mode), None)
 
+    def serving_of(self, runtime: str, model: str = "") -> ServingView | None:
+        """How runtime served (its first record, or the one of this model)."""
+        return next(
+            (v for v in self.serving if v.runtime == runtime and model in ("", v.record.model)),
+            None,
+        )
+
+    def serving_levels(self) -> list[int]:
+        """Every concurrency some runtime was loaded at, in order."""
+        return sorted({level.concurrency for view in self.serving for level in view.levels})
+
+    def serving_ratio(self, a: str, b: str, concurrency: int, what: str = "p50_ms") -> float | None:
+        """a's figure over b's at one concurrency (labels as ServingView.label); None when
+        either is missing or not every request of either passed."""
+        found = {view.label: view for view in self.serving}
+        left, right = found.get(a), found.get(b)
+        if left is None or right is None or not (left.ok and right.ok):
+            return None
+        la, lb = left.level(concurrency), right.level(concurrency)
+        x = getattr(la, what, None) if la else None
+        y = getattr(lb, what, None) if lb else None
+        return x / y if x and y else None
+
     def check(self, name: str, runtime: str) -> CheckRecord | None:
         return next((c for c in self.checks if c.name == name and c.runtime == runtime), None)
 
@@ -181,6 +208,13 @@ class Context:
                 bars[f"{who}: linear memory"] = record.linear_memory_bytes
         if bars:
             made["memory"] = charts.memory(bars)
+        latency = {
+            view.label: {lv.concurrency: lv.p50_ms for lv in view.levels if lv.p50_ms}
+            for view in self.serving
+            if view.ok
+        }
+        if any(latency.values()):
+            made["serving"] = charts.serving({k: v for k, v in latency.items() if v})
         return made
 
     def chart(self, name: str) -> str:

@@ -17,7 +17,14 @@ from labreport.build.plan import Built
 from labreport.config import LabConfig
 from labreport.host import engine
 from labreport.host.endpoints import Endpoints
-from labreport.record.models import CheckRecord, Detail, MemoryRecord, ShimPhase, ShimRecord
+from labreport.record.models import (
+    CheckRecord,
+    Detail,
+    MemoryRecord,
+    ServingRecord,
+    ShimPhase,
+    ShimRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,12 @@ class Runtime(Protocol):
         """Server mode idle and under load, and/or one CLI run's peak; [] when not measurable."""
         ...
 
+    def serving(self) -> list[ServingRecord]:
+        """What serving under load gave (memory() serves); [] when it did not serve."""
+        ...
+
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        """Functional checks beyond the timed CLI runs (WAGI, server mode on WASI)."""
+        """Functional checks beyond the timed CLI runs (WAGI, serving)."""
         ...
 
     def details(self) -> dict[str, Detail]:
@@ -133,6 +144,9 @@ class RuntimeBase:
         return ""
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        return []
+
+    def serving(self) -> list[ServingRecord]:
         return []
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:

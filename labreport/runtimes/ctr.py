@@ -18,19 +18,23 @@ from labreport.host.containerd import Ctr, EventLog
 from labreport.host.endpoints import Endpoints
 from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM, Shim
 from labreport.record.checks import check_output
-from labreport.record.models import CheckRecord, Detail, MemoryRecord, ShimPhase
+from labreport.record.models import CheckRecord, Detail, MemoryRecord, ServingRecord, ShimPhase
 from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
 from labreport.runtimes.memory import (
-    measure_server_memory,
+    Service,
+    measure_service,
     once_memory,
     once_peak_method,
     poll_cgroup_peak,
 )
 from labreport.runtimes.serving import (
     SERVER_STARTUP_S,
+    WAGI_LISTEN_ENV,
+    WAGI_SERVICE,
+    Served,
     free_port,
-    server_not_serving,
-    server_served,
+    not_serving,
+    served,
     wagi_check,
     wait_until_serving,
 )
@@ -60,7 +64,7 @@ class _CtrBase(RuntimeBase):
         self.image = ""
         self.names = itertools.count()
         self.facts: dict[str, Detail] = {}
-        self.server_check: CheckRecord | None = None
+        self.served: Served | None = None
         self.undo = contextlib.ExitStack()
         self.events: EventLog | None = None
 
@@ -206,35 +210,46 @@ class _CtrBase(RuntimeBase):
             self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx.config.once.env)
         )
 
-    def _server(self, ctx: RunContext) -> tuple[MemoryRecord, CheckRecord]:
-        """Server mode on loopback (host network); the outcome, whatever it is, is recorded."""
+    def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
+        """The environment that makes a container serve on port (host network), and in words how
+        it serves: the program's own server."""
+        return {**ctx.config.server.env, "PORT": str(port)}, "the program's own server"
+
+    def _server(self, ctx: RunContext) -> Served:
+        """Serving on loopback (host network); the outcome, whatever it is, is recorded."""
         assert self.ctr is not None
         port = free_port()
-        env = {**ctx.config.server.env, "PORT": str(port)}
+        env, how = self.service_env(ctx, port)
         url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
         container_id = self._prefix() + "server" + str(next(self.names))
         task_cgroup = cgroup.task_cgroup(self.ctr.namespace, container_id)
         argv = self.run_argv(env, container_id, "--net-host")
-        command = Ctr.shown(argv)
+        service = Service("wagi" if WAGI_LISTEN_ENV in env else "server", how, Ctr.shown(argv))
         try:
+            started = time.perf_counter_ns()
             with proc.background(argv) as server:
                 try:
-                    wait_until_serving(url, SERVER_STARTUP_S, lambda: server.poll() is None)
+                    ready = wait_until_serving(
+                        url, SERVER_STARTUP_S, lambda: server.poll() is None, started
+                    )
                 except (RuntimeError, TimeoutError):
                     reason = self._why_not_serving(server, port)
-                    return server_not_serving(self.name, CGROUP_USAGE_METHOD, reason, command)
-                record = measure_server_memory(
-                    ctx,
-                    self.name,
-                    url,
-                    read_bytes=lambda: cgroup.cgroup_usage_bytes(task_cgroup),
-                    read_peak=lambda: cgroup.cgroup_peak_bytes(task_cgroup),
-                    method=CGROUP_USAGE_METHOD,
-                    peak_method=CGROUP_PEAK_METHOD,
+                    return not_serving(self.name, CGROUP_USAGE_METHOD, service, reason)
+                return served(
+                    measure_service(
+                        ctx,
+                        self.name,
+                        url,
+                        service,
+                        ready,
+                        read_bytes=lambda: cgroup.cgroup_usage_bytes(task_cgroup),
+                        read_peak=lambda: cgroup.cgroup_peak_bytes(task_cgroup),
+                        method=CGROUP_USAGE_METHOD,
+                        peak_method=CGROUP_PEAK_METHOD,
+                    )
                 )
         finally:
             self.ctr.remove_container(container_id)
-        return record, server_served(record, command)
 
     def _why_not_serving(self, server: subprocess.Popen[bytes], port: int) -> str:
         """What was observed, before labreport stopped anything: exited on its own, or not."""
@@ -248,11 +263,14 @@ class _CtrBase(RuntimeBase):
         return f"the task exited on its own with {code}: {proc.tail(stderr, 300) or 'no output'}"
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        server, self.server_check = self._server(ctx)
-        return [self._once_memory(ctx), server]
+        self.served = self._server(ctx)
+        return [self._once_memory(ctx), self.served.memory]
+
+    def serving(self) -> list[ServingRecord]:
+        return [self.served.serving] if self.served is not None else []
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        return [self.server_check] if self.server_check is not None else []
+        return [self.served.check] if self.served is not None else []
 
 
 class CtrRuncRuntime(_CtrBase):
@@ -301,6 +319,11 @@ class CtrWasmRuntime(_CtrBase):
 
     def command(self, env: Mapping[str, str]) -> str:
         return Ctr.shown(self.run_argv(self.shim.env(env, "TOKEN"), f"labreport-RUN-{self.kind}-N"))
+
+    def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
+        """WAGI in the shim: it listens (in the host's network, --net-host) and runs the module
+        afresh for every request; a WASI preview-1 guest cannot open a socket itself."""
+        return {WAGI_LISTEN_ENV: f"127.0.0.1:{port}"}, WAGI_SERVICE
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         """A timed start that also reads the shim's own timeline of it."""

@@ -25,18 +25,21 @@ from labreport.errors import LabreportError
 from labreport.host import cgroup, engine, paths, proc
 from labreport.host.endpoints import Endpoints
 from labreport.record.checks import check_output
-from labreport.record.models import CheckRecord, MemoryRecord
+from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
 from labreport.runtimes.base import RawRun, RunContext, RuntimeBase
 from labreport.runtimes.memory import (
-    measure_server_memory,
+    Service,
+    measure_service,
     once_memory,
     once_peak_method,
     poll_cgroup_peak,
 )
 from labreport.runtimes.serving import (
     SERVER_STARTUP_S,
-    server_not_serving,
-    server_served,
+    WAGI_LISTEN_ENV,
+    Served,
+    not_serving,
+    served,
     wait_until_serving,
 )
 
@@ -79,7 +82,7 @@ class _DockerBase(RuntimeBase):
         self.ctx: RunContext | None = None
         self.image_id = ""
         self.names = itertools.count()
-        self.server_check: CheckRecord | None = None
+        self.served: Served | None = None
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         try:
@@ -203,17 +206,27 @@ class _DockerBase(RuntimeBase):
             return records
         if not server:
             return [self._once_memory(ctx)]
-        served, self.server_check = self._server(ctx)
-        return [self._once_memory(ctx), served]
+        self.served = self._server(ctx)
+        return [self._once_memory(ctx), self.served.memory]
 
-    def _server(self, ctx: RunContext) -> tuple[MemoryRecord, CheckRecord]:
-        """Server mode with its port published on loopback; the outcome, whatever it is."""
+    def service_env(self, ctx: RunContext) -> tuple[dict[str, str], str]:
+        """The environment that makes the container serve on the lab's port, and in words how
+        it serves: the program's own server."""
+        return dict(ctx.config.server.env), "the program's own server"
+
+    def _server(self, ctx: RunContext) -> Served:
+        """Serving with its port published on loopback; the outcome, whatever it is."""
         port = ctx.config.server.port
-        container = self._create(
-            ctx.config.server.env, "server", ports={f"{port}/tcp": ("127.0.0.1", None)}
+        env, how = self.service_env(ctx)
+        container = self._create(env, "server", ports={f"{port}/tcp": ("127.0.0.1", None)})
+        shown_env = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in env.items())
+        command = (
+            f"docker run -d {shlex.join(self._run_flags())} -p 127.0.0.1::{port} "
+            f"{shown_env} IMAGE".replace("  ", " ")
         )
-        command = f"docker run -d {shlex.join(self._run_flags())} -p 127.0.0.1::{port} IMAGE"
+        service = Service("wagi" if WAGI_LISTEN_ENV in env else "server", how, command)
         try:
+            started = time.perf_counter_ns()
             container.start()
             container.reload()
 
@@ -231,24 +244,30 @@ class _DockerBase(RuntimeBase):
             try:
                 bindings = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"]
                 url = f"http://127.0.0.1:{bindings[0]['HostPort']}{ctx.config.server.path}"
-                wait_until_serving(url, SERVER_STARTUP_S, alive)
+                ready = wait_until_serving(url, SERVER_STARTUP_S, alive, started)
             except (RuntimeError, TimeoutError, KeyError, IndexError, TypeError) as error:
                 reason = self._why_not_serving(container, error)
-                return server_not_serving(self.name, SERVER_USAGE_METHOD, reason, command)
-            record = measure_server_memory(
-                ctx,
-                self.name,
-                url,
-                read_bytes=lambda: cache_excluded_usage(stats()),
-                read_peak=peak,
-                method=SERVER_USAGE_METHOD,
-                peak_method=SERVER_PEAK_METHOD,
-                pid=int(container.attrs["State"]["Pid"]) or None,
+                return not_serving(self.name, SERVER_USAGE_METHOD, service, reason)
+            return served(
+                measure_service(
+                    ctx,
+                    self.name,
+                    url,
+                    service,
+                    ready,
+                    read_bytes=lambda: cache_excluded_usage(stats()),
+                    read_peak=peak,
+                    method=SERVER_USAGE_METHOD,
+                    peak_method=SERVER_PEAK_METHOD,
+                    pid=int(container.attrs["State"]["Pid"]) or None,
+                )
             )
         finally:
             with contextlib.suppress(*DOCKER_ERRORS):
                 container.remove(force=True)
-        return record, server_served(record, command)
+
+    def serving(self) -> list[ServingRecord]:
+        return [self.served.serving] if self.served is not None else []
 
     @staticmethod
     def _why_not_serving(container: Any, error: BaseException) -> str:
@@ -344,4 +363,4 @@ class DockerApiRuntime(_DockerBase):
         return self._memory(ctx, server=True)
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        return [self.server_check] if self.server_check is not None else []
+        return [self.served.check] if self.served is not None else []

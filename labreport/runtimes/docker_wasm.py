@@ -15,7 +15,7 @@ from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM, Shim
 from labreport.record.models import CheckRecord, Detail, MemoryRecord
 from labreport.runtimes.base import RawRun, Requirements, RunContext
 from labreport.runtimes.docker import DOCKER_ERRORS, DockerCliRuntime
-from labreport.runtimes.serving import wagi_check
+from labreport.runtimes.serving import WAGI_LISTEN_ENV, WAGI_SERVICE, wagi_check
 from labreport.runtimes.shim import ShimStarts
 
 
@@ -44,8 +44,7 @@ def docker_wasm_support(info: Mapping[str, Any]) -> tuple[bool, str]:
 class DockerWasmRuntime(DockerCliRuntime):
     """Docker running the WASM image itself on one of labreport's wasmtime shims.
 
-    serves: it also runs server mode (memory idle and under load) and the WAGI check; the
-    caching variant measures its CLI run's memory peak only.
+    It also serves (WAGI in the shim: memory idle and under load) and runs the WAGI check.
     """
 
     needs = frozenset({"wasm-image"})
@@ -53,10 +52,10 @@ class DockerWasmRuntime(DockerCliRuntime):
     image_key = "wasm-image"
     platform = "wasi/wasm"
 
-    def __init__(self, shim: Shim, name: str, description: str, serves: bool) -> None:
+    def __init__(self, shim: Shim, name: str, description: str) -> None:
         super().__init__()
         self.shim = ShimStarts(shim)
-        self.name, self.description, self.serves = name, description, serves
+        self.name, self.description = name, description
         self.runtime_option = shim.runtime
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
@@ -118,15 +117,18 @@ class DockerWasmRuntime(DockerCliRuntime):
         return self.shim.details()
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        return self._memory(ctx, server=self.serves)
+        return self._memory(ctx, server=True)
+
+    def service_env(self, ctx: RunContext) -> tuple[dict[str, str], str]:
+        """WAGI in the shim, listening in the container's own network namespace on the lab's
+        port (published on loopback); a WASI preview-1 guest cannot open a socket itself."""
+        return {WAGI_LISTEN_ENV: f"0.0.0.0:{ctx.config.server.port}"}, WAGI_SERVICE
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        if not self.serves:
-            return []
         argv = self.run_argv(ctx.config.wagi.env, self._name("wagi"))
         done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="docker run (WAGI)")
         wagi = wagi_check(ctx, self.name, done.stdout, done.returncode, shlex.join(argv))
-        return [wagi, *([self.server_check] if self.server_check else [])]
+        return [wagi, *([self.served.check] if self.served else [])]
 
 
 def docker_wasm() -> DockerWasmRuntime:
@@ -136,7 +138,6 @@ def docker_wasm() -> DockerWasmRuntime:
         "docker-wasm",
         "docker run --rm --runtime io.containerd.wasmtime.v1 --platform wasi/wasm (the wasi/wasm "
         "OCI image, docker load; the shim compiles the module at every start)",
-        serves=True,
     )
 
 
@@ -152,5 +153,4 @@ def docker_wasm_aot() -> DockerWasmRuntime:
         "docker-wasm-aot",
         "docker run --rm --runtime io.containerd.wasmtime-aot.v1 --platform wasi/wasm (the "
         "shim with the file cache, through Docker)",
-        serves=False,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from labreport.errors import LabreportError
 from labreport.host.endpoints import Endpoints
-from labreport.record.models import MemoryRecord
+from labreport.record.models import MemoryRecord, ServingLevel, ServingRecord
 from labreport.runtimes.base import RawRun, RunContext, RuntimeBase
 
 
@@ -81,6 +81,28 @@ class FakeRuntime(RuntimeBase):
             ],
         )
         return [record]
+
+    def serving(self) -> list[ServingRecord]:
+        """Made-up latencies: concurrency c answers in c x base_ns, every response ok."""
+        if self.memory_bytes is None:
+            return []
+        levels = [
+            ServingLevel(
+                concurrency=c,
+                requests=10,
+                ok=10,
+                wall_ns=10 * self.base_ns,
+                latencies_ns=[c * self.base_ns + i * self.step_ns for i in range(10)],
+            )
+            for c in (1, 8)
+        ]
+        return [
+            ServingRecord(
+                runtime=self.name, model="server", description="synthetic", command="fake-serve",
+                client="synthetic", ready_ns=self.base_ns, first_request_ns=self.base_ns,
+                levels=levels,
+            )
+        ]  # fmt: skip
 
     def cleanup(self) -> None:
         self.calls.append("cleanup")

@@ -1,20 +1,25 @@
-"""Memory, one procedure for every runtime: server mode idle and under a bounded, checked load,
-and the peak of one CLI run's cgroup; only the way a figure is read differs."""
+"""Memory and serving, one procedure for every runtime: a service idle and under a bounded,
+checked load at several concurrencies, and the peak of one CLI run's cgroup; only the way a
+figure is read differs."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from labreport.host.cgroup import cgroup_peak_bytes
 from labreport.record.checks import check_output
-from labreport.record.models import MemoryRecord
+from labreport.record.models import MemoryRecord, ServingLevel, ServingRecord
 from labreport.runtimes.base import RunContext
+from labreport.runtimes.load import CLIENT, Client
 
 POLL_S = 0.002
+LOAD_SAMPLE_S = 0.1  # memory is read this often while a load level runs
 ONCE_MEMORY_RUNS = 3
 
 
@@ -67,58 +72,57 @@ def proc_status_bytes(pid: int, field: str) -> int:
     raise ValueError(f"{field} not in /proc/{pid}/status")
 
 
-def measure_server_memory(
+@dataclass(frozen=True)
+class Service:
+    """A runtime serving the lab's requests: how (the model), in words, and the command."""
+
+    model: Literal["server", "wagi", "cgi"]
+    description: str
+    command: str
+
+
+def measure_service(
     ctx: RunContext,
     runtime: str,
     url: str,
+    service: Service,
+    ready_ns: int,
     read_bytes: Callable[[], int],
     read_peak: Callable[[], int | None],
     method: str,
     peak_method: str,
     pid: int | None = None,
-) -> MemoryRecord:
-    """Idle readings, then a bounded load of checked requests on loopback, then the peak.
-
-    The same procedure serves every runtime, so only the way memory is read differs.
+) -> tuple[MemoryRecord, ServingRecord]:
+    """A service that answers at url, ready_ns after its start command: its first checked
+    request, idle memory, then a checked load at each of the lab's concurrency levels with
+    memory read while it runs, then the peak. The same procedure serves every runtime; only
+    the way memory is read differs.
     """
     server = ctx.config.server
+    client = Client(url, lambda body: _problem(ctx, body))
+    first = client.one()
     readings = []
-    started = time.monotonic()
-    idle_end = started + server.idle_seconds
+    clock = time.monotonic()
+    idle_end = clock + server.idle_seconds
     while True:
-        readings.append(
-            {"phase": "idle", "at_s": time.monotonic() - started, "bytes": read_bytes()}
-        )
+        readings.append({"phase": "idle", "at_s": time.monotonic() - clock, "bytes": read_bytes()})
         if time.monotonic() >= idle_end:
             break
         time.sleep(min(0.25, max(0.0, idle_end - time.monotonic())))
-    sent = ok = 0
-    failure = ""
-    every = max(1, server.load_requests // 10)
-    for index in range(server.load_requests):
-        sent += 1
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                body = response.read().decode("utf-8", "replace")
-            verdict = check_output(body, ctx.config.check, time.time())
-            if verdict.ok:
-                ok += 1
-            elif not failure:
-                failure = f"request {index}: {verdict.reason}"
-        except OSError as error:
-            if not failure:
-                failure = f"request {index}: {error}"
-        if (index + 1) % every == 0:
-            readings.append(
-                {"phase": "load", "at_s": time.monotonic() - started, "bytes": read_bytes()}
-            )
+    levels = []
+    for concurrency in server.concurrency:
+        with _sampling(readings, clock, read_bytes):
+            levels.append(client.level(concurrency, server.load_requests, server.level_time_s))
     peak = process_peak = None
     with contextlib.suppress(OSError, ValueError):
         peak = read_peak()
     if pid is not None:
         with contextlib.suppress(OSError, ValueError):
             process_peak = proc_status_bytes(pid, "VmHWM")
-    return MemoryRecord.model_validate(
+    sent = 1 + sum(level.requests for level in levels)
+    ok = (not first.error) + sum(level.ok for level in levels)
+    failure = f"first request: {first.error}" if first.error else _first_error(levels)
+    memory = MemoryRecord.model_validate(
         {
             "runtime": runtime,
             "method": method,
@@ -131,3 +135,50 @@ def measure_server_memory(
             "failure": failure,
         }
     )
+    serving = ServingRecord(
+        runtime=runtime,
+        model=service.model,
+        description=service.description,
+        command=service.command,
+        client=CLIENT,
+        ready_ns=ready_ns if not first.error else None,
+        first_request_ns=first.latency_ns if not first.error else None,
+        levels=levels,
+        failure=failure,
+    )
+    return memory, serving
+
+
+def _problem(ctx: RunContext, body: str) -> str:
+    verdict = check_output(body, ctx.config.check, time.time())
+    return "" if verdict.ok else verdict.reason
+
+
+def _first_error(levels: list[ServingLevel]) -> str:
+    for level in levels:
+        if level.errors:
+            error, count = next(iter(level.errors.items()))
+            return f"at concurrency {level.concurrency}: {count} x {error}"
+    return ""
+
+
+@contextlib.contextmanager
+def _sampling(
+    readings: list[dict[str, object]], clock: float, read_bytes: Callable[[], int]
+) -> Iterator[None]:
+    """Reads memory every LOAD_SAMPLE_S on a thread of its own while the block runs."""
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(LOAD_SAMPLE_S):
+            with contextlib.suppress(OSError, ValueError, LookupError):
+                value = read_bytes()
+                readings.append({"phase": "load", "at_s": time.monotonic() - clock, "bytes": value})
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        done.set()
+        sampler.join(timeout=10)

@@ -7,10 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from labreport.host import proc
-from labreport.record.models import MemoryRecord
+from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
 from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
-from labreport.runtimes.memory import measure_server_memory, proc_status_bytes
-from labreport.runtimes.serving import free_port, wait_until_serving
+from labreport.runtimes.memory import Service
+from labreport.runtimes.serving import (
+    CGI_SERVICE,
+    Served,
+    cgi_server_argv,
+    free_port,
+    process_service,
+)
 
 
 class NativeRuntime(RuntimeBase):
@@ -22,6 +28,7 @@ class NativeRuntime(RuntimeBase):
     def __init__(self) -> None:
         self.binary: Path | None = None
         self.timeout_s = 60.0
+        self.served: list[Served] = []
 
     def command(self, env: Mapping[str, str]) -> str:
         shown = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
@@ -47,20 +54,23 @@ class NativeRuntime(RuntimeBase):
         return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
 
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+        """The program's own server, then the same binary as CGI (a process per request)."""
         assert self.binary is not None
         port = free_port()
         env = {**ctx.config.server.env, "PORT": str(port)}
-        url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
-        with proc.background([str(self.binary)], env=env) as server:
-            wait_until_serving(url, ctx.timeout_s, lambda: server.poll() is None)
-            record = measure_server_memory(
-                ctx,
-                self.name,
-                url,
-                read_bytes=lambda: proc_status_bytes(server.pid, "VmRSS"),
-                read_peak=lambda: proc_status_bytes(server.pid, "VmHWM"),
-                method="resident set size of the server process (/proc/PID/status VmRSS)",
-                peak_method="peak resident set size (/proc/PID/status VmHWM)",
-                pid=server.pid,
-            )
-        return [record]
+        server = Service("server", "the program's own server", self.command(env))
+        self.served = [process_service(ctx, self.name, [str(self.binary)], port, server, env)]
+        port = free_port()
+        argv = cgi_server_argv(port, "--exec", str(self.binary))
+        cgi = Service(
+            "cgi", CGI_SERVICE, f"python -m labreport.runtimes.cgi_server --exec {self.binary.name}"
+        )
+        self.served.append(process_service(ctx, self.name, argv, port, cgi))
+        # The CGI server's own memory is Python's, not the program's: not a memory figure.
+        return [self.served[0].memory]
+
+    def serving(self) -> list[ServingRecord]:
+        return [served.serving for served in self.served]
+
+    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+        return [served.check for served in self.served]

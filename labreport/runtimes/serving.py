@@ -4,15 +4,30 @@
 from __future__ import annotations
 
 import socket
+import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from labreport.host import proc
 from labreport.record.checks import check_cgi
-from labreport.record.models import CheckRecord, MemoryRecord
+from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
 from labreport.runtimes.base import RunContext
+from labreport.runtimes.load import CLIENT
+from labreport.runtimes.memory import Service, measure_service, proc_status_bytes
 
 SERVER_STARTUP_S = 15.0  # how long a container's server may take to answer its first request
+# Asks labreport's wasmtime shims to serve the module by WAGI on this ADDR:PORT (shim/src/wagi.rs);
+# the shim keeps it from the guest.
+WAGI_LISTEN_ENV = "LABREPORT_WAGI_LISTEN"
+WAGI_SERVICE = "a fresh instance of the module per request (WAGI, in the shim)"
+EMBEDDED_WAGI_SERVICE = (
+    "a fresh instance of the precompiled module per request (WAGI, embedded wasmtime in "
+    "labreport's CGI server)"
+)
+CGI_SERVICE = "a new process of the binary per request (CGI, fork/exec by labreport's CGI server)"
 
 
 def free_port() -> int:
@@ -21,8 +36,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until_serving(url: str, timeout_s: float, alive: Callable[[], bool]) -> None:
-    """Poll url until it answers; stop early when the server died."""
+def wait_until_serving(
+    url: str, timeout_s: float, alive: Callable[[], bool], started_ns: int
+) -> int:
+    """Poll url until it answers (any status); stop early when the server died. Returns how
+    long after started_ns (perf_counter) it first answered."""
     deadline = time.monotonic() + timeout_s
     last_error = "no answer"
     while time.monotonic() < deadline:
@@ -31,10 +49,13 @@ def wait_until_serving(url: str, timeout_s: float, alive: Callable[[], bool]) ->
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 response.read()
-                return
+                return time.perf_counter_ns() - started_ns
+        except urllib.error.HTTPError as error:  # it answered, if not well: the load will say
+            error.close()
+            return time.perf_counter_ns() - started_ns
         except OSError as error:
             last_error = str(error)
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise TimeoutError(f"{url} did not answer within {timeout_s:g} s ({last_error})")
 
 
@@ -50,24 +71,88 @@ def wagi_check(
     return CheckRecord(name="wagi", runtime=runtime, ok=ok, detail=detail, command=command)
 
 
-def server_not_serving(
-    runtime: str, method: str, reason: str, command: str
-) -> tuple[MemoryRecord, CheckRecord]:
-    """Server mode that never answered: no memory figure, and a failed check saying why."""
-    return (
-        MemoryRecord(
-            runtime=runtime, method=method, readings=[],
-            failure=f"server mode did not serve: {reason}",
+@dataclass(frozen=True)
+class Served:
+    """What serving gave: the memory record, the serving record and the check beside them."""
+
+    memory: MemoryRecord
+    serving: ServingRecord
+    check: CheckRecord
+
+
+def not_serving(runtime: str, method: str, service: Service, reason: str) -> Served:
+    """A service that never answered: no figures, and a failed check saying why."""
+    failure = f"did not serve: {reason}"
+    return Served(
+        MemoryRecord(runtime=runtime, method=method, readings=[], failure=failure),
+        ServingRecord(
+            runtime=runtime, model=service.model, description=service.description,
+            command=service.command, client=CLIENT, failure=failure,
         ),
-        CheckRecord(name="server-mode", runtime=runtime, ok=False, detail=reason, command=command),
+        CheckRecord(
+            name="server-mode", runtime=runtime, ok=False, detail=reason, command=service.command
+        ),
     )  # fmt: skip
 
 
-def server_served(record: MemoryRecord, command: str) -> CheckRecord:
-    return CheckRecord(
-        name="server-mode",
-        runtime=record.runtime,
-        ok=record.requests_ok > 0,
-        detail=f"served {record.requests_ok}/{record.requests_sent} checked responses",
-        command=command,
+def served(records: tuple[MemoryRecord, ServingRecord]) -> Served:
+    memory, serving = records
+    return Served(
+        memory,
+        serving,
+        CheckRecord(
+            name="server-mode",
+            runtime=memory.runtime,
+            ok=memory.requests_ok > 0 and memory.requests_ok == memory.requests_sent,
+            detail=(
+                f"{serving.description}: {memory.requests_ok}/{memory.requests_sent} checked "
+                "responses passed"
+            ),
+            command=serving.command,
+        ),
     )
+
+
+RSS_METHOD = "resident set size of the serving process (/proc/PID/status VmRSS)"
+RSS_PEAK_METHOD = "peak resident set size of the serving process (/proc/PID/status VmHWM)"
+
+
+def process_service(
+    ctx: RunContext,
+    runtime: str,
+    argv: list[str],
+    port: int,
+    service: Service,
+    env: dict[str, str] | None = None,
+) -> Served:
+    """A host process that serves on port: started, measured (its RSS), stopped."""
+    url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
+    started = time.perf_counter_ns()
+    with proc.background(argv, env=env) as server:
+        try:
+            ready = wait_until_serving(url, ctx.timeout_s, lambda: server.poll() is None, started)
+        except (RuntimeError, TimeoutError) as error:
+            exited = server.poll() is not None and server.stderr is not None
+            stderr = server.stderr.read().decode("utf-8", "replace") if exited else ""  # type: ignore[union-attr]
+            reason = f"{error}: {proc.tail(stderr, 300)}" if stderr else str(error)
+            return not_serving(runtime, RSS_METHOD, service, reason)
+        return served(
+            measure_service(
+                ctx,
+                runtime,
+                url,
+                service,
+                ready,
+                read_bytes=lambda: proc_status_bytes(server.pid, "VmRSS"),
+                read_peak=lambda: proc_status_bytes(server.pid, "VmHWM"),
+                method=RSS_METHOD,
+                peak_method=RSS_PEAK_METHOD,
+                pid=server.pid,
+            )
+        )
+
+
+def cgi_server_argv(port: int, *program: str) -> list[str]:
+    """labreport's CGI server (cgi_server.py) for one program, as a process of its own."""
+    listen = f"127.0.0.1:{port}"
+    return [sys.executable, "-m", "labreport.runtimes.cgi_server", "--listen", listen, *program]

@@ -22,9 +22,17 @@ from labreport.config import LabConfig
 from labreport.errors import LabreportError
 from labreport.host import fsutil, paths, proc
 from labreport.host.endpoints import Endpoints
-from labreport.record.models import CheckRecord, Detail, MemoryRecord
+from labreport.record.models import CheckRecord, Detail, MemoryRecord, ServingRecord
 from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
-from labreport.runtimes.serving import free_port, wagi_check
+from labreport.runtimes.memory import Service
+from labreport.runtimes.serving import (
+    EMBEDDED_WAGI_SERVICE,
+    Served,
+    cgi_server_argv,
+    free_port,
+    process_service,
+    wagi_check,
+)
 
 SERVER_TRY_S = 5.0
 LINEAR_MEMORY_METHOD = (
@@ -51,6 +59,8 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         self.facts: dict[str, Detail] = {}
         self.last_linear_memory: int | None = None
         self.scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.cache_path: Path | None = None
+        self.served: Served | None = None
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         if wasmtime_version() is None:
@@ -97,6 +107,7 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
             # A cache from another build of the same version: recompile and replace it.
             fsutil.atomic_write_bytes(cache, bytes(compiled.serialize()))
             self.module = wasmtime.Module.deserialize_file(self.engine, str(cache))
+        self.cache_path = cache
         self.facts = {
             "wasmtime_version": version,
             "compile_seconds": round(compile_s, 3),
@@ -171,16 +182,26 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
         run, linear = self._run(ctx.config.once.env)
         failure = "" if run.exit_code == 0 else f"exit {run.exit_code}: {run.stderr[-200:]}"
-        return [
-            MemoryRecord(
-                runtime=self.name,
-                mode="once",
-                method=LINEAR_MEMORY_METHOD,
-                readings=[],
-                linear_memory_bytes=linear if not failure else None,
-                failure=failure,
-            )
-        ]
+        once = MemoryRecord(
+            runtime=self.name,
+            mode="once",
+            method=LINEAR_MEMORY_METHOD,
+            readings=[],
+            linear_memory_bytes=linear if not failure else None,
+            failure=failure,
+        )
+        assert self.cache_path is not None and self.module_path is not None
+        port = free_port()
+        program = ["--wasm", str(self.cache_path), "--name", self.module_path.name]
+        shown = f"python -m labreport.runtimes.cgi_server --wasm <cache of {self.module_path.name}>"
+        service = Service("wagi", EMBEDDED_WAGI_SERVICE, shown)
+        self.served = process_service(
+            ctx, self.name, cgi_server_argv(port, *program), port, service
+        )
+        return [once, self.served.memory]
+
+    def serving(self) -> list[ServingRecord]:
+        return [self.served.serving] if self.served is not None else []
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         wagi_run, _ = self._run(ctx.config.wagi.env)
@@ -189,10 +210,12 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
             ctx, self.name, wagi_run.stdout, wagi_run.exit_code,
             f"module run with CGI environment {env}",
         )  # fmt: skip
-        return [wagi, self._server_check(ctx)]
+        served = [self.served.check] if self.served is not None else []
+        return [wagi, *served, self._own_server_check(ctx)]
 
-    def _server_check(self, ctx: RunContext) -> CheckRecord:
-        """Server mode under WASI preview 1, tried for real: does the port ever answer?
+    def _own_server_check(self, ctx: RunContext) -> CheckRecord:
+        """The program's own server under WASI preview 1, tried for real: does the port ever
+        answer? (Preview 1 has no socket creation; wasmtime-py preopens no socket.)
 
         The module runs for at most SERVER_TRY_S while another thread knocks on its port.
         """
@@ -224,7 +247,7 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
             else (f"port {port} on the host never answered")
         )
         return CheckRecord(
-            name="server-mode",
+            name="own-server",
             runtime=self.name,
             ok=bool(answered),
             detail=f"{outcome}; {reached}",

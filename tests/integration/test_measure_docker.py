@@ -67,10 +67,21 @@ def test_measure_traditional_path(
 
     memory = {m.runtime: m for m in result.memory if m.mode == "server"}
     assert set(memory) == {"native", "docker-api"}
+    per_service = 1 + lab.server.load_requests * len(lab.server.concurrency)
     for record in memory.values():
-        assert record.requests_ok == record.requests_sent == lab.server.load_requests
+        assert record.requests_ok == record.requests_sent == per_service, record.failure
         assert {r.phase for r in record.readings} == {"idle", "load"}
         assert record.process_peak_rss_bytes
+    # Serving: the program's server on both, and native CGI; every response checked.
+    serving = {(s.runtime, s.model): s for s in result.serving}
+    assert set(serving) == {("native", "server"), ("native", "cgi"), ("docker-api", "server")}
+    for record in serving.values():
+        assert not record.failure, record.failure
+        assert record.ready_ns and record.first_request_ns
+        assert [level.concurrency for level in record.levels] == lab.server.concurrency
+        for level in record.levels:
+            assert level.ok == level.requests == lab.server.load_requests
+            assert len(level.latencies_ns) == level.requests
     once = next(m for m in result.memory if m.runtime == "docker-api" and m.mode == "once")
     assert once.peak_bytes and not once.failure, once.failure
     assert result.environment.engine["source"] == "host"
