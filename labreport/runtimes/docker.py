@@ -38,6 +38,7 @@ from labreport.runtimes.serving import (
     SERVER_STARTUP_S,
     WAGI_LISTEN_ENV,
     Served,
+    free_port,
     not_serving,
     served,
     wait_until_serving,
@@ -209,21 +210,30 @@ class _DockerBase(RuntimeBase):
         self.served = self._server(ctx)
         return [self._once_memory(ctx), self.served.memory]
 
-    def service_env(self, ctx: RunContext) -> tuple[dict[str, str], str]:
-        """The environment that makes the container serve on the lab's port, and in words how
-        it serves: the program's own server."""
-        return dict(ctx.config.server.env), "the program's own server"
+    # Serve on the host's network (a free loopback port) instead of publishing the lab's port
+    # from the container's own network namespace.
+    host_network = False
+
+    def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
+        """The environment that makes the container serve on port, and in words how it
+        serves: the program's own server."""
+        return {**ctx.config.server.env, "PORT": str(port)}, "the program's own server"
 
     def _server(self, ctx: RunContext) -> Served:
-        """Serving with its port published on loopback; the outcome, whatever it is."""
-        port = ctx.config.server.port
-        env, how = self.service_env(ctx)
-        container = self._create(env, "server", ports={f"{port}/tcp": ("127.0.0.1", None)})
+        """Serving on loopback (its port published, or the host's network); the outcome,
+        whatever it is."""
+        if self.host_network:
+            port = free_port()
+            env, how = self.service_env(ctx, port)
+            container = self._create(env, "server", network_mode="host")
+            network = "--network host"
+        else:
+            port = ctx.config.server.port
+            env, how = self.service_env(ctx, port)
+            container = self._create(env, "server", ports={f"{port}/tcp": ("127.0.0.1", None)})
+            network = f"-p 127.0.0.1::{port}"
         shown_env = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in env.items())
-        command = (
-            f"docker run -d {shlex.join(self._run_flags())} -p 127.0.0.1::{port} "
-            f"{shown_env} IMAGE".replace("  ", " ")
-        )
+        command = f"docker run -d {shlex.join(self._run_flags())} {network} {shown_env} IMAGE"
         service = Service("wagi" if WAGI_LISTEN_ENV in env else "server", how, command)
         try:
             started = time.perf_counter_ns()
@@ -242,8 +252,10 @@ class _DockerBase(RuntimeBase):
                 return int(value) if value else None
 
             try:
-                bindings = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"]
-                url = f"http://127.0.0.1:{bindings[0]['HostPort']}{ctx.config.server.path}"
+                if not self.host_network:
+                    bindings = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"]
+                    port = int(bindings[0]["HostPort"])
+                url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
                 ready = wait_until_serving(url, SERVER_STARTUP_S, alive, started)
             except (RuntimeError, TimeoutError, KeyError, IndexError, TypeError) as error:
                 reason = self._why_not_serving(container, error)

@@ -119,10 +119,17 @@ class DockerWasmRuntime(DockerCliRuntime):
     def memory(self, ctx: RunContext) -> list[MemoryRecord]:
         return self._memory(ctx, server=True)
 
-    def service_env(self, ctx: RunContext) -> tuple[dict[str, str], str]:
-        """WAGI in the shim, listening in the container's own network namespace on the lab's
-        port (published on loopback); a WASI preview-1 guest cannot open a socket itself."""
-        return {WAGI_LISTEN_ENV: f"0.0.0.0:{ctx.config.server.port}"}, WAGI_SERVICE
+    # runwasi's shimkit (containerd-shimkit 0.1.2, sandbox/oci.rs) runs Docker's prestart hook
+    # `libnetwork-setkey` with the shim's own pid, and the shim lives in the host's network
+    # namespace: on a bridge network Docker would move the container's interface into the
+    # host's namespace (seen here: a veth in the host, the task in an empty namespace, the
+    # published port never answering). On the host's network there is no hook and no interface.
+    host_network = True
+
+    def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
+        """WAGI in the shim, listening on a loopback port of the host's network; a WASI
+        preview-1 guest cannot open a socket itself."""
+        return {WAGI_LISTEN_ENV: f"127.0.0.1:{port}"}, WAGI_SERVICE
 
     def checks(self, ctx: RunContext) -> list[CheckRecord]:
         argv = self.run_argv(ctx.config.wagi.env, self._name("wagi"))
