@@ -146,6 +146,16 @@ def test_private_engine_measures_docker_and_its_wasm_path(
     for runtime in ("docker-api", "docker-wasm", "docker-wasm-aot"):
         assert peaks[runtime].peak_bytes, peaks[runtime].failure
     assert peaks["docker-api"].method == peaks["docker-wasm"].method
+    # Both WASM containers serve (WAGI in the shim) through Docker, every response checked, on
+    # the host's network: no interface of theirs ever lands in the host's namespace.
+    serving = {s.runtime: s for s in result.serving}
+    for runtime in ("docker-wasm", "docker-wasm-aot"):
+        assert serving[runtime].model == "wagi" and not serving[runtime].failure
+        assert "--network host" in serving[runtime].command
+        assert all(lv.ok == lv.requests > 0 for lv in serving[runtime].levels)
+    assert serving["docker-api"].model == "server" and not serving["docker-api"].failure
+    idle = {m.runtime: m.idle_median_bytes() for m in result.memory if m.mode == "server"}
+    assert idle["docker-wasm-aot"] and idle["docker-api"]
     # Through Docker too the caching shim compiles at its first start and maps the stored code
     # after (its key is the module, which Docker's missing image field does not hide).
     module = next(a for a in result.artifacts if a.name == lab.wasm_image.build)
