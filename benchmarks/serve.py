@@ -23,10 +23,11 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from measure_cli import labreport_measure
 
 from labreport.analysis.views import ServingView, serving_view
 from labreport.record.models import load_measurement
@@ -47,15 +48,6 @@ def lab_copy(folder: Path, requests: int, concurrency: int) -> Path:
     return path
 
 
-def measure(config: Path, output: Path) -> None:
-    argv = [
-        sys.executable, "-m", "labreport.cli", "measure", "--config", str(config),
-        "--runtime", RUNTIMES, "--runs", "1", "--warmup", "0", "-o", str(output),
-    ]  # fmt: skip
-    print("$", " ".join(argv[2:]), flush=True)
-    subprocess.run(argv, cwd=ROOT, check=True, timeout=3600)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=400)
@@ -65,7 +57,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         config = lab_copy(Path(scratch), args.requests, args.concurrency)
         output = args.keep or Path(scratch, "serve.json")
-        measure(config, output)
+        labreport_measure(
+            "--config", str(config), "--runtime", RUNTIMES, "--runs", "1", "--warmup", "0",
+            "-o", str(output),
+        )  # fmt: skip
         result = load_measurement(output)
     views = {view.label: view for view in map(serving_view, result.serving)}
     c = args.concurrency

@@ -21,15 +21,15 @@ Exit code 1 when a goal is not met.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from measure_cli import labreport_measure
+
 from labreport.analysis import stats, views
 from labreport.record.models import load_measurement
 
-ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.2
 PAIRS = (("ctr-wasmtime-aot", "ctr-runc", "ctr"), ("docker-wasm-aot", "docker-cli", "docker"))
 
@@ -38,13 +38,10 @@ def measure(runs: int, engine: str, compiling: bool, output: Path) -> None:
     runtimes = [name for pair in PAIRS for name in pair[:2]]
     if compiling:
         runtimes.append("ctr-wasmtime")
-    argv = [
-        sys.executable, "-m", "labreport.cli", "measure", "--engine", engine,
-        "--runtime", ",".join(runtimes), "--runs", str(runs), "--warmup", "1", "--no-memory",
-        "-o", str(output),
-    ]  # fmt: skip
-    print("$", " ".join(argv[2:]), flush=True)
-    subprocess.run(argv, cwd=ROOT, check=True, timeout=3600)
+    labreport_measure(
+        "--engine", engine, "--runtime", ",".join(runtimes), "--runs", str(runs),
+        "--warmup", "1", "--no-memory", "-o", str(output),
+    )  # fmt: skip
 
 
 def main() -> int:

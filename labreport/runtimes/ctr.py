@@ -21,6 +21,7 @@ from labreport.record.checks import check_output
 from labreport.record.models import CheckRecord, Detail, MemoryRecord, ServingRecord, ShimPhase
 from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
 from labreport.runtimes.memory import (
+    Meter,
     Service,
     measure_service,
     once_memory,
@@ -235,19 +236,13 @@ class _CtrBase(RuntimeBase):
                 except (RuntimeError, TimeoutError):
                     reason = self._why_not_serving(server, port)
                     return not_serving(self.name, CGROUP_USAGE_METHOD, service, reason)
-                return served(
-                    measure_service(
-                        ctx,
-                        self.name,
-                        url,
-                        service,
-                        ready,
-                        read_bytes=lambda: cgroup.cgroup_usage_bytes(task_cgroup),
-                        read_peak=lambda: cgroup.cgroup_peak_bytes(task_cgroup),
-                        method=CGROUP_USAGE_METHOD,
-                        peak_method=CGROUP_PEAK_METHOD,
-                    )
+                meter = Meter(
+                    lambda: cgroup.cgroup_usage_bytes(task_cgroup),
+                    lambda: cgroup.cgroup_peak_bytes(task_cgroup),
+                    CGROUP_USAGE_METHOD,
+                    CGROUP_PEAK_METHOD,
                 )
+                return served(measure_service(ctx, self.name, url, service, ready, meter))
         finally:
             self.ctr.remove_container(container_id)
 

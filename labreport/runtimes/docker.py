@@ -28,6 +28,7 @@ from labreport.record.checks import check_output
 from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
 from labreport.runtimes.base import RawRun, RunContext, RuntimeBase
 from labreport.runtimes.memory import (
+    Meter,
     Service,
     measure_service,
     once_memory,
@@ -260,20 +261,14 @@ class _DockerBase(RuntimeBase):
             except (RuntimeError, TimeoutError, KeyError, IndexError, TypeError) as error:
                 reason = self._why_not_serving(container, error)
                 return not_serving(self.name, SERVER_USAGE_METHOD, service, reason)
-            return served(
-                measure_service(
-                    ctx,
-                    self.name,
-                    url,
-                    service,
-                    ready,
-                    read_bytes=lambda: cache_excluded_usage(stats()),
-                    read_peak=peak,
-                    method=SERVER_USAGE_METHOD,
-                    peak_method=SERVER_PEAK_METHOD,
-                    pid=int(container.attrs["State"]["Pid"]) or None,
-                )
+            meter = Meter(
+                lambda: cache_excluded_usage(stats()),
+                peak,
+                SERVER_USAGE_METHOD,
+                SERVER_PEAK_METHOD,
+                int(container.attrs["State"]["Pid"]) or None,
             )
+            return served(measure_service(ctx, self.name, url, service, ready, meter))
         finally:
             with contextlib.suppress(*DOCKER_ERRORS):
                 container.remove(force=True)

@@ -81,17 +81,20 @@ class Service:
     command: str
 
 
+@dataclass(frozen=True)
+class Meter:
+    """How a runtime reads a service's memory: now, its peak, both in words, and the serving
+    process (for its peak RSS, the one method every runtime shares) where there is one."""
+
+    read_bytes: Callable[[], int]
+    read_peak: Callable[[], int | None]
+    method: str
+    peak_method: str
+    pid: int | None = None
+
+
 def measure_service(
-    ctx: RunContext,
-    runtime: str,
-    url: str,
-    service: Service,
-    ready_ns: int,
-    read_bytes: Callable[[], int],
-    read_peak: Callable[[], int | None],
-    method: str,
-    peak_method: str,
-    pid: int | None = None,
+    ctx: RunContext, runtime: str, url: str, service: Service, ready_ns: int, meter: Meter
 ) -> tuple[MemoryRecord, ServingRecord]:
     """A service that answers at url, ready_ns after its start command: its first checked
     request, idle memory, then a checked load at each of the lab's concurrency levels with
@@ -105,30 +108,32 @@ def measure_service(
     clock = time.monotonic()
     idle_end = clock + server.idle_seconds
     while True:
-        readings.append({"phase": "idle", "at_s": time.monotonic() - clock, "bytes": read_bytes()})
+        readings.append(
+            {"phase": "idle", "at_s": time.monotonic() - clock, "bytes": meter.read_bytes()}
+        )
         if time.monotonic() >= idle_end:
             break
         time.sleep(min(0.25, max(0.0, idle_end - time.monotonic())))
     levels = []
     for concurrency in server.concurrency:
-        with _sampling(readings, clock, read_bytes):
+        with _sampling(readings, clock, meter.read_bytes):
             levels.append(client.level(concurrency, server.load_requests, server.level_time_s))
     peak = process_peak = None
     with contextlib.suppress(OSError, ValueError):
-        peak = read_peak()
-    if pid is not None:
+        peak = meter.read_peak()
+    if meter.pid is not None:
         with contextlib.suppress(OSError, ValueError):
-            process_peak = proc_status_bytes(pid, "VmHWM")
+            process_peak = proc_status_bytes(meter.pid, "VmHWM")
     sent = 1 + sum(level.requests for level in levels)
     ok = (not first.error) + sum(level.ok for level in levels)
     failure = f"first request: {first.error}" if first.error else _first_error(levels)
     memory = MemoryRecord.model_validate(
         {
             "runtime": runtime,
-            "method": method,
+            "method": meter.method,
             "readings": readings,
             "peak_bytes": peak,
-            "peak_method": peak_method if peak else "",
+            "peak_method": meter.peak_method if peak else "",
             "process_peak_rss_bytes": process_peak,
             "requests_sent": sent,
             "requests_ok": ok,

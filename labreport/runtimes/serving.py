@@ -16,7 +16,7 @@ from labreport.record.checks import check_cgi
 from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
 from labreport.runtimes.base import RunContext
 from labreport.runtimes.load import CLIENT
-from labreport.runtimes.memory import Service, measure_service, proc_status_bytes
+from labreport.runtimes.memory import Meter, Service, measure_service, proc_status_bytes
 
 SERVER_STARTUP_S = 15.0  # how long a container's server may take to answer its first request
 # Asks labreport's wasmtime shims to serve the module by WAGI on this ADDR:PORT (shim/src/wagi.rs);
@@ -136,20 +136,15 @@ def process_service(
             stderr = server.stderr.read().decode("utf-8", "replace") if exited else ""  # type: ignore[union-attr]
             reason = f"{error}: {proc.tail(stderr, 300)}" if stderr else str(error)
             return not_serving(runtime, RSS_METHOD, service, reason)
-        return served(
-            measure_service(
-                ctx,
-                runtime,
-                url,
-                service,
-                ready,
-                read_bytes=lambda: proc_status_bytes(server.pid, "VmRSS"),
-                read_peak=lambda: proc_status_bytes(server.pid, "VmHWM"),
-                method=RSS_METHOD,
-                peak_method=RSS_PEAK_METHOD,
-                pid=server.pid,
-            )
+        pid = server.pid
+        meter = Meter(
+            lambda: proc_status_bytes(pid, "VmRSS"),
+            lambda: proc_status_bytes(pid, "VmHWM"),
+            RSS_METHOD,
+            RSS_PEAK_METHOD,
+            pid,
         )
+        return served(measure_service(ctx, runtime, url, service, ready, meter))
 
 
 def cgi_server_argv(port: int, *program: str) -> list[str]:
