@@ -224,6 +224,9 @@ class ServerConfig(Strict):
     )
     level_time_s: float = Field(default=60.0, gt=0, le=600)  # a level ends at this, if not before
     idle_seconds: float = Field(gt=0, le=60)
+    # The same count at each concurrency from a load tool, right after the checked level
+    # (runtimes/load.py); "none" leaves it out.
+    load_tool: Literal["hey", "none"] = "hey"
 
 
 class MeasureDefaults(Strict):

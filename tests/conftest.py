@@ -30,6 +30,11 @@ def lab_copy(folder: Path, old: str = "", new: str = "") -> Path:
     return path
 
 
+# Where a test measures serving to see that it works, not to report it: 40 requests a level
+# instead of the lab's 300 (each client, on each runtime).
+SMALL_LOAD = ("load_requests = 300", "load_requests = 40")
+
+
 def must_have_everything() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("LABREPORT_REQUIRE_ALL") == "1"
 

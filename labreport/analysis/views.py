@@ -350,9 +350,25 @@ class ServingLevelView:
 
 
 @dataclass(frozen=True)
+class ToolLevelView:
+    """The load tool's level at one concurrency: status codes only, no body checked."""
+
+    concurrency: int
+    requested: int
+    ok: int  # answered with status 200
+    other: int  # answered with another status, or not at all
+    per_second: float  # status-200 answers per second of the tool's span
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    failure: str
+
+
+@dataclass(frozen=True)
 class ServingView:
     record: ServingRecord
     levels: list[ServingLevelView]
+    tool_levels: list[ToolLevelView]
 
     @property
     def runtime(self) -> str:
@@ -369,6 +385,9 @@ class ServingView:
 
     def level(self, concurrency: int) -> ServingLevelView | None:
         return next((v for v in self.levels if v.concurrency == concurrency), None)
+
+    def tool_level(self, concurrency: int) -> ToolLevelView | None:
+        return next((v for v in self.tool_levels if v.concurrency == concurrency), None)
 
 
 def percentile_ms(latencies_ns: Sequence[int], q: float) -> float | None:
@@ -395,4 +414,20 @@ def serving_view(record: ServingRecord) -> ServingView:
         )
         for level in record.levels
     ]
-    return ServingView(record, levels)
+    tool_levels = []
+    for tool in record.tool_levels:
+        ok = tool.statuses.get("200", 0)
+        tool_levels.append(
+            ToolLevelView(
+                concurrency=tool.concurrency,
+                requested=tool.requested,
+                ok=ok,
+                other=tool.requested - ok,
+                per_second=ok / (tool.span_ns / 1e9) if tool.span_ns else 0.0,
+                p50_ms=percentile_ms(tool.latencies_ns, 50),
+                p90_ms=percentile_ms(tool.latencies_ns, 90),
+                p99_ms=percentile_ms(tool.latencies_ns, 99),
+                failure=tool.failure,
+            )
+        )
+    return ServingView(record, levels, tool_levels)

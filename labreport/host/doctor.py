@@ -11,7 +11,15 @@ from typing import Any
 
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
-from labreport.host import engine, engine_layout, paths, private_containerd, proc, shim_cache
+from labreport.host import (
+    engine,
+    engine_layout,
+    hey,
+    paths,
+    private_containerd,
+    proc,
+    shim_cache,
+)
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import (
     CONTAINERD_NAMESPACE,
@@ -275,7 +283,22 @@ PROBES: tuple[Callable[[Endpoints], list[Component]], ...] = (
         )
     ],
     lambda _: [_program("hyperfine", "hyperfine", ("--version",))],
+    lambda _: [probe_load_tool()],
 )
+
+
+def probe_load_tool() -> Component:
+    """hey, the load tool beside labreport's checked client; serving is measured without it."""
+    found = hey.find_tool()
+    if isinstance(found, str):
+        return Component(
+            "hey",
+            False,
+            detail=found,
+            hint="run scripts/setup (Debian's hey); serving is still measured by labreport's "
+            "checked client",
+        )
+    return Component("hey", True, found.version, found.path)
 
 
 def lab_tools(config: LabConfig) -> list[Component]:

@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from labreport.config import describe_validation_error
 from labreport.errors import LabreportError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Older files are read as they are: nothing was removed. Version 1 came before the shims' phase
-# records, version 2 before serving under load (`serving`).
-READABLE_VERSIONS = frozenset({1, 2, SCHEMA_VERSION})
+# records, version 2 before serving under load (`serving`), version 3 before a load tool's
+# levels beside the checked ones (`tool_levels`).
+READABLE_VERSIONS = frozenset({1, 2, 3, SCHEMA_VERSION})
 SCHEMA_NAME = "labreport.measurement"
 
 
@@ -178,6 +179,21 @@ class ServingLevel(Record):
     stopped: str = ""  # why the level ended before its count, if it did
 
 
+class ToolLevel(Record):
+    """The same load from a load tool (hey), right after the checked level at its concurrency:
+    HTTP status codes only, no body checked."""
+
+    concurrency: int = Field(ge=1)
+    requested: int = Field(ge=0)
+    # One per answered request (any status), in the tool's order, at the tool's resolution.
+    latencies_ns: list[int] = Field(default_factory=list)
+    statuses: dict[str, int] = Field(default_factory=dict)  # HTTP status -> how many
+    unanswered: int = Field(default=0, ge=0)  # no response: refused, reset, timed out
+    # From the first request's start to the last answer, by the tool's own clock.
+    span_ns: int = Field(default=0, ge=0)
+    failure: str = ""  # the tool did not run to the end
+
+
 class ServingRecord(Record):
     """One runtime serving the lab's requests: how it serves, its cold request, and the load."""
 
@@ -194,6 +210,12 @@ class ServingRecord(Record):
     first_request_ns: int | None = Field(default=None, ge=0)
     levels: list[ServingLevel] = Field(default_factory=list)
     failure: str = ""
+    # The load tool beside labreport's checked client: what it is, how it was run (with
+    # {concurrency} and {requests} for each level), and why none ran where none did.
+    tool: str = ""
+    tool_command: str = ""
+    tool_levels: list[ToolLevel] = Field(default_factory=list)
+    tool_missing: str = ""
 
 
 class CheckRecord(Record):

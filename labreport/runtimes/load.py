@@ -1,9 +1,12 @@
-"""A bounded, checked HTTP load on loopback: labreport's own client, the same for every runtime.
+"""A bounded, checked HTTP load on loopback: labreport's own client, the same for every runtime,
+beside a real load tool's (hey).
 
-Every response body is checked by the lab's rules, as a CLI run's output is; load tools such as
-wrk, hey or oha report status codes only, so they could not tell a served answer from a wrong
-one. Each concurrent client is a thread with one keep-alive HTTP/1.1 connection (a new one after
+Every response body of labreport's client is checked by the lab's rules, as a CLI run's output
+is. Each concurrent client is a thread with one keep-alive HTTP/1.1 connection (a new one after
 an error or a `Connection: close`), sending until the level's count is issued or its time is up.
+
+Load tools report status codes only, so they cannot tell a served answer from a wrong one; the
+tool's figures (host/hey.py) count beside the checked ones, not instead of them.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from labreport.host.hey import REQUEST_TIMEOUT_S  # one request's limit, for both clients
 from labreport.record.models import ServingLevel
 
 CLIENT = (
     "labreport's own client: one thread and one keep-alive HTTP/1.1 connection per concurrent "
     "client, every body checked by the lab's rules"
 )
-REQUEST_TIMEOUT_S = 15.0
 
 
 @dataclass

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Literal
 
 from labreport.host.cgroup import cgroup_peak_bytes
+from labreport.host.hey import LoadTool, find_tool
 from labreport.record.checks import check_output
-from labreport.record.models import MemoryRecord, ServingLevel, ServingRecord
+from labreport.record.models import MemoryRecord, ServingLevel, ServingRecord, ToolLevel
 from labreport.runtimes.base import RunContext
 from labreport.runtimes.load import CLIENT, Client
 
@@ -114,10 +115,16 @@ def measure_service(
         if time.monotonic() >= idle_end:
             break
         time.sleep(min(0.25, max(0.0, idle_end - time.monotonic())))
-    levels = []
+    tool: LoadTool | str = find_tool() if server.load_tool == "hey" else "no load tool (lab config)"
+    levels: list[ServingLevel] = []
+    tool_levels: list[ToolLevel] = []
     for concurrency in server.concurrency:
         with _sampling(readings, clock, meter.read_bytes):
             levels.append(client.level(concurrency, server.load_requests, server.level_time_s))
+            if isinstance(tool, LoadTool) and not first.error:
+                tool_levels.append(
+                    tool.level(url, concurrency, server.load_requests, server.level_time_s)
+                )
     peak = process_peak = None
     with contextlib.suppress(OSError, ValueError):
         peak = meter.read_peak()
@@ -150,6 +157,10 @@ def measure_service(
         first_request_ns=first.latency_ns if not first.error else None,
         levels=levels,
         failure=failure,
+        tool=tool.name if isinstance(tool, LoadTool) else "",
+        tool_command=tool.command(url) if isinstance(tool, LoadTool) else "",
+        tool_levels=tool_levels,
+        tool_missing=tool if isinstance(tool, str) else "",
     )
     return memory, serving
 

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from labreport.config import ServerConfig
 from labreport.host import engine, shim_cache
-from labreport.record.models import Sample
+from labreport.record.models import Sample, ServingRecord
 
 from ..conftest import ROOT, lab_copy
 
@@ -152,3 +153,12 @@ def assert_shim_cache_used(
             assert sample.shim.phases[0].name == "shim_main"
     assert not [e for e in shim_cache.entries() if e.module_sha256 == module]
     assert shim_records() <= records_before
+
+
+def assert_hey_served(record: ServingRecord, server: ServerConfig) -> None:
+    """The load tool ran beside the checked client at every level, and every answer was a 200."""
+    assert record.tool.startswith("hey "), record.tool_missing
+    assert [level.concurrency for level in record.tool_levels] == server.concurrency
+    for level in record.tool_levels:
+        assert level.statuses == {"200": server.load_requests}, level.failure
+        assert len(level.latencies_ns) == server.load_requests and level.span_ns

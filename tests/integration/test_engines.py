@@ -22,8 +22,9 @@ from labreport.host.containerd import Ctr
 from labreport.host.endpoints import Endpoints
 from labreport.record.models import load_measurement
 
-from ..conftest import ROOT
+from ..conftest import ROOT, SMALL_LOAD, lab_copy
 from .common import (
+    assert_hey_served,
     assert_one_line_error,
     assert_shim_cache_used,
     engine_holds,
@@ -112,9 +113,10 @@ def test_private_engine_measures_docker_and_its_wasm_path(
     output = tmp_path / "m.json"
     records_before = shim_records()
     runtimes = "docker-cli,docker-api,docker-wasm,docker-wasm-aot,ctr-runc"
+    small = lab_copy(tmp_path / "lab", *SMALL_LOAD)
     process = labreport(
-        "measure", "--engine", "private", "--runtime", runtimes, "--runs", "2", "--warmup", "1",
-        "-o", str(output),
+        "measure", "--config", str(small), "--engine", "private", "--runtime", runtimes,
+        "--runs", "2", "--warmup", "1", "-o", str(output),
     )  # fmt: skip
     _, stderr = process.communicate(timeout=1200)
     assert process.returncode == 0, stderr
@@ -153,6 +155,7 @@ def test_private_engine_measures_docker_and_its_wasm_path(
         assert serving[runtime].model == "wagi" and not serving[runtime].failure
         assert "--network host" in serving[runtime].command
         assert all(lv.ok == lv.requests > 0 for lv in serving[runtime].levels)
+        assert_hey_served(serving[runtime], config.load(small).server)
     assert serving["docker-api"].model == "server" and not serving["docker-api"].failure
     idle = {m.runtime: m.idle_median_bytes() for m in result.memory if m.mode == "server"}
     assert idle["docker-wasm-aot"] and idle["docker-api"]

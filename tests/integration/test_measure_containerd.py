@@ -17,7 +17,9 @@ from labreport.host.containerd import Ctr
 from labreport.host.endpoints import ContainerdEndpoint
 from labreport.record.models import load_measurement
 
+from ..conftest import SMALL_LOAD, lab_copy
 from .common import (
+    assert_hey_served,
     assert_shim_cache_used,
     labreport,
     measure_hanging,
@@ -61,11 +63,14 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
     tmp_path: Path, lab: config.LabConfig
 ) -> None:
     output = tmp_path / "m.json"
+    small = lab_copy(tmp_path / "lab", *SMALL_LOAD)
+    served = config.load(small).server
     records_before = shim_records()
     runtimes = "ctr-wasmtime,ctr-wasmtime-aot,ctr-runc,wasmtime-embedded"
     process = labreport(
-        "measure", "--runtime", runtimes, "--runs", "2", "--warmup", "1", "-o", str(output)
-    )
+        "measure", "--config", str(small), "--runtime", runtimes, "--runs", "2", "--warmup", "1",
+        "-o", str(output),
+    )  # fmt: skip
     _, stderr = process.communicate(timeout=900)
     assert process.returncode == 0, stderr
     result = load_measurement(output)
@@ -92,9 +97,8 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
     assert serving["ctr-runc"].model == "server"
     for runtime in ("ctr-wasmtime", "ctr-wasmtime-aot", "wasmtime-embedded"):
         assert serving[runtime].model == "wagi"
-        assert all(
-            lv.ok == lv.requests == lab.server.load_requests for lv in serving[runtime].levels
-        )
+        assert all(lv.ok == lv.requests == served.load_requests for lv in serving[runtime].levels)
+        assert_hey_served(serving[runtime], served)
     idle = {m.runtime: m.idle_median_bytes() for m in result.memory if m.mode == "server"}
     assert idle["ctr-wasmtime-aot"] and idle["ctr-runc"]
 

@@ -10,7 +10,9 @@ import pytest
 from labreport import config
 from labreport.record.models import load_measurement
 
+from ..conftest import SMALL_LOAD, lab_copy
 from .common import (
+    assert_hey_served,
     engine_holds,
     labreport,
     measure_hanging,
@@ -33,8 +35,12 @@ def test_measure_traditional_path(
     needs("docker-engine")
     needs("go")
     output = tmp_path / "m.json"
+    small = lab_copy(tmp_path / "lab", *SMALL_LOAD)
+    served = config.load(small).server
     process = labreport(
         "measure",
+        "--config",
+        str(small),
         "--runtime",
         "native,docker-cli,docker-api",
         "--runs",
@@ -67,7 +73,7 @@ def test_measure_traditional_path(
 
     memory = {m.runtime: m for m in result.memory if m.mode == "server"}
     assert set(memory) == {"native", "docker-api"}
-    per_service = 1 + lab.server.load_requests * len(lab.server.concurrency)
+    per_service = 1 + served.load_requests * len(served.concurrency)
     for record in memory.values():
         assert record.requests_ok == record.requests_sent == per_service, record.failure
         assert {r.phase for r in record.readings} == {"idle", "load"}
@@ -78,10 +84,11 @@ def test_measure_traditional_path(
     for record in serving.values():
         assert not record.failure, record.failure
         assert record.ready_ns and record.first_request_ns
-        assert [level.concurrency for level in record.levels] == lab.server.concurrency
+        assert [level.concurrency for level in record.levels] == served.concurrency
         for level in record.levels:
-            assert level.ok == level.requests == lab.server.load_requests
+            assert level.ok == level.requests == served.load_requests
             assert len(level.latencies_ns) == level.requests
+        assert_hey_served(record, served)
     once = next(m for m in result.memory if m.runtime == "docker-api" and m.mode == "once")
     assert once.peak_bytes and not once.failure, once.failure
     assert result.environment.engine["source"] == "host"
