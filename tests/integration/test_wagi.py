@@ -112,10 +112,8 @@ def native_cgi(folder: Path) -> Path:
     return script
 
 
-def test_serves_concurrent_requests_then_every_failure_in_turn(
-    server: tuple[int, subprocess.Popen[bytes]],
-) -> None:
-    port, process = server
+def assert_serves_concurrently(port: int) -> None:
+    """8 clients at once, 10 requests each: every answer is the guest's good one."""
     results: list[tuple[int, str]] = []
     lock = threading.Lock()
 
@@ -131,6 +129,13 @@ def test_serves_concurrent_requests_then_every_failure_in_turn(
     for thread in threads:
         thread.join(timeout=120)
     assert results == [(200, GOOD_BODY)] * 80
+
+
+def test_serves_concurrent_requests_then_every_failure_in_turn(
+    server: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    port, process = server
+    assert_serves_concurrently(port)
 
     assert request(port, "t")[0] == 500  # traps (or dies on a signal)
     assert request(port, "x")[0] == 500  # exits 3

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from labreport.host.endpoints import ContainerdEndpoint
 from labreport.host.shims import WASMTIME_AOT_SHIM
 from labreport.runtimes.serving import WAGI_LISTEN_ENV, free_port
 
-from .test_wagi import TIMEOUT_MS, request
+from .test_wagi import TIMEOUT_MS, assert_serves_concurrently, request
 from .wagi_guest import GOOD_BODY, write_guest
 
 pytestmark = [pytest.mark.shim]
@@ -44,21 +43,7 @@ def exercise(port: int, alive: Callable[[], bool]) -> None:
             assert alive(), "the service exited before it listened"
             assert time.monotonic() < deadline, "the service never listened"
             time.sleep(0.05)
-    results: list[tuple[int, str]] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        for _ in range(10):
-            answer = request(port)
-            with lock:
-                results.append(answer)
-
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert results == [(200, GOOD_BODY)] * 80
+    assert_serves_concurrently(port)
     assert request(port, "t")[0] == 500
     assert request(port, "b")[0] == 502
     assert request(port, "s")[0] == 504
