@@ -114,6 +114,9 @@ def test_real_hey_sends_the_count_at_the_concurrency(tool: hey.LoadTool, server:
     assert tool.level(f"{server}/", concurrency=8, requests=3, time_limit_s=30).statuses == {
         "200": 3
     }
+    # hey sends requests // workers from each worker: 40 at 32 workers is 32, recorded as such.
+    uneven = tool.level(f"{server}/", concurrency=32, requests=40, time_limit_s=30)
+    assert (uneven.requested, uneven.statuses, uneven.unanswered) == (32, {"200": 32}, 0)
 
 
 def test_real_hey_counts_what_was_not_served(tool: hey.LoadTool, server: str) -> None:

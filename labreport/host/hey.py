@@ -35,8 +35,7 @@ class LoadTool:
         return f"hey {self.version}"
 
     def argv(self, url: str, concurrency: int, requests: int) -> list[str]:
-        # hey refuses fewer requests than workers.
-        workers = min(concurrency, requests)
+        workers = workers_for(concurrency, requests)
         timeout = str(REQUEST_TIMEOUT_S)
         return [self.path, "-n", str(requests), "-c", str(workers), "-t", timeout, "-o", "csv", url]
 
@@ -49,6 +48,7 @@ class LoadTool:
     def level(self, url: str, concurrency: int, requests: int, time_limit_s: float) -> ToolLevel:
         """requests from concurrency workers at once; killed past time_limit_s (and the slowest
         request's own timeout), when the level records why and nothing else."""
+        sent = sent_by(concurrency, requests)
         try:
             done = proc.run(
                 self.argv(url, concurrency, requests),
@@ -56,12 +56,24 @@ class LoadTool:
                 what=f"hey at concurrency {concurrency}",
             )
         except LabreportError as error:
-            return ToolLevel(concurrency=concurrency, requested=requests, failure=str(error))
+            return ToolLevel(concurrency=concurrency, requested=sent, failure=str(error))
         try:
-            return parse_hey_csv(done.stdout, concurrency, requests)
+            return parse_hey_csv(done.stdout, concurrency, sent)
         except ValueError as error:
             failure = f"hey's CSV could not be read: {error}"
-            return ToolLevel(concurrency=concurrency, requested=requests, failure=failure)
+            return ToolLevel(concurrency=concurrency, requested=sent, failure=failure)
+
+
+def workers_for(concurrency: int, requests: int) -> int:
+    """hey refuses fewer requests than workers."""
+    return min(concurrency, requests)
+
+
+def sent_by(concurrency: int, requests: int) -> int:
+    """What `hey -n requests -c concurrency` sends: each worker sends requests // workers (seen
+    here: -n 40 -c 32 sent 32), so up to one fewer per worker than asked."""
+    workers = workers_for(concurrency, requests)
+    return requests // workers * workers
 
 
 HEY_COLUMNS = ("response-time", "status-code", "offset")

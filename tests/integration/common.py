@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labreport.config import ServerConfig
-from labreport.host import engine, shim_cache
+from labreport.host import engine, hey, shim_cache
 from labreport.record.models import Sample, ServingRecord
 
 from ..conftest import ROOT, lab_copy
@@ -160,5 +160,7 @@ def assert_hey_served(record: ServingRecord, server: ServerConfig) -> None:
     assert record.tool.startswith("hey "), record.tool_missing
     assert [level.concurrency for level in record.tool_levels] == server.concurrency
     for level in record.tool_levels:
-        assert level.statuses == {"200": server.load_requests}, level.failure
-        assert len(level.latencies_ns) == server.load_requests and level.span_ns
+        sent = hey.sent_by(level.concurrency, server.load_requests)
+        assert level.requested == sent > server.load_requests - level.concurrency
+        assert (level.statuses, level.unanswered) == ({"200": sent}, 0), level.failure
+        assert len(level.latencies_ns) == sent and level.span_ns
