@@ -182,11 +182,16 @@ def _first_error(levels: list[ServingLevel]) -> str:
 def _sampling(
     readings: list[dict[str, object]], clock: float, read_bytes: Callable[[], int]
 ) -> Iterator[None]:
-    """Reads memory every LOAD_SAMPLE_S on a thread of its own while the block runs."""
+    """Reads memory every LOAD_SAMPLE_S on a thread of its own while the block runs, and once
+    more as it ends: a level shorter than LOAD_SAMPLE_S (a small load on a fast server) still
+    has its reading, taken as the level ends.
+    """
     done = threading.Event()
 
     def sample() -> None:
-        while not done.wait(LOAD_SAMPLE_S):
+        finished = False
+        while not finished:
+            finished = done.wait(LOAD_SAMPLE_S)
             with contextlib.suppress(OSError, ValueError, LookupError):
                 value = read_bytes()
                 readings.append({"phase": "load", "at_s": time.monotonic() - clock, "bytes": value})
