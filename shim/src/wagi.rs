@@ -18,6 +18,7 @@
 //! keeps serving. SIGTERM or SIGINT stops it (exit 0); SIGKILL kills it like any task.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +100,7 @@ pub fn serve(engine: Engine, module: Module, args: Vec<String>, envs: Vec<(Strin
     p1::add_to_linker_async(&mut linker, |guest: &mut Guest| &mut guest.wasi).map_err(crate::wasm_err)?;
     let pre = linker.instantiate_pre(&module).map_err(crate::wasm_err)?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let _ticker = Ticker::start(engine.clone());
     std::thread::spawn(move || -> Result<i32> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
         let result = runtime.block_on(async move {
@@ -107,14 +109,6 @@ pub fn serve(engine: Engine, module: Module, args: Vec<String>, envs: Vec<(Strin
             let guests = Semaphore::new(settings.concurrency);
             let server = Arc::new(Server { engine, pre, func, args, envs, settings, guests, local });
             eprintln!("labreport-wagi: serving on {local}");
-            let ticker = server.engine.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(TICK);
-                loop {
-                    every.tick().await;
-                    ticker.increment_epoch();
-                }
-            });
             let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -134,13 +128,41 @@ pub fn serve(engine: Engine, module: Module, args: Vec<String>, envs: Vec<(Strin
                 }
             }
         });
-        // A guest still computing holds a worker until its deadline, and the ticker that
-        // brings the deadline is gone with the runtime: do not wait for it.
+        // A guest still computing holds a worker until its deadline: do not wait for it.
         runtime.shutdown_background();
         result
     })
     .join()
     .map_err(|_| anyhow!("the WAGI server thread panicked"))?
+}
+
+/// The clock of every guest's deadline: a thread of its own that advances the engine's epoch
+/// every TICK until dropped. Not a task on the server's runtime: a guest that computes blocks
+/// the worker that polls it, and while it does, tokio's timers fire only if another worker
+/// happens to be parked on the driver; when none is, the tick never comes and the guest runs on
+/// past its deadline (seen in CI: the compiling shim's looping guest got no 504 in 30 s).
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        });
+        Ticker { stop }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A parsed request head and its body.

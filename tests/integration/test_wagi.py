@@ -151,6 +151,32 @@ def test_serves_concurrent_requests_then_every_failure_in_turn(
     assert process.poll() is None
 
 
+def test_deadlines_hold_while_every_guest_slot_computes(
+    server: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    """As many guests computing past their deadline as the server runs at once (4): on 2 cores
+    they hold every worker of the shim's runtime, and the epoch's clock must not need one."""
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def computes() -> None:
+        status = request(port, "s")[0]
+        with lock:
+            answers.append(status)
+
+    port, process = server
+    started = time.monotonic()
+    threads = [threading.Thread(target=computes) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [504] * 4
+    assert time.monotonic() - started < 2 * (TIMEOUT_MS / 1000) + 5
+    assert request(port) == (200, GOOD_BODY)
+    assert process.poll() is None
+
+
 def test_sigterm_while_serving_stops_it(server: tuple[int, subprocess.Popen[bytes]]) -> None:
     port, process = server
 
