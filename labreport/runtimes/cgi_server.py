@@ -16,6 +16,7 @@ it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -95,8 +96,11 @@ def wasm_program(cwasm: Path, name: str, timeout_s: float, scratch: str) -> Prog
 
 
 def exec_program(binary: Path, timeout_s: float, running: set[subprocess.Popen[bytes]]) -> Program:
-    """The native binary, a new process per request (its environment is the CGI one only);
-    running holds the processes alive, for the server to kill when it stops."""
+    """The native binary, a new process per request (its environment is the CGI one only), in a
+    process group of its own: past the deadline the whole group is killed, so a child it started
+    cannot hold the output pipe, and with it the pool slot, after the 504 (seen: a CGI shell
+    script's `sleep`). running holds the processes alive, for the server to kill when it stops.
+    """
 
     def run(env: dict[str, str], body: bytes) -> bytes:
         child = subprocess.Popen(
@@ -105,12 +109,13 @@ def exec_program(binary: Path, timeout_s: float, running: set[subprocess.Popen[b
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
+            start_new_session=True,
         )
         running.add(child)
         try:
             stdout, _ = child.communicate(body, timeout=timeout_s)
         except subprocess.TimeoutExpired as error:
-            child.kill()
+            kill_group(child)
             child.communicate()
             raise RequestError(504, f"the program ran longer than {timeout_s:g} s") from error
         finally:
@@ -120,6 +125,12 @@ def exec_program(binary: Path, timeout_s: float, running: set[subprocess.Popen[b
         return stdout
 
     return run
+
+
+def kill_group(child: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to a CGI program's process group (its pid: it leads a session of its own)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 def cgi_env(handler: BaseHTTPRequestHandler, body: bytes) -> dict[str, str]:
@@ -237,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.server_close()
             for child in list(running):
-                child.kill()
+                kill_group(child)
             pool.shutdown(wait=False, cancel_futures=True)
     return 0
 
