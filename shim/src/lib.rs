@@ -63,19 +63,31 @@ const NO_DEADLINE: u64 = 1 << 62;
 static STATE: Mutex<Option<OwnedFd>> = Mutex::new(None);
 static MAX_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(cache::DEFAULT_MAX_BYTES);
 
-/// One shim type for both binaries; `CACHED` chooses the file cache.
-pub struct WasmtimeShim<const CACHED: bool>;
+/// Whether this binary is the caching shim: set once, first thing in `main`.
+static CACHED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn cached() -> bool {
+    CACHED.get().copied().unwrap_or(false)
+}
+
+/// One shim type for both binaries; `cached()` chooses the file cache. A flag read at run time,
+/// not a type parameter: the shim library's generic machinery is then compiled once, here, and
+/// each binary only links it (as two instantiations, one per binary, it cost two full
+/// code generations of that machinery at every build).
+pub struct WasmtimeShim;
 
 #[derive(Default)]
-pub struct WasmtimeSandbox<const CACHED: bool>;
+pub struct WasmtimeSandbox;
 
-/// Entry point of both binaries. `--labreport-run STATE_DIR MODULE [ARGS...]` runs a module
-/// in-process exactly as a container start would (cache, phases), for tests and benchmarks.
-pub fn main<const CACHED: bool>() {
+/// Entry point of both binaries (`cached`: the caching shim). `--labreport-run STATE_DIR MODULE
+/// [ARGS...]` runs a module in-process exactly as a container start would (cache, phases), for
+/// tests and benchmarks.
+pub fn main(cached: bool) {
     phases::mark_process_start();
+    let _ = CACHED.set(cached);
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "--labreport-run") {
-        std::process::exit(match standalone::<CACHED>(&args[2..]) {
+        std::process::exit(match standalone(&args[2..]) {
             Ok(code) => code,
             Err(error) => {
                 eprintln!("error: {error:#}");
@@ -88,7 +100,7 @@ pub fn main<const CACHED: bool>() {
     // The library logs every start at info level through containerd's log pipe; keep the hot
     // path to warnings.
     let config = ShimConfig { default_log_level: "warn".to_string(), ..Default::default() };
-    WasmtimeShim::<CACHED>::run(config);
+    WasmtimeShim::run(config);
 }
 
 /// Opens (creating, root-only) the state directory and its `phases/`; on failure the shim
@@ -152,9 +164,9 @@ pub(crate) fn wasm_err(error: wasmtime::Error) -> anyhow::Error {
     anyhow!("{error:?}")
 }
 
-impl<const CACHED: bool> Shim for WasmtimeShim<CACHED> {
+impl Shim for WasmtimeShim {
     fn name() -> &'static str {
-        if CACHED {
+        if cached() {
             "wasmtime-aot"
         } else {
             "wasmtime"
@@ -168,7 +180,7 @@ impl<const CACHED: bool> Shim for WasmtimeShim<CACHED> {
         }
     }
 
-    type Sandbox = WasmtimeSandbox<CACHED>;
+    type Sandbox = WasmtimeSandbox;
 }
 
 fn split_env(entry: &str) -> (String, String) {
@@ -299,7 +311,7 @@ fn cached_module(engine: &Engine, bytes: &[u8], state: Option<&OwnedFd>, timelin
 
 /// Everything a start does after the runtime hands over: engine, module (cache or compile),
 /// instantiation and the guest's run, with the phases marked and, when asked, written.
-async fn run<const CACHED: bool>(
+async fn run(
     args: &[String],
     envs: &[String],
     func: &str,
@@ -318,7 +330,7 @@ async fn run<const CACHED: bool>(
     let bytes = read()?;
     timeline.mark("read");
     timeline.fact("module_bytes", bytes.len());
-    let module = if CACHED {
+    let module = if cached() {
         cached_module(&engine, &bytes, state.as_ref(), &mut timeline)?
     } else {
         timeline.fact("cache", "off: compiled at every start");
@@ -367,22 +379,22 @@ async fn run<const CACHED: bool>(
     timeline.mark("exit");
     if let (Some(token), Some(dir)) = (token, phases_dir) {
         timeline.fact("exit", match &outcome { Ok(code) => code.to_string(), Err(_) => "trap".into() });
-        timeline.write(dir, &token, WasmtimeShim::<CACHED>::name());
+        timeline.write(dir, &token, WasmtimeShim::name());
     }
     outcome
 }
 
-impl<const CACHED: bool> Sandbox for WasmtimeSandbox<CACHED> {
+impl Sandbox for WasmtimeSandbox {
     async fn run_wasi(&self, ctx: &impl RuntimeContext) -> Result<i32> {
         let state = STATE.lock().unwrap_or_else(|e| e.into_inner()).take();
         let func = ctx.entrypoint().func;
-        run::<CACHED>(ctx.args(), ctx.envs(), &func, || module_bytes(ctx), state).await
+        run(ctx.args(), ctx.envs(), &func, || module_bytes(ctx), state).await
     }
 }
 
 /// `--labreport-run STATE_DIR MODULE [ARGS...]`: the same start, in this process, with this
 /// process's environment (a missing STATE_DIR is created, as `main` does).
-fn standalone<const CACHED: bool>(args: &[OsString]) -> Result<i32> {
+fn standalone(args: &[OsString]) -> Result<i32> {
     let [dir, module, ..] = args else {
         return Err(anyhow!("usage: --labreport-run STATE_DIR MODULE [ARGS...]"));
     };
@@ -393,7 +405,7 @@ fn standalone<const CACHED: bool>(args: &[OsString]) -> Result<i32> {
     let envs: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
     let path = PathBuf::from(module);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(run::<CACHED>(
+    runtime.block_on(run(
         &guest_args,
         &envs,
         "_start",
