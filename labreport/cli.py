@@ -16,7 +16,6 @@ from typing import Annotated, NoReturn, ParamSpec, TypeVar
 import typer
 
 from labreport import __version__, config, lab_folder
-from labreport.analysis import compare, views
 from labreport.build import plan as build_plan
 from labreport.errors import (
     LabreportError,
@@ -30,7 +29,11 @@ from labreport.host.private_containerd import ContainerdMode
 from labreport.host.private_engine import EngineMode
 from labreport.measure import plan as measure_plan
 from labreport.measure import session
-from labreport.report import render, terminal
+from labreport.report import DEFAULT_TEMPLATE
+
+# The analysis and the report (scipy, matplotlib: 1.3 of the 1.5 s that importing this module
+# took) are imported by the commands that use them, so that every other command, --help and
+# each run's start do not wait for them.
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -173,6 +176,8 @@ def doctor_command(
     if as_json:
         typer.echo(json.dumps([c.as_dict() for c in components], indent=2, sort_keys=True))
     else:
+        from labreport.report import terminal
+
         typer.echo(terminal.doctor_table(components))
     missing = [c.name for c in components if not c.found and not c.optional]
     if strict and missing:
@@ -305,6 +310,8 @@ def measure_command(
     result = session.measure_lab(
         lab, config_path, plan, containerd=containerd, engine_mode=engine_mode
     )
+    from labreport.report import terminal
+
     typer.echo(terminal.summary(result, plan.output))
 
 
@@ -335,14 +342,15 @@ def render_command(
             file_okay=False,
         ),
     ] = None,
-    template: Annotated[str, typer.Option(help="The template to render.")] = (
-        render.DEFAULT_TEMPLATE
-    ),
+    template: Annotated[str, typer.Option(help="The template to render.")] = DEFAULT_TEMPLATE,
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 if the report is stale.")
     ] = False,
 ) -> None:
     """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
+    from labreport.analysis import views
+    from labreport.report import render
+
     folder = lab_folder_path(lab)
     if templates is None and (folder / "templates").is_dir():
         templates = folder / "templates"  # the lab's own, layered on the defaults
@@ -381,6 +389,9 @@ def compare_command(
     ] = None,
 ) -> None:
     """Startup of every runtime in NEW against OLD: medians, ratio, verdict (unpaired test)."""
+    from labreport.analysis import compare
+    from labreport.report import terminal
+
     before, after = compare.side(old), compare.side(new)
     rows = compare.compare(before, after)
     if output_format == OutputFormat.MD:

@@ -26,11 +26,10 @@ import jinja2.sandbox
 from labreport.analysis.views import load_sources
 from labreport.errors import LabreportError, StaleReportError
 from labreport.host import fsutil
-from labreport.report import charts, filters
+from labreport.report import DEFAULT_TEMPLATE, charts, filters
 from labreport.report.context import Context
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
-DEFAULT_TEMPLATE = "report.md.j2"
 # What a template's own code can raise while it renders; reported with the template and line.
 TEMPLATE_RUNTIME_ERRORS = (
     jinja2.TemplateError,
