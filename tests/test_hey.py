@@ -12,7 +12,7 @@ import pytest
 
 from labreport.analysis.views import serving_view
 from labreport.host import hey
-from labreport.record.models import ServingRecord
+from labreport.record.models import ServingLevel, ServingRecord
 from labreport.runtimes.serving import free_port
 
 # As hey 0.1.4 wrote it here: seconds at 0.1 ms resolution, offset from the load's start.
@@ -38,6 +38,23 @@ def test_csv_keeps_every_latency_and_status_and_counts_the_unanswered() -> None:
     # Only status 200 counts as served; the 500 and the unanswered one are 'other'.
     assert (view.ok, view.other, view.p50_ms) == (2, 2, 3.8)
     assert view.per_second == pytest.approx(2 / 0.0054)
+
+
+def test_the_pace_is_hey_over_the_checked_client_only_where_both_served_all() -> None:
+    # The checked client: 4 requests in 0.1 s (40/s); hey: 3 answers of 4, then all 3 of 3.
+    checked = ServingLevel(concurrency=2, requests=4, ok=4, wall_ns=100_000_000)
+    partial = hey.parse_hey_csv(CSV, concurrency=2, requested=4)
+    answered = hey.parse_hey_csv(CSV.replace(",500,", ",200,"), concurrency=2, requested=3)
+    record = ServingRecord(
+        runtime="native", model="server", description="", command="", client="",
+        levels=[checked], tool_levels=[partial],
+    )  # fmt: skip
+    assert serving_view(record).tool_pace(2) is None  # hey's level has a 500 and a miss
+    assert serving_view(record).tool_pace(8) is None  # no such level
+    record = record.model_copy(update={"tool_levels": [answered]})
+    assert serving_view(record).tool_pace(2) == pytest.approx((3 / 0.0054) / 40)
+    failed = checked.model_copy(update={"ok": 3})
+    assert serving_view(record.model_copy(update={"levels": [failed]})).tool_pace(2) is None
 
 
 @pytest.mark.parametrize(

@@ -389,6 +389,16 @@ class ServingView:
     def tool_level(self, concurrency: int) -> ToolLevelView | None:
         return next((v for v in self.tool_levels if v.concurrency == concurrency), None)
 
+    def tool_pace(self, concurrency: int) -> float | None:
+        """The load tool's rate over the checked client's at one concurrency, where both served
+        every request: well above 1, the client, not the service, set the checked level's pace."""
+        level, tool = self.level(concurrency), self.tool_level(concurrency)
+        if not (level and tool and level.per_second and tool.per_second):
+            return None
+        if level.ok < level.requests or tool.other:
+            return None
+        return tool.per_second / level.per_second
+
 
 def percentile_ms(latencies_ns: Sequence[int], q: float) -> float | None:
     """The q-th percentile (nearest rank, so always an observed latency), in ms."""
