@@ -3,8 +3,11 @@ one fails the test instead of skipping it (set LABREPORT_REQUIRE_ALL=1 to get th
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +18,18 @@ from labreport import config
 from labreport.host import doctor, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def serving(httpd: http.server.HTTPServer) -> Iterator[str]:
+    """A local HTTP server on a thread while the block runs; its base URL (no trailing /)."""
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def lab_copy(folder: Path, old: str = "", new: str = "") -> Path:

@@ -4,7 +4,6 @@ against a local server (answers, a closed port, a level cut off at its time limi
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,6 +13,8 @@ from labreport.analysis.views import serving_view
 from labreport.host import hey
 from labreport.record.models import ServingLevel, ServingRecord
 from labreport.runtimes.serving import free_port
+
+from .conftest import serving
 
 # As hey 0.1.4 wrote it here: seconds at 0.1 ms resolution, offset from the load's start.
 CSV = """response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
@@ -101,14 +102,10 @@ class _Server(http.server.ThreadingHTTPServer):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        with serving(_Server(("127.0.0.1", 0), _Handler)) as base:
+            yield base
     finally:
-        httpd.shutdown()
-        httpd.server_close()
         _Handler.delay_s = 0.0
 
 

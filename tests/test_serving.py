@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,8 @@ import pytest
 from labreport import config
 from labreport.runtimes import memory
 from labreport.runtimes.base import RunContext
+
+from .conftest import serving
 
 
 class _Moscow(http.server.BaseHTTPRequestHandler):
@@ -38,14 +39,8 @@ class _Moscow(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Moscow)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Moscow)) as base:
+        yield base + "/"
 
 
 def test_a_level_shorter_than_the_memory_period_still_has_its_reading(
