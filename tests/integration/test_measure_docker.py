@@ -60,7 +60,11 @@ def test_measure_traditional_path(
         assert len(samples) == 4
         assert all(s.ok for s in samples), [s.failure for s in samples]
     api = [s for s in result.samples if s.runtime == "docker-api"]
-    assert all(s.engine_run_ns and s.engine_run_ns < s.wall_ns for s in api)
+    # The engine's span lies inside the client's. Docker 20.10 stamps StartedAt when its start
+    # call returns and FinishedAt with containerd's exit time, so a run that exits at once can
+    # have no usable span (seen in CI: 1 of 4): it is recorded as none, never as <= 0.
+    assert all(s.engine_run_ns is None or 0 < s.engine_run_ns < s.wall_ns for s in api)
+    assert any(s.engine_run_ns for s in api)
 
     host = next(a for a in result.artifacts if a.origin == "host-build" and a.name == "native")
     inner = next(a for a in result.artifacts if a.origin == "image")
