@@ -1,10 +1,16 @@
-"""What the benchmarks share: `labreport measure` run as a user runs it, its command shown."""
+"""What the benchmarks share: `labreport measure` run as a user runs it, its command shown, and
+the lab's rules applied to a run the benchmark starts itself."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from labreport import config
+from labreport.record.checks import check_output
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,3 +20,17 @@ def labreport_measure(*args: str) -> None:
     argv = [sys.executable, "-m", "labreport.cli", "measure", *args]
     print("$", " ".join(argv[2:]), flush=True)
     subprocess.run(argv, cwd=ROOT, check=True, timeout=3600)
+
+
+@functools.cache
+def _lab() -> config.LabConfig:
+    return config.load(ROOT / "lab.toml")
+
+
+def check_run(done: subprocess.CompletedProcess[str], what: str) -> None:
+    """Exits unless the run ended 0 with output that passes lab 12's rules (lab.toml), as every
+    measured run must."""
+    verdict = check_output(done.stdout, _lab().check, time.time())
+    if done.returncode != 0 or not verdict.ok:
+        why = done.stderr.strip()[-300:] if done.returncode else verdict.reason
+        raise SystemExit(f"{what}: the start failed: {why}")

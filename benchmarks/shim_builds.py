@@ -18,7 +18,6 @@ binaries' sizes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure_cli import check_run
 
 from labreport.analysis import stats
 from labreport.host import paths
@@ -44,9 +45,7 @@ def start(binary: Path, state: Path, module: Path) -> float:
         check=False,
     )  # fmt: skip
     elapsed = (time.perf_counter_ns() - began) / 1e6
-    if done.returncode != 0 or '"moscow_time"' not in done.stdout:
-        raise SystemExit(f"{binary}: the start failed: {done.stderr.strip()[-300:]}")
-    json.loads(done.stdout)
+    check_run(done, str(binary))
     return elapsed
 
 

@@ -18,7 +18,6 @@ Variants (`LABREPORT_SHIM_BENCH_VARIANT`, read in this mode only):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure_cli import check_run
 
 from labreport.host import paths
 from labreport.host import shim_cache as shimcache
@@ -47,9 +48,7 @@ def start(shim: Path, state: Path, module: Path, variant: str, token: str) -> di
         [str(shim), "--labreport-run", str(state), str(module)],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
-    if done.returncode != 0 or '"moscow_time"' not in done.stdout:
-        raise SystemExit(f"{variant}: the start failed: {done.stderr.strip()[-300:]}")
-    json.loads(done.stdout)  # the program's output is checked as in every measured run
+    check_run(done, str(variant))
     record = shimcache.take_record(token, state)
     if record is None:
         raise SystemExit(f"{variant}: no phase record")
