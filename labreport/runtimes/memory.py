@@ -183,9 +183,8 @@ def _sampling(
     readings: list[dict[str, object]], clock: float, read_bytes: Callable[[], int]
 ) -> Iterator[None]:
     """Reads memory every LOAD_SAMPLE_S on a thread of its own while the block runs, and once
-    more as it ends: a level shorter than LOAD_SAMPLE_S (a small load on a fast server) still
-    has its reading, taken as the level ends.
-    """
+    more as it ends, so that a level shorter than LOAD_SAMPLE_S (a small load on a fast server)
+    still has a reading."""
     done = threading.Event()
 
     def sample() -> None:
