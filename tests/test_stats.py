@@ -12,6 +12,7 @@ from scipy import stats as scipy_stats
 
 from labreport.analysis import stats
 from labreport.analysis.stats import Verdict, WarningKind
+from labreport.measure.plan import Plan
 from labreport.report import render
 
 SYNTHETIC = Path(__file__).resolve().parent / "fixtures" / "synthetic.json"
@@ -175,6 +176,46 @@ def test_paired_at_large_counts(count: int) -> None:
     result = stats.paired(rounds(a.tolist()), rounds(b.tolist()))
     assert result.verdict is Verdict.SLOWER
     assert result.ratio == pytest.approx(math.exp(0.1), rel=0.01)
+
+
+def _plan_rounds(plan: Plan, runtime: str) -> list[int]:
+    """The measured rounds this runtime takes part in, by the plan's own rule."""
+    return [r for r in range(plan.warmup, plan.warmup + plan.runs) if plan.takes_part(runtime, r)]
+
+
+def test_declared_run_count_keeps_false_decisions_under_five_percent() -> None:
+    """The lab config's rule (measure.runs_by_runtime): one runtime takes 8 of 15 rounds.
+
+    The machine drifts across the run (each round 6 % slower than the one before, plus noise
+    shared by the round), and both runtimes are in truth the same. Paired on the rounds both
+    took part in, the verdict is 'faster' or 'slower' in at most 5 % of runs. Compared with
+    every round of the other (what pairing avoids), the drift alone decides over twice as often
+    as the bound allows.
+    """
+    plan = Plan(runs=15, warmup=2, timeout_s=1, output=Path("x"), runs_by_runtime={"few": 8})
+    few, every = _plan_rounds(plan, "few"), _plan_rounds(plan, "every")
+    assert (len(few), len(every)) == (8, 15) and set(few) < set(every)
+    rng = np.random.default_rng(23)
+    trials, paired_false, unpaired_false = 2_000, 0, 0
+    for _ in range(trials):
+        round_time = 100.0 * 1.06 ** np.arange(plan.warmup + plan.runs)
+        round_time *= rng.lognormal(0.0, 0.1, size=round_time.size)
+        a = {r: round_time[r] * rng.lognormal(0.0, 0.05) for r in few}
+        b = {r: round_time[r] * rng.lognormal(0.0, 0.05) for r in every}
+        paired_false += stats.paired(a, b).significant
+        unpaired_false += stats.unpaired(list(a.values()), list(b.values())).significant
+    assert paired_false / trials <= 0.05
+    assert unpaired_false / trials > 0.1  # the drift is real: the bound above could have failed
+
+
+def test_declared_run_count_still_decides_what_it_is_for() -> None:
+    """A compile-at-every-start runtime, 25x slower, with 8 rounds: decided every time."""
+    plan = Plan(runs=15, warmup=2, timeout_s=1, output=Path("x"), runs_by_runtime={"slow": 8})
+    rng = np.random.default_rng(29)
+    for _ in range(200):
+        slow = {r: 2_500 * rng.lognormal(0.0, 0.3) for r in _plan_rounds(plan, "slow")}
+        fast = {r: 100 * rng.lognormal(0.0, 0.3) for r in _plan_rounds(plan, "fast")}
+        assert stats.paired(slow, fast).verdict is Verdict.SLOWER
 
 
 # -- the unpaired test ------------------------------------------------------------------------
