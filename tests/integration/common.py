@@ -29,7 +29,9 @@ def engine_holds(url: str | None = None) -> dict[str, set[str]]:
         containers = {str(c["Names"][0]).lstrip("/") for c in listed if c.get("Names")}
         images = client.api.images(all=True)
         tags = {t for image in images for t in image.get("RepoTags") or [] if ":run-" in t}
-        dangling = client.api.images(all=True, filters={"dangling": True, "label": label})
+        # Untagged images no other is built on (as `docker images` lists them): a kept
+        # cache's step images are its parents, not leftovers.
+        dangling = client.api.images(filters={"dangling": True, "label": label})
         stages = {str(image["Id"]) for image in dangling}
     finally:
         client.close()

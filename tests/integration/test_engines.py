@@ -16,6 +16,7 @@ import pytest
 
 from labreport import config
 from labreport.build import host_build
+from labreport.build import image as image_build
 from labreport.errors import LabreportError
 from labreport.host import engine, engine_layout, fsutil, private_engine
 from labreport.host.containerd import Ctr
@@ -203,6 +204,31 @@ def test_a_private_engine_killed_with_everything_starts_cleanly_again(
         assert "bridge labreport0" in started.cleared
         assert engine.connect(url=started.url).ping()
     assert private_engine_traces() == NO_TRACES
+
+
+def test_the_build_cache_outlives_a_runs_cleanup_and_a_restart_of_the_private_engine(
+    lab: config.LabConfig, needs: Callable[[str], None]
+) -> None:
+    """On the containerd image store, a run's cleanup and the next start's sweep keep the
+    images of the build stage's steps (an image prune took them, and every build compiled
+    again): the second build, after both, is the first one's stage cache, step by step."""
+    needs("docker-engine-private")
+    needs("go")
+    leaves = []
+    for attempt in range(2):
+        with private_engine.running() as started:
+            client = engine.connect(url=started.url)
+            tag = f"{lab.image.repository}:run-cachetest{attempt}"
+            try:
+                image_build.build_image(client, lab, tag, {engine.LABEL_RUN: "cachetest"}, [])
+                cache = f"{image_build.STAGE_CACHE_REPOSITORY}:{lab.name}-0"
+                leaves.append(client.images.get(cache).id)
+            finally:
+                client.images.remove(tag)
+                engine.remove_build_leftovers(client)  # as every run ends
+                client.close()
+            assert engine_holds(url=started.url) == {"containers": set(), "images": set()}
+    assert leaves[0] == leaves[1]
 
 
 def test_a_second_run_is_refused_while_one_holds_the_private_engine(
