@@ -200,20 +200,25 @@ def remove_build_leftovers(client: docker.DockerClient) -> None:
     takes every untagged image, the parents of a tagged one included, so the stage cache lost
     the images of its steps and every build ran its compile again (seen on Docker 26: 20 s a
     build). The plain listing shows only images that no other image is built on, as the
-    classic store's prune takes them, and removing one takes its untagged parents that
-    nothing else is built on.
+    classic store's prune takes them. Removing one takes its untagged parents on the classic
+    store but not on the containerd store, where each parent is listed next once nothing is
+    built on it: so the listing is taken again until it is empty.
     """
     label = f"{LABEL_MANAGED}=true"
     deadline = time.monotonic() + BUILD_SETTLE_S
     while True:
+        removed = 0
         for image in client.api.images(filters={"dangling": True, "label": label}, quiet=True):
             try:
                 client.api.remove_image(image, noprune=False)
+                removed += 1
             except docker.errors.NotFound:
                 pass  # gone meanwhile
             except docker.errors.APIError as error:
                 if error.status_code != 409:  # 409: in use; a later pass or the audit sees it
                     raise
+        if removed and time.monotonic() < deadline:
+            continue  # their parents may be listed now
         # A build cut off by Ctrl-C is still being wound down by the daemon while its step
         # containers (labelled like the builder) exist; its last image appears after them.
         building = client.api.containers(all=True, filters={"label": label})

@@ -172,6 +172,8 @@ def _remove(url: str, collection: str, name: str, **options: bool) -> None:
     try:
         if collection == "images":
             client.images.remove(name, **options)
+            # On the containerd image store its untagged parents stay: labreport's go too.
+            engine.remove_build_leftovers(client)
         else:
             getattr(client, collection).get(name).remove(**options)
     finally:

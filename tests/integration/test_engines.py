@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import pytest
 
 from labreport import config
 from labreport.build import host_build
 from labreport.build import image as image_build
 from labreport.errors import LabreportError
-from labreport.host import engine, engine_layout, fsutil, private_engine
+from labreport.host import engine, engine_layout, fsutil, leftovers, private_engine
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import Endpoints
 from labreport.record.models import load_measurement
@@ -229,6 +230,36 @@ def test_the_build_cache_outlives_a_runs_cleanup_and_a_restart_of_the_private_en
                 client.close()
             assert engine_holds(url=started.url) == {"containers": set(), "images": set()}
     assert leaves[0] == leaves[1]
+    # `labreport clean --all` lets the cache go, and the images of its steps go with it: on the
+    # containerd store an image's untagged parents stay when it is removed, so each is listed,
+    # and removed, next.
+    with private_engine.running() as started:
+        cache = f"{image_build.STAGE_CACHE_REPOSITORY}:{lab.name}-0"
+        items = leftovers.engine_objects(started.endpoints.engine)
+        next(item for item in items if item.what.startswith(cache)).remove()
+        client = engine.connect(url=started.url)
+        try:
+            assert untagged_under_nothing_tagged(client) == set()
+        finally:
+            client.close()
+
+
+def untagged_under_nothing_tagged(client: docker.DockerClient) -> set[str]:
+    """labreport's images that are neither tagged nor the parent of a tagged one (any depth)."""
+    images = client.api.images(all=True)
+    parent = {str(i["Id"]): str(i.get("ParentId") or "") for i in images}
+    kept: set[str] = set()
+    for image in images:
+        if any(tag != "<none>:<none>" for tag in image.get("RepoTags") or []):
+            current = str(image["Id"])
+            while current and current not in kept:
+                kept.add(current)
+                current = parent.get(current, "")
+    return {
+        str(i["Id"])
+        for i in images
+        if str(i["Id"]) not in kept and (i.get("Labels") or {}).get(engine.LABEL_MANAGED)
+    }
 
 
 def test_a_second_run_is_refused_while_one_holds_the_private_engine(
