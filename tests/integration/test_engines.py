@@ -212,29 +212,29 @@ def test_the_build_cache_outlives_a_runs_cleanup_and_a_restart_of_the_private_en
 ) -> None:
     """On the containerd image store, a run's cleanup and the next start's sweep keep the
     images of the build stage's steps (an image prune took them, and every build compiled
-    again): the second build, after both, is the first one's stage cache, step by step."""
+    again): a build after both is the one before, step by step. And `labreport clean --all`
+    lets the cache go with the images of its steps (removing an image there leaves its
+    untagged parents, so each is listed, and removed, next)."""
     needs("docker-engine-private")
     needs("go")
-    leaves = []
-    for attempt in range(2):
-        with private_engine.running() as started:
-            client = engine.connect(url=started.url)
-            tag = f"{lab.image.repository}:run-cachetest{attempt}"
-            try:
-                image_build.build_image(client, lab, tag, {engine.LABEL_RUN: "cachetest"}, [])
-                cache = f"{image_build.STAGE_CACHE_REPOSITORY}:{lab.name}-0"
-                leaves.append(client.images.get(cache).id)
-            finally:
-                client.images.remove(tag)
-                engine.remove_build_leftovers(client)  # as every run ends
-                client.close()
-            assert engine_holds(url=started.url) == {"containers": set(), "images": set()}
-    assert leaves[0] == leaves[1]
-    # `labreport clean --all` lets the cache go, and the images of its steps go with it: on the
-    # containerd store an image's untagged parents stay when it is removed, so each is listed,
-    # and removed, next.
+    cache = f"{image_build.STAGE_CACHE_REPOSITORY}:{lab.name}-0"
+
+    def build(started: private_engine.Started) -> str:
+        """One build as a run makes it and cleans up after it; the stage cache's image."""
+        client = engine.connect(url=started.url)
+        tag = f"{lab.image.repository}:run-cachetest"
+        try:
+            image_build.build_image(client, lab, tag, {engine.LABEL_RUN: "cachetest"}, [])
+            leaf = str(client.images.get(cache).id)
+        finally:
+            client.images.remove(tag)
+            engine.remove_build_leftovers(client)  # as every run ends
+            client.close()
+        assert engine_holds(url=started.url) == {"containers": set(), "images": set()}
+        return leaf
+
     with private_engine.running() as started:
-        cache = f"{image_build.STAGE_CACHE_REPOSITORY}:{lab.name}-0"
+        build(started)  # the cache is there, whatever earlier tests left
         items = leftovers.engine_objects(started.endpoints.engine)
         next(item for item in items if item.what.startswith(cache)).remove()
         client = engine.connect(url=started.url)
@@ -242,6 +242,11 @@ def test_the_build_cache_outlives_a_runs_cleanup_and_a_restart_of_the_private_en
             assert untagged_under_nothing_tagged(client) == set()
         finally:
             client.close()
+    leaves = []
+    for _ in range(2):  # the first compiles; the cache it leaves is kept for later builds
+        with private_engine.running() as started:
+            leaves.append(build(started))
+    assert leaves[0] == leaves[1]
 
 
 def untagged_under_nothing_tagged(client: docker.DockerClient) -> set[str]:
