@@ -32,6 +32,15 @@ def serving(httpd: http.server.HTTPServer) -> Iterator[str]:
         httpd.server_close()
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped by whatever adopted it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def lab_copy(folder: Path, old: str = "", new: str = "") -> Path:
     """lab.toml and app/ copied into folder (a lab's paths stay inside its own folder), with
     one change to lab.toml; returns the lab.toml."""

@@ -11,16 +11,9 @@ import pytest
 from labreport.errors import LabreportError
 from labreport.host import proc
 
+from .conftest import alive
+
 Spawn = Callable[..., Any]
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped by whatever adopted it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def test_captures_output_and_exit_code() -> None:

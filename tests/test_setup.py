@@ -18,7 +18,7 @@ import pytest
 
 from labreport.host import paths
 
-from .conftest import ROOT, must_have_everything
+from .conftest import ROOT, alive, must_have_everything
 
 SETUP = ROOT / "scripts" / "setup"
 # Fetches at once; a build writes its pid, then lasts (sleep) or fails (exit 1).
@@ -63,15 +63,6 @@ def fake(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _build_pid(tmp_path: Path, setup: subprocess.Popen[str]) -> int:
     pid_file = tmp_path / "build.pid"
     deadline = time.monotonic() + 120
@@ -97,7 +88,7 @@ def test_stopping_setup_stops_the_background_shim_build(
     )
     try:
         build = _build_pid(tmp_path, setup)
-        assert _alive(build)
+        assert alive(build)
         setup.send_signal(sig)
         _, stderr = setup.communicate(timeout=60)
     finally:
@@ -106,9 +97,9 @@ def test_stopping_setup_stops_the_background_shim_build(
             setup.communicate()
     assert setup.returncode == 128 + sig, stderr
     deadline = time.monotonic() + 10
-    while _alive(build) and time.monotonic() < deadline:
+    while alive(build) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(build), "the shim build outlived setup"
+    assert not alive(build), "the shim build outlived setup"
     assert not (tmp_path / "shims").exists()  # nothing installed
 
 
