@@ -39,6 +39,7 @@ from labreport.analysis import stats
 from labreport.build.plan import real_build
 from labreport.errors import LabreportError
 from labreport.host import engine, paths, proc
+from labreport.host.endpoints import Endpoints
 from labreport.runtimes.base import RunContext
 from labreport.runtimes.ctr import CtrRuncRuntime
 from labreport.runtimes.docker import DockerCliRuntime
@@ -85,7 +86,13 @@ def lab_commands(undo: contextlib.ExitStack) -> dict[str, list[str]]:
     """The lab's native, ctr-runc and docker-cli commands, built and prepared as measure does."""
     lab = config.load(ROOT / "lab.toml")
     run_id = uuid.uuid4().hex[:10]
-    ctx = RunContext(config=lab, run_id=run_id, timeout_s=60, labels={engine.LABEL_RUN: run_id})
+    ctx = RunContext(
+        config=lab,
+        run_id=run_id,
+        timeout_s=60,
+        endpoints=Endpoints.from_environment(),
+        labels={engine.LABEL_RUN: run_id},
+    )
     undo.callback(ctx.close)
     workdir = Path(undo.enter_context(tempfile.TemporaryDirectory(dir=paths.made_state_dir())))
     real_build(lab, ctx, frozenset({"native", "image", "image-archive"}), workdir, undo)

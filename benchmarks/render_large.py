@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labreport.analysis import stats, views
+from labreport.analysis import sources as measurement_files
+from labreport.analysis import stats
 from labreport.report import render
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "synthetic.json"
@@ -44,7 +45,7 @@ def main() -> None:
         statistics_s = time.perf_counter() - started
         render.render([FIXTURE])  # first use of matplotlib and Jinja, not counted
         started = time.perf_counter()
-        sources = views.load_sources([path])
+        sources = measurement_files.load_sources([path])
         load_s = time.perf_counter() - started
         started = time.perf_counter()
         report = render.render([path])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from measure_cli import labreport_measure
 
-from labreport.analysis.views import ServingView, serving_view
+from labreport.analysis.serving import ServingView, serving_view
 from labreport.record.models import load_measurement
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,9 +25,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from labreport.host import engine, leftovers, paths, private_engine, proc, shim_cache
+from labreport.host import engine, paths, private_engine, proc, shim_cache
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import Endpoints
+from labreport.inventory import leftovers
 from labreport.record.models import load_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +97,9 @@ def main() -> int:
     parser.add_argument("--engine", default="private", choices=("private", "host"))
     args = parser.parse_args()
     before = count(args.engine)
-    audited = {item.line() for item in leftovers.leaks()}  # the host's audit, before the run
+    audited = {
+        item.line() for item in leftovers.leaks(leftovers.every_probe(Endpoints.from_environment()))
+    }  # the host's audit, before the run
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch, "soak.json")
         argv = [
@@ -129,7 +132,7 @@ def main() -> int:
         leaks += max(grew, 0)
         print(f"leaked {key}: {grew} ({before[key]} before, {after[key]} after)")
     # The audit the test command ends with, on the host: anything new is a leak too.
-    for item in leftovers.leaks():
+    for item in leftovers.leaks(leftovers.every_probe(Endpoints.from_environment())):
         if item.line() not in audited:
             leaks += 1
             print(f"left behind: {item.line()}")

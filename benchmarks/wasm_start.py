@@ -27,7 +27,9 @@ from pathlib import Path
 
 from measure_cli import labreport_measure
 
-from labreport.analysis import stats, views
+from labreport.analysis import stats
+from labreport.analysis.sources import Source
+from labreport.analysis.startup import runtime_views
 from labreport.record.models import load_measurement
 
 GOAL = 1.2
@@ -40,7 +42,7 @@ def measure(runs: int, engine: str, compiling: bool, output: Path) -> None:
         runtimes.append("ctr-wasmtime")
     labreport_measure(
         "--engine", engine, "--runtime", ",".join(runtimes), "--runs", str(runs),
-        "--warmup", "1", "--no-memory", "-o", str(output),
+        "--warmup", "1", "--no-memory", "--no-serving", "-o", str(output),
     )  # fmt: skip
 
 
@@ -55,7 +57,7 @@ def main() -> int:
         output = args.keep or Path(scratch, "wasm_start.json")
         measure(args.runs, args.engine, not args.no_compiling, output)
         result = load_measurement(output)
-    by_name = views.runtime_views([views.Source(str(output), "", result)])
+    by_name = runtime_views([Source(str(output), "", result)])
     engine = result.environment.engine.get("engine_version", "?")
     containerd = result.environment.containerd.get("version", "?")
     print(f"\nDocker {engine}, containerd {containerd}, {args.runs} interleaved rounds\n")

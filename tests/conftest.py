@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from labreport import config
-from labreport.host import doctor, leftovers
+from labreport.host.endpoints import Endpoints
+from labreport.inventory import components, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,13 +64,13 @@ def must_have_everything() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("LABREPORT_REQUIRE_ALL") == "1"
 
 
-_components: dict[str, doctor.Component] = {}
+_components: dict[str, components.Component] = {}
 
 
 def require(name: str) -> None:
     """Skip (locally) or fail (in CI) with the reason when a component is missing."""
     if not _components:
-        _components.update({c.name: c for c in doctor.diagnose()})
+        _components.update({c.name: c for c in components.diagnose(Endpoints.from_environment())})
     component = _components[name]
     if component.found:
         return

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from labreport.build.plan import BuildOutcome
 from labreport.config import LabConfig
+from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint
 from labreport.record.models import Environment
 from labreport.runtimes.base import RunContext
 from labreport.runtimes.fake import FakeRuntime as PlainFakeRuntime
@@ -30,6 +31,13 @@ class FakeRuntime(PlainFakeRuntime):
     """The fake runtime printing what the default lab's rules accept."""
 
     output: Callable[[float], str] = moscow_json
+
+
+# Endpoints no fake runtime talks to: unit tests never reach an engine or a containerd.
+NOWHERE = Endpoints(
+    EngineEndpoint("unix:///nonexistent/docker.sock", "host"),
+    ContainerdEndpoint(None, "none (unit tests)"),
+)
 
 
 def environment() -> Environment:

@@ -105,14 +105,18 @@ def test_private_containerd_is_wanted_only_where_the_engine_has_none(
     monkeypatch.setattr(
         paths, "which", lambda name: tmp_path / "ctr" if name == "ctr" else real_which(name)
     )
-    assert private_containerd.needed("auto")  # installed, and no engine socket
-    assert not private_containerd.needed("engine")
+
+    def needed(mode: str) -> bool:  # on the containerd the environment names, as measure asks
+        return private_containerd.needed(mode, endpoints.ContainerdEndpoint.from_environment())
+
+    assert needed("auto")  # installed, and no engine socket
+    assert not needed("engine")
     monkeypatch.setattr(private_containerd, "binary", lambda: None)
-    assert not private_containerd.needed("auto")  # not installed: the ctr runtimes say why
-    assert private_containerd.needed("private")
+    assert not needed("auto")  # not installed: the ctr runtimes say why
+    assert needed("private")
     monkeypatch.setattr(private_containerd, "binary", lambda: tmp_path / "containerd")
     monkeypatch.setenv("LABREPORT_CONTAINERD_SOCKET", str(tmp_path / "given.sock"))
-    assert not private_containerd.needed("auto")  # the user named one
+    assert not needed("auto")  # the user named one
     given = endpoints.ContainerdEndpoint.from_environment()
     assert given.socket == tmp_path / "given.sock"
     assert given.source.startswith("given by the user")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from labreport.build import oci
-from labreport.host import doctor, engine, engine_layout
+from labreport.host import engine, engine_layout
 from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint, is_local
+from labreport.inventory import components
 
 from .test_cli import run
 
@@ -202,10 +203,10 @@ def test_doctor_probes_the_engine_and_containerd_it_is_given(tmp_path: Path) -> 
     """A measurement records doctor's versions of the endpoints it measures on."""
     gone = f"unix://{tmp_path}/no-engine.sock"
     absent = ContainerdEndpoint(tmp_path / "no-containerd.sock", "given by a test")
-    components = {
-        c.name: c for c in doctor.diagnose(Endpoints(EngineEndpoint(gone, "private"), absent))
+    found = {
+        c.name: c for c in components.diagnose(Endpoints(EngineEndpoint(gone, "private"), absent))
     }
-    assert not components["docker-engine"].found
-    assert gone in components["docker-engine"].detail
-    assert not components["containerd"].found
-    assert str(absent.socket) in components["containerd"].detail
+    assert not found["docker-engine"].found
+    assert gone in found["docker-engine"].detail
+    assert not found["containerd"].found
+    assert str(absent.socket) in found["containerd"].detail

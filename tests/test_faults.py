@@ -332,7 +332,7 @@ def test_signal(name: str, tmp_path: Path) -> None:
     output = tmp_path / "out.json"
     process = labreport(
         "measure", "--config", str(hanging_config(tmp_path)), "--runtime", "native", "--runs", "3",
-        "--warmup", "0", "--timeout", "600", "--no-memory", "-o", str(output),
+        "--warmup", "0", "--timeout", "600", "--no-memory", "--no-serving", "-o", str(output),
     )  # fmt: skip
     deadline = time.monotonic() + 600
     programs: list[int] = []

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from labreport.analysis.views import serving_view
-from labreport.host import hey
+from labreport.analysis.serving import serving_view
 from labreport.record.models import ServingLevel, ServingRecord
+from labreport.runtimes import hey
 from labreport.runtimes.serving import free_port
 
 from .conftest import serving

@@ -12,7 +12,8 @@ import pytest
 from labreport import config
 from labreport.build import host_build as build
 from labreport.errors import LabreportError
-from labreport.host import doctor, paths
+from labreport.host import paths
+from labreport.inventory import components
 from labreport.record.checks import check_output
 
 from .conftest import ROOT
@@ -190,7 +191,7 @@ def test_a_build_the_config_cannot_describe_names_the_key(
 
 def test_doctor_lists_a_labs_build_tools_once_each(tmp_path: Path) -> None:
     lab = _command_lab(tmp_path, COMMAND_BUILDS)
-    tools = {c.name: c for c in doctor.lab_tools(lab)}
+    tools = {c.name: c for c in components.lab_tools(lab)}
     assert set(tools) == {"cp", "labreport-no-such-compiler"}  # cp builds twice, listed once
     assert tools["cp"].found and not tools["cp"].optional and tools["cp"].version
     missing = tools["labreport-no-such-compiler"]

@@ -13,16 +13,19 @@ import subprocess
 import time
 from pathlib import Path
 
-from labreport.host import cgroup, leftovers
-from labreport.host.endpoints import CONTAINERD_NAMESPACE
+from labreport.host import cgroup
+from labreport.host.endpoints import CONTAINERD_NAMESPACE, Endpoints
+from labreport.inventory import leftovers
 
 from .test_cli import run
 
+# Every probe, on the engine and containerd this host's environment names.
+EVERY_PROBE = leftovers.every_probe(Endpoints.from_environment())
 LEAK_NAME = "labreport-0123456789-leaktest"
 
 
 def test_the_audit_fails_on_a_leak_and_clean_removes_it(tmp_path: Path) -> None:
-    before = {item.line() for item in leftovers.leaks()}
+    before = {item.line() for item in leftovers.leaks(EVERY_PROBE)}
     sleeper = subprocess.Popen(["bash", "-c", f"exec -a {LEAK_NAME} sleep 300"])
     made_cgroup = cgroup.CGROUP_MEMORY_ROOT / CONTAINERD_NAMESPACE / LEAK_NAME
     can_make_cgroups = os.geteuid() == 0 and cgroup.CGROUP_MEMORY_ROOT.is_dir()
@@ -31,7 +34,7 @@ def test_the_audit_fails_on_a_leak_and_clean_removes_it(tmp_path: Path) -> None:
             made_cgroup.mkdir(parents=True)
         deadline = time.monotonic() + 10  # the sleeper may still be between bash and sleep
         while True:
-            lines = {item.line() for item in leftovers.leaks()} - before
+            lines = {item.line() for item in leftovers.leaks(EVERY_PROBE)} - before
             seen = any(LEAK_NAME in line and line.startswith("process:") for line in lines)
             if seen or time.monotonic() > deadline:
                 break
@@ -51,7 +54,7 @@ def test_the_audit_fails_on_a_leak_and_clean_removes_it(tmp_path: Path) -> None:
         assert f"removed process: pid {sleeper.pid}:" in cleaned.stdout
         assert sleeper.wait(timeout=10) == -9  # killed by clean
         assert not made_cgroup.exists() and not made_cgroup.parent.exists()
-        assert not {item.line() for item in leftovers.leaks()} - before
+        assert not {item.line() for item in leftovers.leaks(EVERY_PROBE)} - before
     finally:
         sleeper.kill()
         sleeper.wait()

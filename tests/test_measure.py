@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
-from labreport.analysis import views
+from labreport.analysis import sources, startup
 from labreport.build.plan import BuildOutcome
 from labreport.errors import LabreportError, RunInterruptedError
 from labreport.measure.plan import Plan, check_plan
@@ -35,7 +35,14 @@ def plan(tmp_path: Path, **changes: object) -> Plan:
 
 def run(lab: config.LabConfig, the_plan: Plan, *runtimes: FakeRuntime) -> Measurement:
     registry = {runtime.name: (lambda r=runtime: r) for runtime in runtimes}
-    return measure(lab, the_plan, registry, environment=fakes.environment, builder=fakes.no_build)
+    return measure(
+        lab,
+        the_plan,
+        registry,
+        environment=fakes.environment,
+        endpoints=fakes.NOWHERE,
+        builder=fakes.no_build,
+    )
 
 
 def test_runs_are_interleaved_round_robin_with_warmup_marked(
@@ -191,7 +198,12 @@ def test_a_skipped_optional_build_is_recorded_and_its_runtime_left_out(
     plain, tinygo = FakeRuntime(name="fake"), FakeRuntime(name="fake-tg", needs_build="wasm-tinygo")
     registry = {r.name: (lambda r=r: r) for r in (plain, tinygo)}
     result = measure(
-        lab, plan(tmp_path), registry, environment=fakes.environment, builder=build_without_tinygo
+        lab,
+        plan(tmp_path),
+        registry,
+        environment=fakes.environment,
+        endpoints=fakes.NOWHERE,
+        builder=build_without_tinygo,
     )
     assert result.skipped_builds == {"wasm-tinygo": "tinygo is not on PATH"}
     record = next(r for r in result.runtimes if r.name == "fake-tg")
@@ -202,15 +214,17 @@ def test_a_skipped_optional_build_is_recorded_and_its_runtime_left_out(
 
 def test_the_tinygo_runtime_says_why_it_cannot_run(lab: config.LabConfig) -> None:
     runtime = WasmtimeEmbeddedTinygoRuntime()
-    ctx = RunContext(config=lab, run_id="t", timeout_s=5)
+    ctx = RunContext(config=lab, run_id="t", timeout_s=5, endpoints=fakes.NOWHERE)
     ctx.built.skipped["wasm-tinygo"] = "the build failed: tinygo exited with 1"
-    assert runtime.usable(ctx) == "the build failed: tinygo exited with 1"
+    assert runtime.unusable(ctx) == "the build failed: tinygo exited with 1"
     ctx.built.files["wasm-tinygo"] = Path("m.wasm")
-    assert runtime.usable(ctx) == ""
+    assert runtime.unusable(ctx) == ""
     no_tinygo = lab.model_copy(
         update={"builds": {k: v for k, v in lab.builds.items() if v.toolchain == "go"}}
     )
-    assert "no build with toolchain" in runtime.usable(RunContext(no_tinygo, "t", 5))
+    assert "no build with toolchain" in runtime.unusable(
+        RunContext(no_tinygo, "t", 5, fakes.NOWHERE)
+    )
 
 
 def shape(result: Measurement) -> list[tuple[str, int, bool]]:
@@ -322,16 +336,14 @@ def test_a_runtime_with_fewer_declared_runs_sits_out_the_later_rounds(
         ("fast", 4, False),
     ]  # fmt: skip
     records = {r.name: r for r in result.runtimes}
-    assert records["slow"].details["runs_rule"] == (
-        "fixed: 2 measured runs of 4 (the lab config's measure.runs_by_runtime)"
-    )
-    assert "runs_rule" not in records["fast"].details
-    view = views.runtime_views(views.load_sources([tmp_path / "out.json"]))
+    assert records["slow"].declared_runs == 2
+    assert records["fast"].declared_runs is None
+    view = startup.runtime_views(sources.load_sources([tmp_path / "out.json"]))
     assert view["slow"].measured == 2 and view["fast"].measured == 4
     remedies = {name: {w.remedy for w in view[name].warnings} for name in ("slow", "fast")}
     assert any("measure.runs_by_runtime" in remedy for remedy in remedies["slow"])
     assert not any("measure.runs_by_runtime" in remedy for remedy in remedies["fast"])
-    compared = views.compare_views(view["slow"], view["fast"], "slow", "fast")
+    compared = startup.compare_views(view["slow"], view["fast"], "slow", "fast")
     assert "sign test, 2 paired rounds" in compared.result.test  # those both took part in
 
 

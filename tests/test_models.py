@@ -26,6 +26,7 @@ def good_file(lab: config.LabConfig, tmp_path: Path) -> Path:
         Plan(runs=2, warmup=0, timeout_s=5, output=output),
         {"fake": FakeRuntime},
         environment=fakes.environment,
+        endpoints=fakes.NOWHERE,
         builder=fakes.no_build,
     )
     return output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
-from labreport.analysis import views
+from labreport.analysis import sources
 from labreport.errors import LabreportError
 from labreport.report import render
 
@@ -110,7 +110,7 @@ def test_a_fifo_among_measurement_files_does_not_hang(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "lab12.json").write_bytes(SYNTHETIC.read_bytes())
     os.mkfifo(folder / "stuck.json")
-    assert views.default_sources(folder) == [folder / "lab12.json"]
+    assert sources.default_sources(folder) == [folder / "lab12.json"]
     with pytest.raises(LabreportError, match=r"stuck\.json: not a regular file"):
         render.render([folder / "stuck.json"])
 

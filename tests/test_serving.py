@@ -16,6 +16,7 @@ from labreport import config
 from labreport.runtimes import memory
 from labreport.runtimes.base import RunContext
 
+from . import fakes
 from .conftest import serving
 
 
@@ -49,7 +50,12 @@ def test_a_level_shorter_than_the_memory_period_still_has_its_reading(
     monkeypatch.setattr(memory, "LOAD_SAMPLE_S", 600.0)  # longer than any level here
     small = {"load_requests": 4, "concurrency": [1, 2], "idle_seconds": 0.01, "load_tool": "none"}
     server = lab.server.model_copy(update=small)
-    ctx = RunContext(config=lab.model_copy(update={"server": server}), run_id="t", timeout_s=10)
+    ctx = RunContext(
+        config=lab.model_copy(update={"server": server}),
+        run_id="t",
+        timeout_s=10,
+        endpoints=fakes.NOWHERE,
+    )
     reads = iter(range(1000, 10**6))
     meter = memory.Meter(lambda: next(reads), lambda: None, "a counter", "")
     service = memory.Service("server", "a local server", "python")

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labreport.analysis import stats, views
-from labreport.analysis.views import RuntimeView
+from labreport.analysis import stats
+from labreport.analysis.sources import default_sources, load_sources
+from labreport.analysis.startup import RuntimeView, runtime_views, target_identity
 from labreport.errors import LabreportError, SlowdownError
 
 
@@ -45,25 +46,25 @@ class Row:
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        return views.default_sources(path)
+        return default_sources(path)
     return [path]
 
 
 def side(path: Path) -> Side:
     """A file, or a folder of complete measurement files of one lab."""
-    sources = views.load_sources(_files(path))
+    sources = load_sources(_files(path))
     labs = {source.measurement.lab for source in sources}
     if len(labs) > 1:
         raise LabreportError(
             f"{path}: files of different labs ({', '.join(sorted(labs))})",
             "compare the files of one lab",
         )
-    _, label = views.target_identity(sources[0].measurement)
+    _, label = target_identity(sources[0].measurement)
     partial = [source for source in sources if source.measurement.partial]
     if partial:  # said where the figures are read: they cover only the rounds that ran
         reasons = {source.measurement.partial_reason or "interrupted" for source in partial}
         label += f"; PARTIAL ({'; '.join(sorted(reasons))}): only the rounds that ran"
-    measured = {name: view for name, view in views.runtime_views(sources).items() if view.valid_ms}
+    measured = {name: view for name, view in runtime_views(sources).items() if view.valid_ms}
     return Side(label, tuple(source.path for source in sources), measured, labs.pop())
 
 

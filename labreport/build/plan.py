@@ -1,11 +1,11 @@
 """The build plan of one measurement: every host build, and the images only where a runtime
-needs them; what was built, for runtimes to use, and what it recorded. Also `labreport build`."""
+needs them; what was built, for runtimes to use, and what it recorded. LabBuild is what
+`labreport build` (commands/build.py) made."""
 
 from __future__ import annotations
 
 import contextlib
 import shlex
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +16,9 @@ import docker
 from labreport.build import host_build, image, oci, sizes
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
-from labreport.host import engine, fsutil, paths
-from labreport.host.endpoints import Endpoints, EngineEndpoint
+from labreport.host import engine, fsutil
+from labreport.host.endpoints import Endpoints
 from labreport.record.models import ArtifactRecord, ImageRecord
-
-LAB_IMAGE_ROLE = "lab-image"
 
 
 @dataclass
@@ -39,6 +37,21 @@ class BuildOutcome:
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     images: list[ImageRecord] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LabBuild:
+    """What `labreport build` made: the host builds (and the optional ones skipped, with why),
+    the image, and the file taken back out of it."""
+
+    artifacts: list[host_build.Artifact]
+    skipped: dict[str, str]
+    tag: str
+    image: ImageRecord
+    binary_path: str  # in the image
+    binary_in_image_bytes: int
+    identical: bool  # the binary in the image is the host build's, byte for byte
+    reference_build: str
 
 
 class BuildSite(Protocol):
@@ -110,9 +123,9 @@ def _scratch_image(
     tag = f"{config.image.repository}:run-{ctx.run_id}"
     # Registered before the build: a build cut off by Ctrl-C leaves its last step's image
     # untagged (or, done daemon-side, tagged) and its step containers behind.
-    undo.callback(_remove_build_leftovers, client)
+    undo.callback(remove_build_leftovers, client)
     # Only the tag is ours to remove: the same image id may also carry a user's tag.
-    undo.callback(_remove_tag, client, tag)
+    undo.callback(remove_tag, client, tag)
     # Containers go first (LIFO), or the engine refuses to untag an image still in use.
     undo.callback(ctx.sweep_containers)
     context_files = {
@@ -159,62 +172,11 @@ def _wasm_image(config: LabConfig, ctx: BuildSite, workdir: Path, outcome: Build
     outcome.commands.append(command)
 
 
-def _remove_tag(client: docker.DockerClient, tag: str) -> None:
+def remove_tag(client: docker.DockerClient, tag: str) -> None:
     with contextlib.suppress(*engine.ENGINE_GONE):
         client.images.remove(tag, noprune=False)
 
 
-def _remove_build_leftovers(client: docker.DockerClient) -> None:
+def remove_build_leftovers(client: docker.DockerClient) -> None:
     with contextlib.suppress(*engine.ENGINE_GONE):
         engine.remove_build_leftovers(client)
-
-
-def build_all(config: LabConfig, endpoint: EngineEndpoint | None = None) -> str:
-    """`labreport build`: host builds plus the scratch image (kept, tagged :latest) on the
-    engine the environment names; a short summary to print."""
-    endpoint = endpoint or EngineEndpoint.from_environment()
-    out_dir = paths.state_dir() / "artifacts" / config.name
-    lines = []
-    artifacts = {}
-    for name in config.builds:
-        reason = host_build.unavailable(config, name)
-        if reason:
-            lines.append(f"{name:<8} {'skipped':>14}  {reason}")
-        else:
-            artifacts[name] = host_build.host_build(config, name, out_dir)
-    for artifact in artifacts.values():
-        lines.append(f"{artifact.build:<8} {artifact.size_bytes:>12,} B  {artifact.path}")
-    client = engine.connect(url=endpoint.url)
-    try:
-        tag = f"{config.image.repository}:latest"
-        context_files = {
-            config.builds[name].output: artifacts[name].path for name in config.image.context_builds
-        }
-        image_id, _command = image.build_image(
-            client,
-            config,
-            tag,
-            {engine.LABEL_ROLE: LAB_IMAGE_ROLE},
-            endpoint.cli(),
-            context_files,
-        )
-        inner = image.file_from_image(client, image_id, config.image.binary_path, {})
-        reference = artifacts[config.image.build]
-        same = fsutil.sha256_bytes(inner) == reference.sha256
-        with tempfile.TemporaryDirectory(dir=paths.state_dir()) as scratch:
-            record = sizes.docker_image_record(
-                client, "traditional", tag, image_id, "", Path(scratch) / "image.tar"
-            )
-        lines.append(
-            f"{'image':<8} {record.content_size_uncompressed_bytes:>12,} B  {tag} "
-            f"({image_id[:19]}): files in its layers; layers gzip "
-            f"{record.layers_size_compressed_bytes:,} B; "
-            f"docker save {record.archive_size_bytes:,} B"
-        )
-        lines.append(
-            f"{'in image':<8} {len(inner):>12,} B  {config.image.binary_path} "
-            f"({'identical to' if same else 'DIFFERENT from'} the host {reference.build} build)"
-        )
-    finally:
-        client.close()
-    return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""What every step drives: processes, files, the Docker engine and containerd (the host's or
-labreport's private ones), the shims and their cache, and the facts doctor and measure record.
+"""The ground floor every step drives: primitives and drivers, no features; it imports nothing
+of labreport but errors.
 
 - proc: the one way to run a process (timeout, process group, timed spawn)
 - fsutil: atomic writes, sha256; paths: the state directory and the programs labreport finds
@@ -8,5 +8,4 @@ labreport's private ones), the shims and their cache, and the facts doctor and m
   containerd's events; cgroup: the memory files
 - engine_layout + private_engine: labreport's own Docker 26; private_containerd: its own containerd
 - shims + shim_cache: the wasmtime shims, their compiled-module cache and phase records
-- doctor: every component, found or why not; facts: the environment a measurement records
 """

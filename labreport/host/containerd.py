@@ -41,12 +41,11 @@ class Ctr:
     namespace: str = CONTAINERD_NAMESPACE
 
     @classmethod
-    def find(cls, endpoint: ContainerdEndpoint | None = None) -> Ctr:
-        """ctr on the given containerd (default: the one the environment names)."""
+    def find(cls, endpoint: ContainerdEndpoint) -> Ctr:
+        """ctr on the given containerd."""
         ctr = paths.which("ctr")
         if ctr is None:
             raise LabreportError("ctr is not on PATH", "run scripts/setup (Debian's containerd)")
-        endpoint = endpoint or ContainerdEndpoint.from_environment()
         if endpoint.needs_root:
             raise LabreportError(f"{paths.NEEDS_ROOT}: {endpoint.source}", paths.NEEDS_ROOT_HINT)
         if endpoint.socket is None:

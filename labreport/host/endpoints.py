@@ -1,9 +1,11 @@
 """Which Docker engine and which containerd a command talks to: values, passed explicitly.
 
-`doctor` and `build` use what the environment names (the host's engine: DOCKER_HOST or the
-default socket; the engine's own containerd, or LABREPORT_CONTAINERD_SOCKET). `measure`'s session
-(labreport/measure/session.py) replaces them with labreport's private engine, a private
-containerd or the target the user named, and hands them to every step that talks to one.
+The commands read them from the environment (commands/common.py, the one caller of
+`from_environment`): the host's engine (DOCKER_HOST, else DOCKER_CONTEXT's, else the default
+socket: the docker CLI's order, owned by `named_engine`) and the engine's own containerd (or
+LABREPORT_CONTAINERD_SOCKET). `measure`'s session replaces them with labreport's private engine, a
+private containerd or the target the user named. Every step below the commands takes them as a
+required argument.
 """
 
 from __future__ import annotations
@@ -49,6 +51,22 @@ def named_context() -> str | None:
     return name if name and name != "default" else None
 
 
+def named_engine(
+    docker_host: str | None, context: str | None
+) -> tuple[str | None, str | None, str]:
+    """The engine a command is pointed at, in the docker CLI's order: an option (--docker-host,
+    --context), else DOCKER_HOST, else DOCKER_CONTEXT; (url, context, where it was named).
+    Neither named: (None, None, "host"), the default socket."""
+    if docker_host or context:
+        return docker_host, context, "given"
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], None, "DOCKER_HOST"
+    context = named_context()
+    if context:
+        return None, context, "DOCKER_CONTEXT"
+    return None, None, "host"
+
+
 def is_local(url: str) -> bool:
     """Does the engine at url run on this host (a unix socket, or loopback)?"""
     scheme, _, rest = url.partition("://")
@@ -71,15 +89,11 @@ class EngineEndpoint:
 
     @classmethod
     def from_environment(cls) -> EngineEndpoint:
-        """DOCKER_HOST, else DOCKER_CONTEXT's engine, else the default socket: the docker
-        CLI's order, so that labreport and the CLI it runs talk to one engine."""
-        named = os.environ.get("DOCKER_HOST")
-        if named:
-            return cls(named, "DOCKER_HOST")
-        context = named_context()
+        """The engine the environment names (named_engine's order), else the default socket."""
+        url, context, source = named_engine(None, None)
         if context:
-            return cls(context_host(context), "DOCKER_CONTEXT")
-        return cls(DEFAULT_ENGINE_URL, "host")
+            url = context_host(context)
+        return cls(url or DEFAULT_ENGINE_URL, source)
 
     @property
     def local(self) -> bool:

@@ -54,10 +54,8 @@ def resolve_target(docker_host: str | None, context: str | None) -> str | None:
     return docker_host
 
 
-def connect(timeout_s: int = API_TIMEOUT_S, url: str | None = None) -> docker.DockerClient:
-    """A client whose every call has a timeout; a clear error when the daemon is not there.
-    Without url: the engine the environment names (DOCKER_HOST, else the default socket)."""
-    url = url or EngineEndpoint.from_environment().url
+def connect(*, url: str, timeout_s: int = API_TIMEOUT_S) -> docker.DockerClient:
+    """A client whose every call has a timeout; a clear error when the daemon is not there."""
     try:
         client = docker.DockerClient(
             base_url=url, timeout=timeout_s, use_ssh_client=url.startswith("ssh://")

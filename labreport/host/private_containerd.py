@@ -74,9 +74,9 @@ def answers(socket: Path) -> bool:
     return True
 
 
-def needed(mode: ContainerdMode, current: ContainerdEndpoint | None = None) -> bool:
-    """auto: only when no containerd is known (current: default, the one the environment
-    names) and containerd and ctr are installed (otherwise the ctr runtimes say why not)."""
+def needed(mode: ContainerdMode, current: ContainerdEndpoint) -> bool:
+    """auto: only when no containerd is known (current: the one the command would use) and
+    containerd and ctr are installed (otherwise the ctr runtimes say why not)."""
     if mode == ContainerdMode.PRIVATE:
         if not paths.is_root():
             raise LabreportError(
@@ -87,7 +87,7 @@ def needed(mode: ContainerdMode, current: ContainerdEndpoint | None = None) -> b
     if mode == ContainerdMode.ENGINE or not paths.is_root():
         return False  # without root the ctr runtimes say why they are unavailable
     installed = binary() is not None and paths.which("ctr") is not None
-    return installed and (current or ContainerdEndpoint.from_environment()).socket is None
+    return installed and current.socket is None
 
 
 def endpoint(socket: Path) -> ContainerdEndpoint:

@@ -314,7 +314,7 @@ def running() -> Iterator[Started]:
                 clear_leftovers(paths)
 
 
-def wanted(mode: EngineMode, needs_store: bool) -> bool:
+def wanted(mode: EngineMode, needs_store: bool, host: EngineEndpoint) -> bool:
     """auto: the private engine only where a runtime needs what the host's engine lacks (the
     containerd image store) and the private engine is installed."""
     if mode == EngineMode.PRIVATE and not host_paths.is_root():
@@ -327,7 +327,7 @@ def wanted(mode: EngineMode, needs_store: bool) -> bool:
     if not needs_store or installed() or not host_paths.is_root():
         return False  # without root the runtimes that need it say why they are unavailable
     try:
-        client = engine.connect(timeout_s=20)
+        client = engine.connect(timeout_s=20, url=host.url)
     except LabreportError:
         return True  # no host engine at all: the private one serves every docker runtime
     try:
@@ -337,8 +337,11 @@ def wanted(mode: EngineMode, needs_store: bool) -> bool:
 
 
 @contextlib.contextmanager
-def as_needed(mode: EngineMode, needs_store: bool) -> Iterator[Started | None]:
-    if wanted(mode, needs_store):
+def as_needed(
+    mode: EngineMode, needs_store: bool, host: EngineEndpoint
+) -> Iterator[Started | None]:
+    """labreport's private engine while the block runs, where wanted (host: the host's engine)."""
+    if wanted(mode, needs_store, host):
         with running() as started:
             yield started
     else:

@@ -13,7 +13,7 @@ from pathlib import Path
 from labreport.errors import LabreportError
 from labreport.host import fsutil, paths, shim_cache
 from labreport.host.endpoints import Endpoints
-from labreport.record.models import Detail, RuntimeRecord
+from labreport.record.models import RuntimeRecord
 from labreport.runtimes.base import Requirements, Runtime
 from labreport.runtimes.registry import Registry
 
@@ -26,13 +26,19 @@ class Plan:
     output: Path
     include: tuple[str, ...] = ()  # asked for by name: must be available
     skip: tuple[str, ...] = ()
-    memory: bool = True
+    memory: bool = True  # memory: a CLI run's peak, and each service's idle and under load
+    serving: bool = True  # serving: each runtime's services under a checked load
     target: str = ""  # an engine the user named (--docker-host, --context, DOCKER_HOST): its URL
     target_is_local: bool = True
     target_source: str = "given"
     resume: bool = False  # continue from <output stem>.partial.json
     # Runtimes measured fewer times than runs, by the lab config's declared rule.
     runs_by_runtime: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def rounds(self) -> int:
+        """Warm-up rounds and measured rounds."""
+        return self.warmup + self.runs
 
     def runs_of(self, runtime: str) -> int:
         """How many measured runs this runtime takes (runs, or fewer by the declared rule)."""
@@ -100,12 +106,12 @@ def not_on_target(runtime: Runtime, plan: Plan) -> str:
     """Why a runtime cannot measure the target engine the user named ("" when it can)."""
     if not plan.target:
         return ""
-    if runtime.requires.client_host and not plan.target_is_local:
+    if runtime.spec.requires.client_host and not plan.target_is_local:
         return (
             f"not on this target: it runs on the client's own host, and the target is the "
             f"remote engine at {plan.target}"
         )
-    if runtime.requires.containerd and not os.environ.get("LABREPORT_CONTAINERD_SOCKET"):
+    if runtime.spec.requires.containerd and not os.environ.get("LABREPORT_CONTAINERD_SOCKET"):
         return (
             f"not on this target: ctr needs the containerd of the engine at {plan.target}, "
             "whose socket labreport does not know (set LABREPORT_CONTAINERD_SOCKET)"
@@ -121,22 +127,12 @@ def chosen(registry: Registry, plan: Plan) -> list[str]:
 
 def requirements(registry: Registry, plan: Plan) -> Requirements:
     """What the chosen runtimes need of the host, together (read before anything starts)."""
-    needs = [registry[name]().requires for name in chosen(registry, plan) if name in registry]
+    needs = [registry[name]().spec.requires for name in chosen(registry, plan) if name in registry]
     return Requirements(
         client_host=any(need.client_host for need in needs),
         containerd=any(need.containerd for need in needs),
         containerd_store=any(need.containerd_store for need in needs),
     )
-
-
-def runs_rule(plan: Plan, name: str) -> dict[str, Detail]:
-    """The declared rule that gave a runtime fewer runs, as its record states it."""
-    if plan.runs_of(name) == plan.runs:
-        return {}
-    return {
-        "runs_rule": f"fixed: {plan.runs_of(name)} measured runs of {plan.runs} "
-        "(the lab config's measure.runs_by_runtime)"
-    }
 
 
 def select_runtimes(
@@ -171,11 +167,11 @@ def select_runtimes(
         records.append(
             RuntimeRecord(
                 name=name,
-                description=runtime.description,
+                description=runtime.spec.description,
                 available=ok,
                 reason=reason,
                 command="",
-                details=runs_rule(plan, name),
+                declared_runs=plan.runs_of(name) if plan.runs_of(name) < plan.runs else None,
             )
         )
         if ok:

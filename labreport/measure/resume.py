@@ -1,15 +1,19 @@
 """Partial files and `measure --resume`: what an interrupted run keeps, and when it may be
-continued (the same lab, options, runtimes, environment and builds)."""
+continued (the same lab, options, runtimes, environment and builds). A run passes through one
+Resume: it begins the result (fresh, or the partial one continued), checks the builds, keeps
+what was measured when the run fails, and writes the file when it ends.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from labreport.build.plan import BuildOutcome
 from labreport.config import LabConfig
-from labreport.errors import LabreportError
+from labreport.errors import LabreportError, RunInterruptedError
 from labreport.host import fsutil, paths
 from labreport.measure.plan import Plan, partial_path
 from labreport.record.models import Environment, Measurement, load_measurement
@@ -90,7 +94,7 @@ def continue_from(
     for sample in result.samples:
         per_round.setdefault(sample.round, set()).add(sample.runtime)
     done = 0
-    rounds = plan.warmup + plan.runs
+    rounds = plan.rounds
     while done < rounds and per_round.get(done) == {
         runtime.name for runtime in active if plan.takes_part(runtime.name, done)
     }:
@@ -155,3 +159,51 @@ def add_where_kept(error: LabreportError, partial: Path | None) -> None:
         else "nothing was measured yet"
     )
     error.hint = f"{error.hint}; {kept}" if error.hint else kept
+
+
+@dataclass
+class Resume:
+    """The run's way through its partial file: none to continue (plan.resume false), or the
+    partial measurement it continues from first_round on."""
+
+    plan: Plan
+    partial: Measurement | None = None
+    first_round: int = 0
+
+    @classmethod
+    def begin(
+        cls, plan: Plan, config: LabConfig, fresh: Measurement, active: Sequence[Runtime]
+    ) -> tuple[Resume, Measurement]:
+        """The result the run fills: fresh, or (--resume) the partial one, checked to be what
+        this run would measure, without its unfinished round."""
+        if not plan.resume:
+            return cls(plan), fresh
+        names = {runtime.name for runtime in active}
+        partial = resumable(plan, config, fresh.environment, names)
+        result, first_round = continue_from(partial, active, plan)
+        return cls(plan, partial, first_round), result
+
+    def check_builds(self, outcome: BuildOutcome) -> None:
+        if self.partial is not None:
+            same_builds(self.partial, outcome)
+
+    def failed(self, result: Measurement, failure: LabreportError) -> LabreportError:
+        """The run stopped: what it measured is kept as the partial file, and the error's hint
+        says where."""
+        reason = (
+            "interrupted (Ctrl-C or SIGTERM)"
+            if isinstance(failure, RunInterruptedError)
+            else failure.message
+        )
+        add_where_kept(failure, save_partial(result, self.plan.output, reason))
+        return failure
+
+    def write(self, result: Measurement) -> None:
+        """The finished measurement, written atomically; a continued partial file has served."""
+        result.finished_at = now_iso()
+        try:
+            fsutil.atomic_write_json(self.plan.output, result.model_dump(mode="json"))
+        except (OSError, LabreportError) as error:
+            raise unsaved(result, self.plan.output, error) from error
+        if self.partial is not None:
+            partial_path(self.plan.output).unlink(missing_ok=True)

@@ -1,5 +1,5 @@
 """The rounds of one measurement: every runtime prepared, warmed up and run round-robin, each
-run's output checked, then memory and the functional checks; cleanup on every path out."""
+run's output checked, then what each serves (memory, serving, checks); cleanup on every path out."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from labreport.measure.plan import Plan
 from labreport.measure.progress import Progress
 from labreport.record.checks import check_output
 from labreport.record.models import Measurement, Sample
-from labreport.runtimes.base import RunContext, Runtime
+from labreport.runtimes.base import RunContext, Runtime, Scope
 
 
 def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: bool) -> Sample:
@@ -39,29 +39,29 @@ def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: b
 
 
 @contextlib.contextmanager
-def prepared(runtimes: Sequence[Runtime], ctx: RunContext) -> Iterator[None]:
-    """Cleanup for every runtime that was prepared, on every path out."""
-    prepared: list[Runtime] = []
+def prepared(active: list[Runtime], ctx: RunContext, result: Measurement) -> Iterator[None]:
+    """Every runtime prepared, after the builds: one that finds it cannot run after all is
+    recorded why and leaves active; the others' commands are recorded. Cleanup for every runtime
+    that was prepared, on every path out."""
+    records = {record.name: record for record in result.runtimes}
+    done: list[Runtime] = []
     try:
-        for runtime in runtimes:
-            prepared.append(runtime)
-            runtime.prepare(ctx)
+        for runtime in list(active):
+            done.append(runtime)
+            ready = runtime.prepare(ctx)
+            record = records[runtime.name]
+            if ready.unusable:  # nothing was prepared: nothing to clean up
+                done.remove(runtime)
+                active.remove(runtime)
+                record.available, record.reason = False, ready.unusable
+            else:
+                record.command = ready.command
+                result.commands.append(ready.command)
         yield
     finally:
-        for runtime in reversed(prepared):
+        for runtime in reversed(done):
             with contextlib.suppress(Exception):
                 runtime.cleanup()
-
-
-def drop_unusable(active: list[Runtime], ctx: RunContext, result: Measurement) -> None:
-    """After the builds: runtimes that find they cannot run after all are recorded why."""
-    records = {record.name: record for record in result.runtimes}
-    for runtime in list(active):
-        reason = runtime.usable(ctx)
-        if reason:
-            active.remove(runtime)
-            records[runtime.name].available = False
-            records[runtime.name].reason = reason
 
 
 def run_rounds(
@@ -79,7 +79,7 @@ def run_rounds(
     warm-up asks, unrecorded (counted in the runtime's details): the rounds it adds must not
     pay for a cold start that the rounds before it did not.
     """
-    rounds = plan.warmup + plan.runs
+    rounds = plan.rounds
     rewarm = min(plan.warmup, first_round)
     left = {
         r.name: rewarm + sum(plan.takes_part(r.name, i) for i in range(first_round, rounds))
@@ -103,21 +103,18 @@ def run_rounds(
             health()
 
 
-def memory_and_checks(
+def serve_all(
     active: Sequence[Runtime], ctx: RunContext, plan: Plan, result: Measurement, progress: Progress
 ) -> None:
-    """After the rounds: memory, the functional checks, and what each runtime found."""
-    if plan.memory:
-        progress.phase("memory", len(active), {runtime.name: 1 for runtime in active})
-        for runtime in active:
-            progress.step(f"{runtime.name} server", runtime.name)
-            result.memory.extend(runtime.memory(ctx))
-            result.serving.extend(runtime.serving())
-    progress.phase("checks", len(active))
+    """After the rounds: what each runtime serves (memory, serving, the functional checks) and
+    what it found while running."""
+    scope = Scope(memory=plan.memory, serving=plan.serving)
+    progress.phase("serve", len(active), {runtime.name: 1 for runtime in active})
+    records = {record.name: record for record in result.runtimes}
     for runtime in active:
-        progress.step(f"{runtime.name} checks")
-        result.checks.extend(runtime.checks(ctx))
-    by_name = {runtime.name: runtime for runtime in active}
-    for record in result.runtimes:
-        if record.name in by_name:
-            record.details.update(by_name[record.name].details())
+        progress.step(f"{runtime.name} memory, serving and checks", runtime.name)
+        served = runtime.serve(ctx, scope)
+        result.memory.extend(served.memory)
+        result.serving.extend(served.serving)
+        result.checks.extend(served.checks)
+        records[runtime.name].details.update(served.details)

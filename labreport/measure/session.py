@@ -11,14 +11,14 @@ from pathlib import Path
 
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
-from labreport.host import engine, facts, private_containerd, private_engine
+from labreport.host import engine, private_containerd, private_engine
 from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint
 from labreport.host.private_containerd import ContainerdMode
 from labreport.host.private_engine import EngineMode
-from labreport.measure import run
+from labreport.measure import environment, run
 from labreport.measure.plan import Plan, requirements
 from labreport.measure.progress import BarProgress
-from labreport.record.models import Measurement
+from labreport.record.models import Environment, Measurement
 from labreport.runtimes.registry import REGISTRY, Registry
 
 
@@ -34,17 +34,22 @@ class Session:
 
 @contextlib.contextmanager
 def session(
-    plan: Plan, registry: Registry, containerd: ContainerdMode, engine_mode: EngineMode
+    plan: Plan,
+    registry: Registry,
+    host: Endpoints,
+    containerd: ContainerdMode,
+    engine_mode: EngineMode,
 ) -> Iterator[Session]:
-    """The engine that can run what was asked for (see private_engine), or the target engine
-    the user named (plan.target); a private containerd where the ctr runtimes need one."""
+    """The engine that can run what was asked for (host's, or labreport's private one: see
+    private_engine), or the target engine the user named (plan.target); a private containerd
+    where the ctr runtimes need one."""
     needs = requirements(registry, plan)
     if plan.target and engine_mode == EngineMode.PRIVATE:
         raise LabreportError(
             "--engine private and a target engine (--docker-host, --context) both chosen",
             "give one of them",
         )
-    endpoints = Endpoints.from_environment()
+    endpoints = host
     health: Callable[[], None] | None = None
     with contextlib.ExitStack() as around:
         if plan.target:  # the named engine is the one to measure
@@ -54,7 +59,7 @@ def session(
             )
             engine_mode = EngineMode.HOST
         started = around.enter_context(
-            private_engine.as_needed(engine_mode, needs.containerd_store)
+            private_engine.as_needed(engine_mode, needs.containerd_store, host.engine)
         )
         engine_facts = {}
         if started is not None:
@@ -72,21 +77,24 @@ def measure_lab(
     config: LabConfig,
     config_path: Path,
     plan: Plan,
-    registry: Registry | None = None,
+    host: Endpoints,
+    registry: Registry = REGISTRY,
     containerd: ContainerdMode = ContainerdMode.AUTO,
     engine_mode: EngineMode = EngineMode.AUTO,
 ) -> Measurement:
-    """`labreport measure`: the run, inside its session."""
-    registry = registry or REGISTRY
-    with session(plan, registry, containerd, engine_mode) as current:
+    """`labreport measure`: the run, inside its session (host: the endpoints the environment
+    names, which the session may replace)."""
+    with session(plan, registry, host, containerd, engine_mode) as current:
+
+        def facts() -> Environment:
+            return environment.collect(config, config_path, current.endpoints, current.engine_facts)
+
         return run.measure(
             config,
             plan,
             registry,
-            environment=lambda: facts.collect(
-                config, config_path, current.endpoints, current.engine_facts
-            ),
+            environment=facts,
+            endpoints=current.endpoints,
             progress=BarProgress(),
             health=current.health,
-            endpoints=current.endpoints,
         )

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labreport.config import describe_validation_error
 from labreport.errors import LabreportError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Older files are read as they are: nothing was removed. Version 1 came before the shims' phase
 # records, version 2 before serving under load (`serving`), version 3 before a load tool's
 # levels beside the checked ones (`tool_levels`).
-READABLE_VERSIONS = frozenset({1, 2, 3, SCHEMA_VERSION})
+READABLE_VERSIONS = frozenset({1, 2, 3, 4, SCHEMA_VERSION})
 SCHEMA_NAME = "labreport.measurement"
 
 
@@ -97,6 +98,20 @@ class RuntimeRecord(Record):
     command: str = ""
     # Facts a runtime found while preparing: compile path, compile seconds, socket, versions.
     details: dict[str, Detail] = Field(default_factory=dict)
+    # The measured runs the lab config declared for it (measure.runs_by_runtime) where fewer
+    # than the run's --runs; None: it took part in every round.
+    declared_runs: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declared_runs_as_text(cls, data: Any) -> Any:
+        """Files of schema 4 and older state the declared count as text, in details."""
+        details = data.get("details") if isinstance(data, dict) else None
+        if not isinstance(details, dict) or "runs_rule" not in details:
+            return data
+        count = re.match(r"fixed: (\d+) measured runs", str(details["runs_rule"]))
+        kept = {key: value for key, value in details.items() if key != "runs_rule"}
+        return {**data, "details": kept, "declared_runs": int(count[1]) if count else None}
 
 
 class ShimPhase(Record):

@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from labreport.analysis.lab import LabView
+
 LOG_SCALE_SPREAD = 20  # use a log axis when the largest median is this many times the smallest
 MAX_DOTS = 300  # per runtime; beyond that, evenly spaced quantiles stand for the runs
 MiB = 1024 * 1024
@@ -144,3 +146,45 @@ def serving(p50_ms: Mapping[str, Mapping[int, float]]) -> Chart:
         for name, by_level in p50_ms.items()
     )
     return Chart("serving", alt, _svg(figure))
+
+
+def draw(view: LabView) -> dict[str, Chart]:
+    """Every chart the lab's files give data for, by kind."""
+    made: dict[str, Chart] = {}
+    timed = {
+        (f"{v.name} @ {v.target}" if view.multi else v.name): v.valid_ms
+        for v in view.startup_rows()
+    }
+    if timed:
+        made["startup"] = startup(timed)
+    groups: dict[str, dict[str, int]] = {}
+    for artifact in view.artifacts.values():
+        if artifact.origin == "host-build":
+            groups.setdefault("binary / module", {})[artifact.name] = artifact.size_bytes
+    for target_short, image in view.image_rows():
+        name = f"{image.name} @ {target_short}" if view.multi else image.name
+        groups.setdefault("image content", {})[name] = image.content_size_uncompressed_bytes
+        groups.setdefault("layers, gzip", {})[name] = image.layers_size_compressed_bytes
+        groups.setdefault("image archive", {})[name] = image.archive_size_bytes
+    if groups:
+        made["sizes"] = sizes(groups)
+    bars: dict[str, int] = {}
+    for target_short, record in view.memory_rows():
+        who = f"{record.runtime} @ {target_short}" if view.multi else record.runtime
+        idle = record.idle_median_bytes()
+        if idle is not None:
+            bars[f"{who}: server idle"] = idle
+        if record.peak_bytes:
+            bars[f"{who}: {record.mode} peak"] = record.peak_bytes
+        if record.linear_memory_bytes:
+            bars[f"{who}: linear memory"] = record.linear_memory_bytes
+    if bars:
+        made["memory"] = memory(bars)
+    latency = {
+        served.label: {lv.concurrency: lv.p50_ms for lv in served.levels if lv.p50_ms}
+        for served in view.serving
+        if served.ok
+    }
+    if any(latency.values()):
+        made["serving"] = serving({k: v for k, v in latency.items() if v})
+    return made

@@ -23,7 +23,7 @@ import jinja2
 import jinja2.exceptions
 import jinja2.sandbox
 
-from labreport.analysis.views import load_sources
+from labreport.analysis.sources import load_sources
 from labreport.errors import LabreportError, StaleReportError
 from labreport.host import fsutil
 from labreport.report import DEFAULT_TEMPLATE, charts, filters
@@ -176,7 +176,9 @@ def render(
             "give a folder of templates (copy templates/, see templates/README.md)",
         )
     sources = load_sources(paths, report_dir)
-    context = Context(sources, chart_dir, with_charts)
+    context = Context(sources, chart_dir)
+    if with_charts:
+        context.charts = charts.draw(context)
     env = jinja_environment(templates)
     try:
         with time_limit(RENDER_TIMEOUT_S):

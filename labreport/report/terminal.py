@@ -1,5 +1,6 @@
-"""Tables for the terminal: measure's end-of-run summary, doctor's components, compare's rows.
-They format what was computed elsewhere (the measurement, doctor's probes, compare's rows)."""
+"""What the commands print on the terminal: build's sizes, measure's end-of-run summary,
+doctor's components. They format what was computed elsewhere (compare's table is in
+compare_table.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from statistics import median
 
-import rich.console
-import rich.table
-
-from labreport.analysis.compare import Row, Side
-from labreport.host.doctor import Component
+from labreport.build.plan import LabBuild
+from labreport.inventory.components import Component
 from labreport.record.models import Measurement, MemoryRecord
-from labreport.report.filters import fmt_ms, fmt_pct, fmt_times
 
 
 def _mib(value: int | None) -> str:
@@ -91,54 +88,23 @@ def doctor_table(components: Sequence[Component]) -> str:
     )
 
 
-def _verdict(row: Row) -> str:
-    if row.result is None:
-        return "only in OLD" if row.new_median_ms is None else "only in NEW"
-    if row.result.significant:
-        return f"NEW {row.result.verdict} ({fmt_pct(row.result.percent)})"
-    return f"no difference shown: {row.result.reason}"
-
-
-def _ratio(row: Row) -> str:
-    if row.result is None:
-        return "-"
-    interval = row.result.interval
-    return (
-        f"{fmt_times(row.result.ratio)} ({fmt_times(interval.low)} – "  # noqa: RUF001
-        f"{fmt_times(interval.high)}, {interval.coverage_text()})"
-    )
-
-
-def cells(row: Row) -> tuple[str, str, str, str, str]:
-    return (
-        row.runtime,
-        fmt_ms(row.old_median_ms) if row.old_median_ms is not None else "-",
-        fmt_ms(row.new_median_ms) if row.new_median_ms is not None else "-",
-        _ratio(row),
-        _verdict(row),
-    )
-
-
-HEADERS = ("runtime", "OLD median", "NEW median", "NEW / OLD (interval, coverage)", "verdict")
-
-
-def markdown(old: Side, new: Side, rows: Sequence[Row]) -> str:
-    lines = [
-        f"OLD: {old.label} ({', '.join(old.paths)})",
-        f"NEW: {new.label} ({', '.join(new.paths)})",
-        "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|---|---:|---:|---|---|",
+def build_summary(built: LabBuild) -> str:
+    """What `build` made, a line each: skipped builds, host builds, the image, the binary in it."""
+    lines = [f"{name:<8} {'skipped':>14}  {reason}" for name, reason in built.skipped.items()]
+    lines += [
+        f"{artifact.build:<8} {artifact.size_bytes:>12,} B  {artifact.path}"
+        for artifact in built.artifacts
     ]
-    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def compare_table(old: Side, new: Side, rows: Sequence[Row]) -> None:
-    """compare's rows as a rich table on stdout."""
-    table = rich.table.Table(title=f"OLD: {old.label}\nNEW: {new.label}")
-    for header in HEADERS:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*cells(row))
-    rich.console.Console(width=160).print(table)
+    record = built.image
+    lines.append(
+        f"{'image':<8} {record.content_size_uncompressed_bytes:>12,} B  {built.tag} "
+        f"({record.image_id[:19]}): files in its layers; layers gzip "
+        f"{record.layers_size_compressed_bytes:,} B; "
+        f"docker save {record.archive_size_bytes:,} B"
+    )
+    lines.append(
+        f"{'in image':<8} {built.binary_in_image_bytes:>12,} B  {built.binary_path} "
+        f"({'identical to' if built.identical else 'DIFFERENT from'} the host "
+        f"{built.reference_build} build)"
+    )
+    return "\n".join(lines)

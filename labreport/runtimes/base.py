@@ -1,5 +1,5 @@
-"""A runtime is a small protocol: available(), prepare(), run_once(), cleanup(); what it needs
-of the host is a typed value (Requirements), known before anything is built.
+"""A runtime is a small protocol: available(), prepare(), run_once(), serve(), cleanup(); what it
+is and needs of the host is a typed value (Spec), known before anything is built.
 
 Adding a runtime means one new module and one line in REGISTRY (see registry.py).
 """
@@ -62,7 +62,7 @@ class RunContext:
     config: LabConfig
     run_id: str
     timeout_s: float
-    endpoints: Endpoints = field(default_factory=Endpoints.from_environment)
+    endpoints: Endpoints
     built: Built = field(default_factory=Built)
     labels: dict[str, str] = field(default_factory=dict)
     _docker: docker.DockerClient | None = None
@@ -90,70 +90,100 @@ class RunContext:
             self._docker = None
 
 
-class Runtime(Protocol):
-    name: str
+@dataclass(frozen=True)
+class Spec:
+    """What a runtime is and needs, known before anything is built."""
+
     description: str
-    # Artifacts the runtime needs built: "native", "image", "image-archive", "wasm-image", ...
-    needs: frozenset[str]
-    requires: Requirements
+    needs: frozenset[str]  # built artifacts it runs: "native", "image", "wasm-image", ...
+    requires: Requirements = Requirements()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What prepare() gives back: the exact command of one CLI run, as a user would type it; or,
+    found after the builds, why the runtime cannot run after all (then nothing was prepared)."""
+
+    command: str = ""
+    unusable: str = ""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What serve() measures beside the checks: memory (a CLI run's peak, a service's idle and
+    under load) and serving (a service under load); each is left out when false."""
+
+    memory: bool = True
+    serving: bool = True
+
+
+@dataclass(frozen=True)
+class Served:
+    """Everything a runtime measures after the timed rounds, as one value: memory, serving, the
+    functional checks (WAGI, server mode) and the facts found while running."""
+
+    memory: list[MemoryRecord] = field(default_factory=list)
+    serving: list[ServingRecord] = field(default_factory=list)
+    checks: list[CheckRecord] = field(default_factory=list)
+    details: dict[str, Detail] = field(default_factory=dict)
+
+
+class Runtime(Protocol):
+    """One way of running the lab's program. The life of one in a run: available() before the
+    builds; prepare() after them; run_once() for every timed start; serve() once after the
+    rounds; cleanup() on every way out. Each call gets what it needs as arguments or from
+    prepare(); no call depends on another having run before it, but prepare."""
+
+    name: str
+    spec: Spec
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         """Can it run here, on this engine and containerd ("" reason when it can)?"""
         ...
 
-    def command(self, env: Mapping[str, str]) -> str:
-        """The exact command a user would type for one run."""
-        ...
-
-    def usable(self, ctx: RunContext) -> str:
-        """After the builds: why this runtime cannot run after all ("" when it can)."""
-        ...
-
-    def prepare(self, ctx: RunContext) -> None: ...
+    def prepare(self, ctx: RunContext) -> Prepared: ...
 
     def run_once(self, env: Mapping[str, str]) -> RawRun: ...
 
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        """Server mode idle and under load, and/or one CLI run's peak; [] when not measurable."""
-        ...
-
-    def serving(self) -> list[ServingRecord]:
-        """What serving under load gave (memory() serves); [] when it did not serve."""
-        ...
-
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        """Functional checks beyond the timed CLI runs (WAGI, serving)."""
-        ...
-
-    def details(self) -> dict[str, Detail]:
-        """Facts found while running (compile path, compile time), for the measurement file."""
-        ...
+    def serve(self, ctx: RunContext, scope: Scope) -> Served: ...
 
     def cleanup(self) -> None: ...
 
 
 class RuntimeBase:
-    """Defaults for the optional parts of the protocol; a runtime overrides what it has."""
+    """Defaults for a runtime: prepare() asks unusable() first, then runs setup(); a runtime
+    overrides what it has."""
 
-    requires = Requirements()
+    name = ""
+    spec = Spec("", frozenset())
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         return True, ""
 
-    def usable(self, ctx: RunContext) -> str:
+    def unusable(self, ctx: RunContext) -> str:
+        """After the builds: why this runtime cannot run after all ("" when it can)."""
         return ""
 
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        return []
+    def setup(self, ctx: RunContext) -> None:
+        """What must be in place before the first run (images imported, modules compiled)."""
 
-    def serving(self) -> list[ServingRecord]:
-        return []
+    def command(self, env: Mapping[str, str]) -> str:
+        """The exact command a user would type for one run."""
+        raise NotImplementedError
 
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        return []
+    def prepare(self, ctx: RunContext) -> Prepared:
+        reason = self.unusable(ctx)
+        if reason:
+            return Prepared(unusable=reason)
+        self.setup(ctx)
+        return Prepared(command=self.command(ctx.config.once.env))
 
     def details(self) -> dict[str, Detail]:
+        """Facts found while running (compile path, compile time), for the measurement file."""
         return {}
+
+    def serve(self, ctx: RunContext, scope: Scope) -> Served:
+        return Served(details=self.details())
 
     def cleanup(self) -> None:
         pass

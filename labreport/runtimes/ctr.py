@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import subprocess
-import threading
 import time
 from collections.abc import Mapping
 
@@ -17,27 +16,34 @@ from labreport.host import cgroup, proc
 from labreport.host.containerd import Ctr, EventLog
 from labreport.host.endpoints import Endpoints
 from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM, Shim
-from labreport.record.checks import check_output
-from labreport.record.models import CheckRecord, Detail, MemoryRecord, ServingRecord, ShimPhase
-from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
+from labreport.record.models import CheckRecord, Detail, MemoryRecord, ShimPhase
+from labreport.runtimes.base import (
+    RawRun,
+    Requirements,
+    RunContext,
+    RuntimeBase,
+    Scope,
+    Served,
+    Spec,
+)
 from labreport.runtimes.memory import (
+    Finished,
     Meter,
     Service,
-    measure_service,
+    checked_peak,
     once_memory,
     once_peak_method,
-    poll_cgroup_peak,
 )
 from labreport.runtimes.serving import (
     SERVER_STARTUP_S,
     WAGI_LISTEN_ENV,
-    WAGI_SERVICE,
-    Served,
+    ServiceOutcome,
     free_port,
-    not_serving,
-    served,
+    gathered,
+    measure_started,
+    program_server_env,
     wagi_check,
-    wait_until_serving,
+    wagi_env,
 )
 from labreport.runtimes.shim import ShimStarts
 
@@ -50,12 +56,9 @@ ONCE_PEAK_METHOD = once_peak_method("task")
 
 
 class _CtrBase(RuntimeBase):
-    requires = Requirements(client_host=True, containerd=True)
-    name = ""
-    description = ""
+    REQUIRES = Requirements(client_host=True, containerd=True)
     kind = ""
-    needs: frozenset[str] = frozenset()
-    artifact = ""  # which built archive to import (one of needs)
+    artifact = ""  # which built archive to import (the one the spec needs)
     platform = ""
     runtime_name = ""
 
@@ -65,7 +68,6 @@ class _CtrBase(RuntimeBase):
         self.image = ""
         self.names = itertools.count()
         self.facts: dict[str, Detail] = {}
-        self.served: Served | None = None
         self.undo = contextlib.ExitStack()
         self.events: EventLog | None = None
 
@@ -98,7 +100,7 @@ class _CtrBase(RuntimeBase):
         assert self.ctx is not None
         return f"labreport-{self.ctx.run_id}-{self.kind}-"
 
-    def prepare(self, ctx: RunContext) -> None:
+    def setup(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.ctr = Ctr.find(ctx.endpoints.containerd)
         self.image = f"{self._reference(ctx)}:run-{ctx.run_id}"
@@ -162,13 +164,21 @@ class _CtrBase(RuntimeBase):
         self.ctr.sweep(self._prefix(), [self.image])
         self.ctr.remove_namespace_if_empty()
 
-    # -- memory ----------------------------------------------------------------------------
+    # -- after the rounds: memory, serving, checks ------------------------------------------
+
+    def serve(self, ctx: RunContext, scope: Scope) -> Served:
+        services = [self._server(ctx)] if scope.serving else []
+        once = [self._once_memory(ctx)] if scope.memory else []
+        return gathered(scope, once, services, self._checks(ctx), self.details())
+
+    def _checks(self, ctx: RunContext) -> list[CheckRecord]:
+        """Functional checks beyond the timed runs and the service's."""
+        return []
 
     def _once_peak(self, env: Mapping[str, str]) -> tuple[int | None, str]:
         """One checked CLI run while its task cgroup's peak is polled; (peak, failure)."""
         assert self.ctx is not None and self.ctr is not None
         container_id = self._prefix() + "mem" + str(next(self.names))
-        task_cgroup = cgroup.task_cgroup(self.ctr.namespace, container_id)
         process = subprocess.Popen(
             self.run_argv(env, container_id),
             stdin=subprocess.DEVNULL,
@@ -176,35 +186,22 @@ class _CtrBase(RuntimeBase):
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        outputs: dict[str, bytes] = {}
-        reader = threading.Thread(
-            target=lambda: outputs.update(zip(("out", "err"), process.communicate(), strict=True)),
-            daemon=True,
-        )
-        reader.start()
-        try:
-            peak = poll_cgroup_peak(
-                task_cgroup, reader.is_alive, time.monotonic() + self.ctx.timeout_s
+
+        def run() -> Finished:
+            out, err = process.communicate(timeout=self.ctx.timeout_s if self.ctx else None)
+            return Finished(
+                process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
             )
-            if reader.is_alive():
-                raise LabreportError(
-                    f"ctr run ({self.name}) did not finish within {self.ctx.timeout_s:g} s",
-                    "raise --timeout",
-                )
+
+        try:
+            task = cgroup.task_cgroup(self.ctr.namespace, container_id)
+            return checked_peak(self.ctx, task, "task", run)
         finally:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
+                process.wait(timeout=10)
                 self.ctr.remove_container(container_id)
-            reader.join(timeout=10)
-        stdout = outputs.get("out", b"").decode("utf-8", "replace")
-        verdict = check_output(stdout, self.ctx.config.check, time.time())
-        if process.returncode != 0 or not verdict.ok:
-            detail = proc.tail(outputs.get("err", b"").decode("utf-8", "replace"), 200)
-            return None, f"exit {process.returncode}: {verdict.reason or detail}"
-        if peak is None:
-            return None, "the task's cgroup was never readable while it ran"
-        return peak, ""
 
     def _once_memory(self, ctx: RunContext) -> MemoryRecord:
         return once_memory(
@@ -212,37 +209,33 @@ class _CtrBase(RuntimeBase):
         )
 
     def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
-        """The environment that makes a container serve on port (host network), and in words how
-        it serves: the program's own server."""
-        return {**ctx.config.server.env, "PORT": str(port)}, "the program's own server"
+        """The environment that makes a container serve on port, and how, in words."""
+        return program_server_env(ctx, port)
 
-    def _server(self, ctx: RunContext) -> Served:
+    def _server(self, ctx: RunContext) -> ServiceOutcome:
         """Serving on loopback (host network); the outcome, whatever it is, is recorded."""
         assert self.ctr is not None
         port = free_port()
         env, how = self.service_env(ctx, port)
-        url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
         container_id = self._prefix() + "server" + str(next(self.names))
-        task_cgroup = cgroup.task_cgroup(self.ctr.namespace, container_id)
+        task = cgroup.task_cgroup(self.ctr.namespace, container_id)
         argv = self.run_argv(env, container_id, "--net-host")
         service = Service("wagi" if WAGI_LISTEN_ENV in env else "server", how, Ctr.shown(argv))
         try:
             started = time.perf_counter_ns()
             with proc.background(argv) as server:
-                try:
-                    ready = wait_until_serving(
-                        url, SERVER_STARTUP_S, lambda: server.poll() is None, started
-                    )
-                except (RuntimeError, TimeoutError):
-                    reason = self._why_not_serving(server, port)
-                    return not_serving(self.name, CGROUP_USAGE_METHOD, service, reason)
-                meter = Meter(
-                    lambda: cgroup.cgroup_usage_bytes(task_cgroup),
-                    lambda: cgroup.cgroup_peak_bytes(task_cgroup),
-                    CGROUP_USAGE_METHOD,
-                    CGROUP_PEAK_METHOD,
-                )
-                return served(measure_service(ctx, self.name, url, service, ready, meter))
+                return measure_started(
+                    ctx, self.name, service, CGROUP_USAGE_METHOD, started,
+                    url=lambda: f"http://127.0.0.1:{port}{ctx.config.server.path}",
+                    alive=lambda: server.poll() is None,
+                    why_not=lambda _: self._why_not_serving(server, port),
+                    meter=lambda: Meter(
+                        lambda: cgroup.cgroup_usage_bytes(task),
+                        lambda: cgroup.cgroup_peak_bytes(task),
+                        CGROUP_USAGE_METHOD,
+                        CGROUP_PEAK_METHOD,
+                    ),
+                )  # fmt: skip
         finally:
             self.ctr.remove_container(container_id)
 
@@ -257,25 +250,18 @@ class _CtrBase(RuntimeBase):
         stderr = server.stderr.read().decode("utf-8", "replace") if server.stderr else ""
         return f"the task exited on its own with {code}: {proc.tail(stderr, 300) or 'no output'}"
 
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        self.served = self._server(ctx)
-        return [self._once_memory(ctx), self.served.memory]
-
-    def serving(self) -> list[ServingRecord]:
-        return [self.served.serving] if self.served is not None else []
-
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        return [self.served.check] if self.served is not None else []
-
 
 class CtrRuncRuntime(_CtrBase):
     """The scratch image imported into containerd and run on runc by ctr: the baseline."""
 
     name = "ctr-runc"
-    description = "ctr run --rm, runtime io.containerd.runc.v2 (same scratch image, docker save)"
-    kind = "runc"
     artifact = "image-archive"
-    needs = frozenset({artifact})
+    spec = Spec(
+        "ctr run --rm, runtime io.containerd.runc.v2 (same scratch image, docker save)",
+        frozenset({artifact}),
+        _CtrBase.REQUIRES,
+    )
+    kind = "runc"
     runtime_name = "io.containerd.runc.v2"
 
     def _reference(self, ctx: RunContext) -> str:
@@ -286,13 +272,13 @@ class CtrWasmRuntime(_CtrBase):
     """The wasi/wasm image run by containerd on one of labreport's wasmtime shims (runwasi)."""
 
     artifact = "wasm-image"
-    needs = frozenset({artifact})
     platform = "wasi/wasm"
 
     def __init__(self, shim: Shim, name: str, description: str, kind: str) -> None:
         super().__init__()
         self.shim = ShimStarts(shim)
-        self.name, self.description, self.kind = name, description, kind
+        self.name, self.kind = name, kind
+        self.spec = Spec(description, frozenset({self.artifact}), self.REQUIRES)
         self.runtime_name = shim.runtime
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
@@ -308,8 +294,8 @@ class CtrWasmRuntime(_CtrBase):
         # ("content digest ...: not found").
         return None
 
-    def prepare(self, ctx: RunContext) -> None:
-        super().prepare(ctx)
+    def setup(self, ctx: RunContext) -> None:
+        super().setup(ctx)
         self.shim.prepare(ctx)
 
     def command(self, env: Mapping[str, str]) -> str:
@@ -317,8 +303,8 @@ class CtrWasmRuntime(_CtrBase):
 
     def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
         """WAGI in the shim: it listens (in the host's network, --net-host) and runs the module
-        afresh for every request; a WASI preview-1 guest cannot open a socket itself."""
-        return {WAGI_LISTEN_ENV: f"127.0.0.1:{port}"}, WAGI_SERVICE
+        afresh for every request."""
+        return wagi_env(port)
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         """A timed start that also reads the shim's own timeline of it."""
@@ -348,7 +334,8 @@ class CtrWasmRuntime(_CtrBase):
             if self.ctx is not None:
                 self.shim.cleanup(self._prefix())
 
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+    def _checks(self, ctx: RunContext) -> list[CheckRecord]:
+        """The WAGI check: one run with the lab's WAGI environment, its CGI response checked."""
         assert self.ctr is not None
         container_id = self._prefix() + "wagi" + str(next(self.names))
         argv = self.run_argv(ctx.config.wagi.env, container_id)
@@ -356,8 +343,7 @@ class CtrWasmRuntime(_CtrBase):
             done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="ctr run (WAGI)")
         finally:
             self.ctr.remove_container(container_id)
-        wagi = wagi_check(ctx, self.name, done.stdout, done.returncode, Ctr.shown(argv))
-        return [wagi, *super().checks(ctx)]
+        return [wagi_check(ctx, self.name, done.stdout, done.returncode, Ctr.shown(argv))]
 
 
 def ctr_wasmtime() -> CtrWasmRuntime:

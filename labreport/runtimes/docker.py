@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import shlex
-import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -24,25 +23,23 @@ import requests.exceptions
 from labreport.errors import LabreportError
 from labreport.host import cgroup, engine, paths, proc
 from labreport.host.endpoints import Endpoints
-from labreport.record.checks import check_output
-from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
-from labreport.runtimes.base import RawRun, RunContext, RuntimeBase
+from labreport.record.models import CheckRecord, MemoryRecord
+from labreport.runtimes.base import RawRun, RunContext, RuntimeBase, Scope, Served, Spec
 from labreport.runtimes.memory import (
+    Finished,
     Meter,
     Service,
-    measure_service,
+    checked_peak,
     once_memory,
     once_peak_method,
-    poll_cgroup_peak,
 )
 from labreport.runtimes.serving import (
-    SERVER_STARTUP_S,
     WAGI_LISTEN_ENV,
-    Served,
+    ServiceOutcome,
     free_port,
-    not_serving,
-    served,
-    wait_until_serving,
+    gathered,
+    measure_started,
+    program_server_env,
 )
 
 ONCE_PEAK_METHOD = once_peak_method("container")
@@ -73,9 +70,6 @@ def cache_excluded_usage(memory_stats: Mapping[str, Any]) -> int:
 
 
 class _DockerBase(RuntimeBase):
-    name = ""
-    description = ""
-    needs = frozenset({"image"})
     image_key = "image"  # which built image the runtime runs
     runtime_option = ""  # docker run --runtime (empty: the engine's default, runc)
     platform = ""  # docker run --platform
@@ -84,7 +78,6 @@ class _DockerBase(RuntimeBase):
         self.ctx: RunContext | None = None
         self.image_id = ""
         self.names = itertools.count()
-        self.served: Served | None = None
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         try:
@@ -93,7 +86,7 @@ class _DockerBase(RuntimeBase):
             return False, error.message
         return True, ""
 
-    def prepare(self, ctx: RunContext) -> None:
+    def setup(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.image_id = ctx.built.image_ids[self.image_key]
 
@@ -145,19 +138,47 @@ class _DockerBase(RuntimeBase):
             with contextlib.suppress(*DOCKER_ERRORS):
                 engine.remove_run_containers(self.ctx.docker(), self.ctx.run_id)
 
-    # -- memory: one CLI run's cgroup peak, and server mode -----------------------------------
+    # -- after the rounds: one CLI run's cgroup peak, and server mode ------------------------
+
+    # Does it serve (and so measure server-mode memory) after the rounds?
+    serves = False
+
+    def serve(self, ctx: RunContext, scope: Scope) -> Served:
+        """A CLI run's peak and (where it serves) server mode; on a remote engine, why not."""
+        if not self.serves:
+            return super().serve(ctx, scope)
+        if not ctx.endpoints.engine.local:
+            why = (
+                "not measurable from here: the container's cgroup and its published port are "
+                f"on the remote engine's host ({ctx.endpoints.engine.url})"
+            )
+            unmeasured = [
+                MemoryRecord(runtime=self.name, mode="once", method=ONCE_PEAK_METHOD,
+                             readings=[], failure=why),
+                MemoryRecord(runtime=self.name, method=SERVER_USAGE_METHOD, readings=[],
+                             failure=why),
+            ]  # fmt: skip
+            return gathered(scope, unmeasured, [], self._checks(ctx), self.details())
+        services = [self._server(ctx)] if scope.serving else []
+        once = [self._once_memory(ctx)] if scope.memory else []
+        return gathered(scope, once, services, self._checks(ctx), self.details())
+
+    def _checks(self, ctx: RunContext) -> list[CheckRecord]:
+        """Functional checks beyond the timed runs and the service's."""
+        return []
 
     def _once_peak(self, ctx: RunContext) -> tuple[int | None, str]:
         """One checked CLI run while its container cgroup's peak is polled; (peak, failure)."""
         container = self._create(ctx.config.once.env, "mem", network_mode="none")
-        outcome: dict[str, Any] = {}
 
-        def start_and_wait() -> None:
-            try:
-                container.start()
-                outcome["exit"] = container.wait(timeout=ctx.timeout_s)["StatusCode"]
-            except Exception as error:  # reported below as the run's failure
-                outcome["error"] = error
+        def run() -> Finished:
+            container.start()
+            code = container.wait(timeout=ctx.timeout_s)["StatusCode"]
+            return Finished(
+                code,
+                container.logs(stdout=True, stderr=False).decode("utf-8", "replace"),
+                container.logs(stdout=False, stderr=True).decode("utf-8", "replace"),
+            )
 
         try:
             container.reload()
@@ -166,61 +187,23 @@ class _DockerBase(RuntimeBase):
             )
             # Polling starts before the start call: a short run's cgroup may be gone by the
             # time the call returns.
-            waiter = threading.Thread(target=start_and_wait, daemon=True)
-            waiter.start()
-            # The wait inside the thread has its own timeout; the deadline is a backstop.
-            peak = poll_cgroup_peak(
-                container_cgroup, waiter.is_alive, time.monotonic() + ctx.timeout_s + 30
-            )
-            stdout = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-            stderr = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+            return checked_peak(ctx, container_cgroup, "container's", run)
         finally:
             with contextlib.suppress(*DOCKER_ERRORS):
                 container.remove(force=True)
-        if "error" in outcome:
-            return None, f"the run did not finish: {outcome['error']}"
-        verdict = check_output(stdout, ctx.config.check, time.time())
-        if outcome.get("exit") != 0 or not verdict.ok:
-            return None, f"exit {outcome.get('exit')}: {verdict.reason or proc.tail(stderr, 200)}"
-        if peak is None:
-            return None, (
-                f"the container's cgroup ({container_cgroup}) was never readable while it ran"
-            )
-        return peak, ""
 
     def _once_memory(self, ctx: RunContext) -> MemoryRecord:
         return once_memory(self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx))
-
-    def _memory(self, ctx: RunContext, server: bool) -> list[MemoryRecord]:
-        """A CLI run's peak and (if server) server mode; on a remote engine, why not."""
-        if not ctx.endpoints.engine.local:
-            why = (
-                "not measurable from here: the container's cgroup and its published port are "
-                f"on the remote engine's host ({ctx.endpoints.engine.url})"
-            )
-            records = [MemoryRecord(runtime=self.name, mode="once", method=ONCE_PEAK_METHOD,
-                                    readings=[], failure=why)]  # fmt: skip
-            if server:
-                records.append(
-                    MemoryRecord(runtime=self.name, method=SERVER_USAGE_METHOD, readings=[],
-                                 failure=why)
-                )  # fmt: skip
-            return records
-        if not server:
-            return [self._once_memory(ctx)]
-        self.served = self._server(ctx)
-        return [self._once_memory(ctx), self.served.memory]
 
     # Serve on the host's network (a free loopback port) instead of publishing the lab's port
     # from the container's own network namespace.
     host_network = False
 
     def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
-        """The environment that makes the container serve on port, and in words how it
-        serves: the program's own server."""
-        return {**ctx.config.server.env, "PORT": str(port)}, "the program's own server"
+        """The environment that makes the container serve on port, and how, in words."""
+        return program_server_env(ctx, port)
 
-    def _server(self, ctx: RunContext) -> Served:
+    def _server(self, ctx: RunContext) -> ServiceOutcome:
         """Serving on loopback (its port published, or the host's network); the outcome,
         whatever it is."""
         if self.host_network:
@@ -236,45 +219,45 @@ class _DockerBase(RuntimeBase):
         shown_env = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in env.items())
         command = f"docker run -d {shlex.join(self._run_flags())} {network} {shown_env} IMAGE"
         service = Service("wagi" if WAGI_LISTEN_ENV in env else "server", how, command)
+
+        def url() -> str:
+            published = port
+            if not self.host_network:
+                bindings = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"]
+                published = int(bindings[0]["HostPort"])
+            return f"http://127.0.0.1:{published}{ctx.config.server.path}"
+
+        def alive() -> bool:
+            container.reload()
+            return bool(container.attrs["State"]["Running"])
+
+        def stats() -> Mapping[str, Any]:
+            return container.stats(stream=False, one_shot=True)["memory_stats"]  # type: ignore[no-any-return]
+
+        def peak() -> int | None:
+            value = stats().get("max_usage")
+            return int(value) if value else None
+
         try:
             started = time.perf_counter_ns()
             container.start()
             container.reload()
-
-            def alive() -> bool:
-                container.reload()
-                return bool(container.attrs["State"]["Running"])
-
-            def stats() -> Mapping[str, Any]:
-                return container.stats(stream=False, one_shot=True)["memory_stats"]  # type: ignore[no-any-return]
-
-            def peak() -> int | None:
-                value = stats().get("max_usage")
-                return int(value) if value else None
-
-            try:
-                if not self.host_network:
-                    bindings = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"]
-                    port = int(bindings[0]["HostPort"])
-                url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
-                ready = wait_until_serving(url, SERVER_STARTUP_S, alive, started)
-            except (RuntimeError, TimeoutError, KeyError, IndexError, TypeError) as error:
-                reason = self._why_not_serving(container, error)
-                return not_serving(self.name, SERVER_USAGE_METHOD, service, reason)
-            meter = Meter(
-                lambda: cache_excluded_usage(stats()),
-                peak,
-                SERVER_USAGE_METHOD,
-                SERVER_PEAK_METHOD,
-                int(container.attrs["State"]["Pid"]) or None,
-            )
-            return served(measure_service(ctx, self.name, url, service, ready, meter))
+            return measure_started(
+                ctx, self.name, service, SERVER_USAGE_METHOD, started,
+                url=url,
+                alive=alive,
+                why_not=lambda error: self._why_not_serving(container, error),
+                meter=lambda: Meter(
+                    lambda: cache_excluded_usage(stats()),
+                    peak,
+                    SERVER_USAGE_METHOD,
+                    SERVER_PEAK_METHOD,
+                    int(container.attrs["State"]["Pid"]) or None,
+                ),
+            )  # fmt: skip
         finally:
             with contextlib.suppress(*DOCKER_ERRORS):
                 container.remove(force=True)
-
-    def serving(self) -> list[ServingRecord]:
-        return [self.served.serving] if self.served is not None else []
 
     @staticmethod
     def _why_not_serving(container: Any, error: BaseException) -> str:
@@ -294,7 +277,7 @@ class DockerCliRuntime(_DockerBase):
     """`docker run --rm`: client, daemon, containerd, runc; what a student times by hand."""
 
     name = "docker-cli"
-    description = "docker run --rm (CLI + dockerd + containerd + runc)"
+    spec = Spec("docker run --rm (CLI + dockerd + containerd + runc)", frozenset({"image"}))
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         ok, reason = super().available(endpoints)
@@ -328,7 +311,11 @@ class DockerApiRuntime(_DockerBase):
     """The engine API (create, start, wait) and the container's own start/finish times."""
 
     name = "docker-api"
-    description = "Docker engine API create/start/wait (runc); engine's own StartedAt..FinishedAt"
+    spec = Spec(
+        "Docker engine API create/start/wait (runc); engine's own StartedAt..FinishedAt",
+        frozenset({"image"}),
+    )
+    serves = True
 
     def command(self, env: Mapping[str, str]) -> str:
         return (
@@ -365,9 +352,3 @@ class DockerApiRuntime(_DockerBase):
             engine_run_ns=run_ns if run_ns > 0 else None,
             stderr=stderr,
         )
-
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        return self._memory(ctx, server=True)
-
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        return [self.served.check] if self.served is not None else []

@@ -12,10 +12,10 @@ from labreport.errors import LabreportError
 from labreport.host import engine, paths, proc
 from labreport.host.endpoints import Endpoints
 from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM, Shim
-from labreport.record.models import CheckRecord, Detail, MemoryRecord
-from labreport.runtimes.base import RawRun, Requirements, RunContext
+from labreport.record.models import CheckRecord, Detail
+from labreport.runtimes.base import RawRun, Requirements, RunContext, Spec
 from labreport.runtimes.docker import DOCKER_ERRORS, DockerCliRuntime
-from labreport.runtimes.serving import WAGI_LISTEN_ENV, WAGI_SERVICE, wagi_check
+from labreport.runtimes.serving import wagi_check, wagi_env
 from labreport.runtimes.shim import ShimStarts
 
 
@@ -47,15 +47,18 @@ class DockerWasmRuntime(DockerCliRuntime):
     It also serves (WAGI in the shim: memory idle and under load) and runs the WAGI check.
     """
 
-    needs = frozenset({"wasm-image"})
-    requires = Requirements(containerd_store=True)  # the private engine where the host lacks it
     image_key = "wasm-image"
     platform = "wasi/wasm"
+    serves = True
 
     def __init__(self, shim: Shim, name: str, description: str) -> None:
         super().__init__()
         self.shim = ShimStarts(shim)
-        self.name, self.description = name, description
+        self.name = name
+        # The private engine where the host's lacks the containerd image store.
+        self.spec = Spec(
+            description, frozenset({self.image_key}), Requirements(containerd_store=True)
+        )
         self.runtime_option = shim.runtime
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
@@ -88,7 +91,7 @@ class DockerWasmRuntime(DockerCliRuntime):
         )
         return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr, shim=record)
 
-    def prepare(self, ctx: RunContext) -> None:
+    def setup(self, ctx: RunContext) -> None:
         self.ctx = ctx
         reference = ctx.built.references[self.image_key]
         if reference not in ctx.built.loaded:
@@ -116,9 +119,6 @@ class DockerWasmRuntime(DockerCliRuntime):
     def details(self) -> dict[str, Detail]:
         return self.shim.details()
 
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        return self._memory(ctx, server=True)
-
     # runwasi's shimkit (containerd-shimkit 0.1.2, sandbox/oci.rs) runs Docker's prestart hook
     # `libnetwork-setkey` with the shim's own pid, and the shim lives in the host's network
     # namespace: on a bridge network Docker would move the container's interface into the
@@ -127,15 +127,14 @@ class DockerWasmRuntime(DockerCliRuntime):
     host_network = True
 
     def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
-        """WAGI in the shim, listening on a loopback port of the host's network; a WASI
-        preview-1 guest cannot open a socket itself."""
-        return {WAGI_LISTEN_ENV: f"127.0.0.1:{port}"}, WAGI_SERVICE
+        """WAGI in the shim, listening on a loopback port of the host's network."""
+        return wagi_env(port)
 
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+    def _checks(self, ctx: RunContext) -> list[CheckRecord]:
+        """The WAGI check: one run with the lab's WAGI environment, its CGI response checked."""
         argv = self.run_argv(ctx.config.wagi.env, self._name("wagi"))
         done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="docker run (WAGI)")
-        wagi = wagi_check(ctx, self.name, done.stdout, done.returncode, shlex.join(argv))
-        return [wagi, *([self.served.check] if self.served else [])]
+        return [wagi_check(ctx, self.name, done.stdout, done.returncode, shlex.join(argv))]
 
 
 def docker_wasm() -> DockerWasmRuntime:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from labreport.errors import LabreportError
 from labreport.host.endpoints import Endpoints
 from labreport.record.models import MemoryRecord, ServingLevel, ServingRecord
-from labreport.runtimes.base import RawRun, RunContext, RuntimeBase
+from labreport.runtimes.base import RawRun, RunContext, RuntimeBase, Scope, Served, Spec
+
+SYNTHETIC = Spec("synthetic samples (tests only)", frozenset())
 
 
 def plain_output(now_unix_s: float) -> str:
@@ -23,8 +25,7 @@ def plain_output(now_unix_s: float) -> str:
 @dataclass
 class FakeRuntime(RuntimeBase):
     name: str = "fake"
-    description: str = "synthetic samples (tests only)"
-    needs: frozenset[str] = frozenset()
+    spec: Spec = SYNTHETIC
     base_ns: int = 1_000_000
     step_ns: int = 10_000
     bad_output_on: set[int] = field(default_factory=set)
@@ -41,7 +42,7 @@ class FakeRuntime(RuntimeBase):
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         return (True, "") if self.is_available else (False, f"{self.name} is switched off")
 
-    def usable(self, ctx: RunContext) -> str:
+    def unusable(self, ctx: RunContext) -> str:
         if self.needs_build and self.needs_build not in ctx.built.files:
             return ctx.built.skipped.get(self.needs_build, "not built")
         return ""
@@ -49,7 +50,7 @@ class FakeRuntime(RuntimeBase):
     def command(self, env: Mapping[str, str]) -> str:
         return f"fake-run {self.name} " + " ".join(f"{k}={v}" for k, v in env.items())
 
-    def prepare(self, ctx: RunContext) -> None:
+    def setup(self, ctx: RunContext) -> None:
         self.calls.append("prepare")
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
@@ -65,7 +66,13 @@ class FakeRuntime(RuntimeBase):
         stdout = "not json\n" if index in self.bad_output_on else self.output(time.time())
         return RawRun(stdout, self.base_ns + index * self.step_ns, 0)
 
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+    def serve(self, ctx: RunContext, scope: Scope) -> Served:
+        return Served(
+            memory=self._memory() if scope.memory else [],
+            serving=self._serving() if scope.serving else [],
+        )
+
+    def _memory(self) -> list[MemoryRecord]:
         if self.memory_bytes is None:
             return []
         record = MemoryRecord(
@@ -82,7 +89,7 @@ class FakeRuntime(RuntimeBase):
         )
         return [record]
 
-    def serving(self) -> list[ServingRecord]:
+    def _serving(self) -> list[ServingRecord]:
         """Made-up latencies: concurrency c answers in c x base_ns, every response ok."""
         if self.memory_bytes is None:
             return []

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from labreport.host.hey import REQUEST_TIMEOUT_S  # one request's limit, for both clients
 from labreport.record.models import ServingLevel
+from labreport.runtimes.hey import REQUEST_TIMEOUT_S  # one request's limit, for both clients
 
 CLIENT = (
     "labreport's own client: one thread and one keep-alive HTTP/1.1 connection per concurrent "

@@ -10,13 +10,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from labreport.host import proc
 from labreport.host.cgroup import cgroup_peak_bytes
-from labreport.host.hey import LoadTool, find_tool
 from labreport.record.checks import check_output
 from labreport.record.models import MemoryRecord, ServingLevel, ServingRecord, ToolLevel
 from labreport.runtimes.base import RunContext
+from labreport.runtimes.hey import LoadTool, find_tool
 from labreport.runtimes.load import CLIENT, Client
 
 POLL_S = 0.002
@@ -41,6 +42,47 @@ def poll_cgroup_peak(cgroup: Path, running: Callable[[], bool], deadline: float)
             peak = cgroup_peak_bytes(cgroup)
         time.sleep(POLL_S)
     return peak
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How one CLI run ended."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+
+
+def checked_peak(
+    ctx: RunContext, cgroup: Path, whose: str, run: Callable[[], Finished]
+) -> tuple[int | None, str]:
+    """One CLI run, done whole by run() (with its own timeout) on a thread of its own while its
+    cgroup's peak is polled, and its output checked; (peak, failure). The one procedure of the
+    ctr and Docker runtimes: the caller starts nothing before, and removes its task after."""
+    outcome: dict[str, Any] = {}
+
+    def run_and_keep() -> None:
+        try:
+            outcome["finished"] = run()
+        except Exception as error:  # reported below as the run's failure
+            outcome["error"] = error
+
+    runner = threading.Thread(target=run_and_keep, daemon=True)
+    runner.start()
+    # The run has its own timeout; the deadline is a backstop.
+    peak = poll_cgroup_peak(cgroup, runner.is_alive, time.monotonic() + ctx.timeout_s + 30)
+    if "error" in outcome:
+        return None, f"the run did not finish: {outcome['error']}"
+    finished: Finished | None = outcome.get("finished")
+    if finished is None:
+        return None, f"the run did not finish within {ctx.timeout_s:g} s"
+    verdict = check_output(finished.stdout, ctx.config.check, time.time())
+    if finished.exit_code != 0 or not verdict.ok:
+        reason = verdict.reason or proc.tail(finished.stderr, 200)
+        return None, f"exit {finished.exit_code}: {reason}"
+    if peak is None:
+        return None, f"the {whose} cgroup ({cgroup}) was never readable while it ran"
+    return peak, ""
 
 
 def once_memory(

@@ -7,34 +7,40 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from labreport.host import proc
-from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
-from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
+from labreport.runtimes.base import (
+    RawRun,
+    Requirements,
+    RunContext,
+    RuntimeBase,
+    Scope,
+    Served,
+    Spec,
+)
 from labreport.runtimes.memory import Service
 from labreport.runtimes.serving import (
     CGI_SERVICE,
-    Served,
     cgi_server_argv,
     free_port,
     process_service,
+    program_server_env,
 )
 
 
 class NativeRuntime(RuntimeBase):
-    requires = Requirements(client_host=True)
     name = "native"
-    description = "host process (no container)"
-    needs = frozenset({"native"})
+    spec = Spec(
+        "host process (no container)", frozenset({"native"}), Requirements(client_host=True)
+    )
 
     def __init__(self) -> None:
         self.binary: Path | None = None
         self.timeout_s = 60.0
-        self.served: list[Served] = []
 
     def command(self, env: Mapping[str, str]) -> str:
         shown = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
         return f"env -i {shown} ./{self.binary.name if self.binary else 'binary'}"
 
-    def prepare(self, ctx: RunContext) -> None:
+    def setup(self, ctx: RunContext) -> None:
         self.binary = ctx.built.files[ctx.config.image.build]
         self.timeout_s = ctx.timeout_s
 
@@ -53,24 +59,24 @@ class NativeRuntime(RuntimeBase):
         )
         return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
 
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
-        """The program's own server, then the same binary as CGI (a process per request)."""
+    def serve(self, ctx: RunContext, scope: Scope) -> Served:
+        """The program's own server, then the same binary as CGI (a process per request). The
+        CGI server's own memory is Python's, not the program's: not a memory figure."""
+        if not scope.serving:
+            return Served()
         assert self.binary is not None
         port = free_port()
-        env = {**ctx.config.server.env, "PORT": str(port)}
-        server = Service("server", "the program's own server", self.command(env))
-        self.served = [process_service(ctx, self.name, [str(self.binary)], port, server, env)]
+        env, how = program_server_env(ctx, port)
+        server = Service("server", how, self.command(env))
+        own = process_service(ctx, self.name, [str(self.binary)], port, server, env)
         port = free_port()
         argv = cgi_server_argv(port, "--exec", str(self.binary))
         cgi = Service(
             "cgi", CGI_SERVICE, f"python -m labreport.runtimes.cgi_server --exec {self.binary.name}"
         )
-        self.served.append(process_service(ctx, self.name, argv, port, cgi))
-        # The CGI server's own memory is Python's, not the program's: not a memory figure.
-        return [self.served[0].memory]
-
-    def serving(self) -> list[ServingRecord]:
-        return [served.serving for served in self.served]
-
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
-        return [served.check for served in self.served]
+        by_cgi = process_service(ctx, self.name, argv, port, cgi)
+        return Served(
+            memory=[own.memory] if scope.memory else [],
+            serving=[own.serving, by_cgi.serving],
+            checks=[own.check, by_cgi.check],
+        )

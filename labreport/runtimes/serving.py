@@ -1,5 +1,6 @@
-"""Serving, the same way on every runtime: waiting for a server to answer, the verdict on a WAGI
-(CGI) run, and the server-mode check that goes with a memory record."""
+"""Serving, the same way on every runtime: the environment that makes a service listen, waiting
+for it to answer, the one procedure that measures a started service (or says why it did not
+serve), the verdict on a WAGI (CGI) run, and the server-mode check beside a memory record."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 
 from labreport.host import proc
 from labreport.record.checks import check_cgi
-from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
-from labreport.runtimes.base import RunContext
+from labreport.record.models import CheckRecord, Detail, MemoryRecord, ServingRecord
+from labreport.runtimes.base import RunContext, Scope, Served
 from labreport.runtimes.load import CLIENT
 from labreport.runtimes.memory import Meter, Service, measure_service, proc_status_bytes
 
@@ -72,18 +73,29 @@ def wagi_check(
 
 
 @dataclass(frozen=True)
-class Served:
-    """What serving gave: the memory record, the serving record and the check beside them."""
+class ServiceOutcome:
+    """What measuring one service gave: its memory record, its serving record and the check."""
 
     memory: MemoryRecord
     serving: ServingRecord
     check: CheckRecord
 
 
-def not_serving(runtime: str, method: str, service: Service, reason: str) -> Served:
+def program_server_env(ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
+    """The environment that makes the lab's program serve on port (PORT), and how, in words."""
+    return {**ctx.config.server.env, "PORT": str(port)}, "the program's own server"
+
+
+def wagi_env(port: int) -> tuple[dict[str, str], str]:
+    """The environment that makes a wasmtime shim serve the module by WAGI on a loopback port
+    (a WASI preview-1 guest cannot open a socket itself), and how, in words."""
+    return {WAGI_LISTEN_ENV: f"127.0.0.1:{port}"}, WAGI_SERVICE
+
+
+def not_serving(runtime: str, method: str, service: Service, reason: str) -> ServiceOutcome:
     """A service that never answered: no figures, and a failed check saying why."""
     failure = f"did not serve: {reason}"
-    return Served(
+    return ServiceOutcome(
         MemoryRecord(runtime=runtime, method=method, readings=[], failure=failure),
         ServingRecord(
             runtime=runtime, model=service.model, description=service.description,
@@ -95,9 +107,9 @@ def not_serving(runtime: str, method: str, service: Service, reason: str) -> Ser
     )  # fmt: skip
 
 
-def served(records: tuple[MemoryRecord, ServingRecord]) -> Served:
+def _outcome(records: tuple[MemoryRecord, ServingRecord]) -> ServiceOutcome:
     memory, serving = records
-    return Served(
+    return ServiceOutcome(
         memory,
         serving,
         CheckRecord(
@@ -113,6 +125,48 @@ def served(records: tuple[MemoryRecord, ServingRecord]) -> Served:
     )
 
 
+def measure_started(
+    ctx: RunContext,
+    runtime: str,
+    service: Service,
+    usage_method: str,
+    started_ns: int,
+    *,
+    url: Callable[[], str],
+    alive: Callable[[], bool],
+    why_not: Callable[[BaseException], str],
+    meter: Callable[[], Meter],
+    startup_s: float = SERVER_STARTUP_S,
+) -> ServiceOutcome:
+    """A service just started (at started_ns, perf_counter): waited for until it answers at
+    url(), then measured by the procedure every runtime shares; if it never answers, why not
+    (why_not, as observed before anything is stopped). The caller stops it after."""
+    try:
+        address = url()
+        ready = wait_until_serving(address, startup_s, alive, started_ns)
+    except (RuntimeError, TimeoutError, LookupError, TypeError) as error:
+        return not_serving(runtime, usage_method, service, why_not(error))
+    return _outcome(measure_service(ctx, runtime, address, service, ready, meter()))
+
+
+def gathered(
+    scope: Scope,
+    memory: list[MemoryRecord],
+    services: list[ServiceOutcome],
+    checks: list[CheckRecord],
+    details: dict[str, Detail],
+) -> Served:
+    """A runtime's Served from its parts: memory (a CLI run's peak, then each service's, kept
+    only when the scope asks for memory), the services' serving records, and the checks (the
+    runtime's own, then each service's)."""
+    return Served(
+        memory=[*memory, *(outcome.memory for outcome in services)] if scope.memory else [],
+        serving=[outcome.serving for outcome in services],
+        checks=[*checks, *(outcome.check for outcome in services)],
+        details=details,
+    )
+
+
 RSS_METHOD = "resident set size of the serving process (/proc/PID/status VmRSS)"
 RSS_PEAK_METHOD = "peak resident set size of the serving process (/proc/PID/status VmHWM)"
 
@@ -124,27 +178,31 @@ def process_service(
     port: int,
     service: Service,
     env: dict[str, str] | None = None,
-) -> Served:
+) -> ServiceOutcome:
     """A host process that serves on port: started, measured (its RSS), stopped."""
-    url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
     started = time.perf_counter_ns()
     with proc.background(argv, env=env) as server:
-        try:
-            ready = wait_until_serving(url, ctx.timeout_s, lambda: server.poll() is None, started)
-        except (RuntimeError, TimeoutError) as error:
+
+        def why_not(error: BaseException) -> str:
             exited = server.poll() is not None and server.stderr is not None
             stderr = server.stderr.read().decode("utf-8", "replace") if exited else ""  # type: ignore[union-attr]
-            reason = f"{error}: {proc.tail(stderr, 300)}" if stderr else str(error)
-            return not_serving(runtime, RSS_METHOD, service, reason)
+            return f"{error}: {proc.tail(stderr, 300)}" if stderr else str(error)
+
         pid = server.pid
-        meter = Meter(
-            lambda: proc_status_bytes(pid, "VmRSS"),
-            lambda: proc_status_bytes(pid, "VmHWM"),
-            RSS_METHOD,
-            RSS_PEAK_METHOD,
-            pid,
-        )
-        return served(measure_service(ctx, runtime, url, service, ready, meter))
+        return measure_started(
+            ctx, runtime, service, RSS_METHOD, started,
+            url=lambda: f"http://127.0.0.1:{port}{ctx.config.server.path}",
+            alive=lambda: server.poll() is None,
+            why_not=why_not,
+            meter=lambda: Meter(
+                lambda: proc_status_bytes(pid, "VmRSS"),
+                lambda: proc_status_bytes(pid, "VmHWM"),
+                RSS_METHOD,
+                RSS_PEAK_METHOD,
+                pid,
+            ),
+            startup_s=ctx.timeout_s,
+        )  # fmt: skip
 
 
 def cgi_server_argv(port: int, *program: str) -> list[str]:

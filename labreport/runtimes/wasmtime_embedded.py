@@ -22,12 +22,20 @@ from labreport.config import LabConfig
 from labreport.errors import LabreportError
 from labreport.host import fsutil, paths, proc
 from labreport.host.endpoints import Endpoints
-from labreport.record.models import CheckRecord, Detail, MemoryRecord, ServingRecord
-from labreport.runtimes.base import RawRun, Requirements, RunContext, RuntimeBase
+from labreport.record.models import CheckRecord, Detail, MemoryRecord
+from labreport.runtimes.base import (
+    RawRun,
+    Requirements,
+    RunContext,
+    RuntimeBase,
+    Scope,
+    Served,
+    Spec,
+)
 from labreport.runtimes.memory import Service
 from labreport.runtimes.serving import (
     EMBEDDED_WAGI_SERVICE,
-    Served,
+    ServiceOutcome,
     cgi_server_argv,
     free_port,
     process_service,
@@ -48,19 +56,19 @@ def wasmtime_version() -> str | None:
 
 
 class WasmtimeEmbeddedRuntime(RuntimeBase):
-    requires = Requirements(client_host=True)
     name = "wasmtime-embedded"
-    description = "wasmtime (PyPI) in-process: precompiled module, fresh instance per run"
-    needs = frozenset({"wasm-module"})
+    spec = Spec(
+        "wasmtime (PyPI) in-process: precompiled module, fresh instance per run",
+        frozenset({"wasm-module"}),
+        Requirements(client_host=True),
+    )
 
     def __init__(self) -> None:
         self.ctx: RunContext | None = None
         self.module_path: Path | None = None
         self.facts: dict[str, Detail] = {}
-        self.last_linear_memory: int | None = None
         self.scratch: tempfile.TemporaryDirectory[str] | None = None
         self.cache_path: Path | None = None
-        self.served: Served | None = None
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         if wasmtime_version() is None:
@@ -79,7 +87,7 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         """The build whose module this runtime runs: the one in the wasm image."""
         return config.wasm_image.build
 
-    def prepare(self, ctx: RunContext) -> None:
+    def setup(self, ctx: RunContext) -> None:
         # wasmtime is imported where it runs, not at the top: loading its native library adds
         # 50-90 ms (measured here) to every command, and only this runtime uses it.
         import wasmtime
@@ -176,13 +184,26 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         return run, linear
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
-        run, self.last_linear_memory = self._run(env)
+        run, _ = self._run(env)
         return run
 
-    def memory(self, ctx: RunContext) -> list[MemoryRecord]:
+    def serve(self, ctx: RunContext, scope: Scope) -> Served:
+        """The module's linear memory after one CLI run; WAGI in labreport's CGI server (a fresh
+        instance per request); the WAGI check and the program's own server, tried."""
+        once = [self._once_memory(ctx)] if scope.memory else []
+        service = [self._wagi_service(ctx)] if scope.serving else []
+        checks = [self._wagi_check(ctx), *(s.check for s in service), self._own_server_check(ctx)]
+        return Served(
+            memory=[*once, *(s.memory for s in service)] if scope.memory else [],
+            serving=[s.serving for s in service],
+            checks=checks,
+            details=dict(self.facts),
+        )
+
+    def _once_memory(self, ctx: RunContext) -> MemoryRecord:
         run, linear = self._run(ctx.config.once.env)
         failure = "" if run.exit_code == 0 else f"exit {run.exit_code}: {run.stderr[-200:]}"
-        once = MemoryRecord(
+        return MemoryRecord(
             runtime=self.name,
             mode="once",
             method=LINEAR_MEMORY_METHOD,
@@ -190,28 +211,22 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
             linear_memory_bytes=linear if not failure else None,
             failure=failure,
         )
+
+    def _wagi_service(self, ctx: RunContext) -> ServiceOutcome:
         assert self.cache_path is not None and self.module_path is not None
         port = free_port()
         program = ["--wasm", str(self.cache_path), "--name", self.module_path.name]
         shown = f"python -m labreport.runtimes.cgi_server --wasm <cache of {self.module_path.name}>"
         service = Service("wagi", EMBEDDED_WAGI_SERVICE, shown)
-        self.served = process_service(
-            ctx, self.name, cgi_server_argv(port, *program), port, service
-        )
-        return [once, self.served.memory]
+        return process_service(ctx, self.name, cgi_server_argv(port, *program), port, service)
 
-    def serving(self) -> list[ServingRecord]:
-        return [self.served.serving] if self.served is not None else []
-
-    def checks(self, ctx: RunContext) -> list[CheckRecord]:
+    def _wagi_check(self, ctx: RunContext) -> CheckRecord:
         wagi_run, _ = self._run(ctx.config.wagi.env)
         env = " ".join(f"{k}={v}" for k, v in ctx.config.wagi.env.items())
-        wagi = wagi_check(
+        return wagi_check(
             ctx, self.name, wagi_run.stdout, wagi_run.exit_code,
             f"module run with CGI environment {env}",
         )  # fmt: skip
-        served = [self.served.check] if self.served is not None else []
-        return [wagi, *served, self._own_server_check(ctx)]
 
     def _own_server_check(self, ctx: RunContext) -> CheckRecord:
         """The program's own server under WASI preview 1, tried for real: does the port ever
@@ -254,9 +269,6 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
             command=f"module run with {' '.join(f'{k}={v}' for k, v in env.items())}",
         )
 
-    def details(self) -> dict[str, Detail]:
-        return dict(self.facts)
-
     def cleanup(self) -> None:
         if self.scratch is not None:
             self.scratch.cleanup()
@@ -267,8 +279,10 @@ class WasmtimeEmbeddedTinygoRuntime(WasmtimeEmbeddedRuntime):
     """The lab's TinyGo build in embedded wasmtime, where tinygo is on PATH; never required."""
 
     name = "wasmtime-embedded-tinygo"
-    description = (
-        "wasmtime (PyPI) in-process, the TinyGo module: precompiled, fresh instance per run"
+    spec = Spec(
+        "wasmtime (PyPI) in-process, the TinyGo module: precompiled, fresh instance per run",
+        frozenset({"wasm-module"}),
+        Requirements(client_host=True),
     )
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
@@ -276,7 +290,7 @@ class WasmtimeEmbeddedTinygoRuntime(WasmtimeEmbeddedRuntime):
             return False, "tinygo is not on PATH (TinyGo is optional: put it on PATH to add it)"
         return super().available(endpoints)
 
-    def usable(self, ctx: RunContext) -> str:
+    def unusable(self, ctx: RunContext) -> str:
         names = _tinygo_builds(ctx.config)
         if not names:
             return 'the lab config has no build with toolchain = "tinygo"'

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labreport.config import ServerConfig
-from labreport.host import engine, hey, shim_cache
+from labreport.host import engine, shim_cache
+from labreport.host.endpoints import EngineEndpoint
 from labreport.record.models import Sample, ServingRecord
+from labreport.runtimes import hey
 
 from ..conftest import ROOT, lab_copy
 
@@ -22,7 +24,7 @@ def engine_holds(url: str | None = None) -> dict[str, set[str]]:
     labelled containers, run-tagged images and dangling images with its label (the build
     cache is kept tagged, as labreport/stage-cache)."""
     label = f"{engine.LABEL_MANAGED}=true"
-    client = engine.connect(url=url)
+    client = engine.connect(url=url or EngineEndpoint.from_environment().url)
     try:
         # The low-level lists: one call each, no inspect of an object that may vanish meanwhile.
         listed = client.api.containers(all=True, filters={"label": label})
@@ -85,7 +87,7 @@ def measure_hanging(tmp_path: Path, runtime: str, timeout_s: int) -> str:
     """A measure run whose only run hangs: it must fail in one line; returns stderr."""
     process = labreport(
         "measure", "--config", str(hanging_config(tmp_path)), "--runtime", runtime,
-        "--runs", "1", "--warmup", "0", "--timeout", str(timeout_s), "--no-memory",
+        "--runs", "1", "--warmup", "0", "--timeout", str(timeout_s), "--no-memory", "--no-serving",
         "-o", str(tmp_path / "out.json"),
     )  # fmt: skip
     _, stderr = process.communicate(timeout=300)
@@ -119,7 +121,7 @@ def measure_interrupted(
     output = tmp_path / "out.json"
     process = labreport(
         "measure", "--runtime", runtimes, "--runs", "200", "--warmup", "0", "--no-memory",
-        "-o", str(output), *extra,
+        "--no-serving", "-o", str(output), *extra,
     )  # fmt: skip
     wait_until_started(process, started)
     os.kill(process.pid, sig)

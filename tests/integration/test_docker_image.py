@@ -13,6 +13,7 @@ from labreport import config
 from labreport.build import host_build
 from labreport.build import image as image_build
 from labreport.host import engine, fsutil
+from labreport.host.endpoints import EngineEndpoint
 from labreport.record.checks import check_output
 
 pytestmark = pytest.mark.docker
@@ -23,7 +24,7 @@ def test_scratch_image_builds_offline_runs_and_matches_host_build(
 ) -> None:
     needs("docker-engine")
     needs("go")
-    client = engine.connect()
+    client = engine.connect(url=EngineEndpoint.from_environment().url)
     run_label = {engine.LABEL_RUN: f"test-{uuid.uuid4().hex[:8]}"}
     tag = f"{lab.image.repository}:test-{uuid.uuid4().hex[:8]}"
     try:

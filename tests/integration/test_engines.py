@@ -19,9 +19,10 @@ from labreport import config
 from labreport.build import host_build
 from labreport.build import image as image_build
 from labreport.errors import LabreportError
-from labreport.host import engine, engine_layout, fsutil, leftovers, private_engine
+from labreport.host import engine, engine_layout, fsutil, private_engine
 from labreport.host.containerd import Ctr
-from labreport.host.endpoints import Endpoints
+from labreport.host.endpoints import Endpoints, EngineEndpoint
+from labreport.inventory import leftovers
 from labreport.record.models import load_measurement
 
 from ..conftest import ROOT, SMALL_LOAD, lab_copy
@@ -87,7 +88,7 @@ def host_bridge_still_works(lab: config.LabConfig, tmp_path: Path) -> None:
     assert shown.returncode == 0
     binary = host_build.host_build(lab, "native", tmp_path / "bridge-check").path
     (binary.parent / "Dockerfile").write_text("FROM scratch\nCOPY moscow-time /moscow-time\n")
-    client = engine.connect()
+    client = engine.connect(url=EngineEndpoint.from_environment().url)
     try:
         image, _ = client.images.build(
             path=str(binary.parent), labels={engine.LABEL_MANAGED: "true"}, rm=True
@@ -285,7 +286,7 @@ def test_host_engine_is_used_where_it_suffices(needs: Callable[[str], None]) -> 
     assert not private_engine.wanted("auto", needs_store=False)
     assert not private_engine.wanted("host", needs_store=True)
     assert private_engine.wanted("private", needs_store=False)
-    client = engine.connect()
+    client = engine.connect(url=EngineEndpoint.from_environment().url)
     try:
         host_has_store = engine.has_containerd_store(client.info())
     finally:
@@ -322,7 +323,7 @@ def test_the_private_engine_dying_mid_run_is_one_line_and_leaves_nothing(
     output = tmp_path / "out.json"
     process = labreport(
         "measure", "--engine", "private", "--runtime", "docker-cli", "--runs", "200",
-        "--warmup", "0", "--no-memory", "-o", str(output),
+        "--warmup", "0", "--no-memory", "--no-serving", "-o", str(output),
     )  # fmt: skip
     wait_until_started(process, private_engine_has_run_containers)
     os.kill(int(engine_layout.layout().pidfile.read_text()), signal.SIGKILL)

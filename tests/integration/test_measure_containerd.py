@@ -150,7 +150,7 @@ def test_private_containerd_is_started_recorded_and_stopped(
     output = tmp_path / "m.json"
     process = labreport(
         "measure", "--containerd", "private", "--runtime", "ctr-runc,ctr-wasmtime-aot",
-        "--runs", "1", "--warmup", "1", "--no-memory", "-o", str(output),
+        "--runs", "1", "--warmup", "1", "--no-memory", "--no-serving", "-o", str(output),
         env={"LABREPORT_STATE_DIR": str(state)},
     )  # fmt: skip
     _, stderr = process.communicate(timeout=600)
@@ -176,7 +176,7 @@ def test_sweep_removes_a_snapshot_that_a_killed_ctr_run_left_without_its_contain
     creating the container leaves the snapshot alone; the run's sweep must find it by its key.
     Seen once after Ctrl-C in CI; made here on purpose, since the timing cannot be forced."""
     needs("containerd")
-    ctr = Ctr.find()
+    ctr = Ctr.find(ContainerdEndpoint.from_environment())
     prefix = "labreport-sweeptest-wasm-"
     ctr.call("snapshots", "prepare", prefix + "0")
     ctr.call("snapshots", "prepare", "someone-elses-snapshot")

@@ -31,7 +31,16 @@ def test_two_engines_as_two_targets_in_one_report_and_compared(
     needs("docker-engine-private")
     needs("go")
     host, private = tmp_path / "host.json", tmp_path / "private.json"
-    common = ("--runtime", "docker-cli,docker-api", "--runs", "6", "--warmup", "1", "--no-memory")
+    common = (
+        "--runtime",
+        "docker-cli,docker-api",
+        "--runs",
+        "6",
+        "--warmup",
+        "1",
+        "--no-memory",
+        "--no-serving",
+    )
     measured(*common, "--engine", "host", "-o", str(host))
     measured(*common, "--engine", "private", "-o", str(private))
     engines = {path.name: load_measurement(path).environment.engine for path in (host, private)}

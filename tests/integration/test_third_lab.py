@@ -130,7 +130,7 @@ def test_a_third_lab_from_config_and_templates_only(
     lab = _third_lab(tmp_path)
     _run(
         "measure", "--lab", str(lab), "--runtime", "native,docker-cli",
-        "--runs", "3", "--warmup", "1", "--no-memory", "--engine", "host",
+        "--runs", "3", "--warmup", "1", "--no-memory", "--no-serving", "--engine", "host",
     )  # fmt: skip
     measurement = load_measurement(lab / "measurements" / "answer.json")
     assert measurement.lab == "answer"
@@ -170,6 +170,7 @@ def test_a_rule_that_does_not_hold_fails_every_run_and_says_which(
         "--warmup",
         "0",
         "--no-memory",
+        "--no-serving",
     )
     measurement = load_measurement(lab / "measurements" / "answer.json")
     failures = {s.failure for s in measurement.samples}

@@ -14,7 +14,6 @@ from labreport.errors import LabreportError
 from labreport.host import (
     engine,
     engine_layout,
-    hey,
     paths,
     private_containerd,
     proc,
@@ -29,6 +28,7 @@ from labreport.host.endpoints import (
     EngineEndpoint,
 )
 from labreport.host.shims import SHIMS, Shim
+from labreport.runtimes import hey
 
 PROBE_TIMEOUT_S = 20
 SETUP_HINT = "run scripts/setup"
@@ -320,11 +320,8 @@ def lab_tools(config: LabConfig) -> list[Component]:
     ]
 
 
-def diagnose(
-    endpoints: Endpoints | None = None, config: LabConfig | None = None
-) -> list[Component]:
-    """Every component, on the engine and containerd given (default: those the environment
-    names; a measurement passes the ones it measures on), and the build tools of a lab."""
-    endpoints = endpoints or Endpoints.from_environment()
+def diagnose(endpoints: Endpoints, config: LabConfig | None = None) -> list[Component]:
+    """Every component, on the engine and containerd given (a measurement passes the ones it
+    measures on), and the build tools of a lab."""
     found = [component for probe in PROBES for component in probe(endpoints)]
     return found + (lab_tools(config) if config is not None else [])

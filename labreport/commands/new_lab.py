@@ -27,7 +27,7 @@ def _renamed(text: str, name: str) -> str:
     return text
 
 
-def new_lab(name: str, source: Path, labs_dir: Path) -> Path:
+def run(name: str, source: Path, labs_dir: Path) -> Path:
     """labs_dir/name made from the lab in the folder source; returns the new folder."""
     if not re.match(config.LAB_NAME, name):
         raise LabreportError(

@@ -40,6 +40,7 @@ from labreport.host.endpoints import (
     CONTAINERD_NAMESPACE,
     ENGINE_CONTAINERD_SOCKETS,
     ContainerdEndpoint,
+    Endpoints,
     EngineEndpoint,
 )
 from labreport.host.engine_layout import layout as engine_layout
@@ -180,10 +181,10 @@ def _remove(url: str, collection: str, name: str, **options: bool) -> None:
         client.close()
 
 
-def engine_objects(endpoint: EngineEndpoint | None = None) -> Iterator[Item]:
+def engine_objects(endpoint: EngineEndpoint) -> Iterator[Item]:
     """labreport's on the engine: labelled containers and volumes (leaks) and images."""
     label = f"{engine.LABEL_MANAGED}=true"
-    url = (endpoint or EngineEndpoint.from_environment()).url
+    url = endpoint.url
     try:
         client = engine.connect(timeout_s=30, url=url)
     except LabreportError:
@@ -228,8 +229,8 @@ def engine_objects(endpoint: EngineEndpoint | None = None) -> Iterator[Item]:
         client.close()
 
 
-def containerd_namespace() -> Iterator[Item]:
-    socket = ContainerdEndpoint.from_environment().socket
+def containerd_namespace(endpoint: ContainerdEndpoint) -> Iterator[Item]:
+    socket = endpoint.socket
     ctr = _ctr(socket) if socket else None
     if ctr is None:
         return
@@ -293,23 +294,32 @@ def _discard(_: object) -> None:
 # What costs a /proc scan or a few file reads: cheap enough to run between test modules.
 Probe = Callable[[], Iterator[Item]]
 CHEAP: tuple[Probe, ...] = (processes, bundles, mounts, network, cgroups)
-ALL: tuple[Probe, ...] = (*CHEAP, engine_objects, containerd_namespace, shim_cache_files)
 
 
-def find(probes: tuple[Probe, ...] = ALL) -> list[Item]:
+def every_probe(endpoints: Endpoints) -> tuple[Probe, ...]:
+    """Every probe, the engine's and containerd's on the endpoints given."""
+    return (
+        *CHEAP,
+        functools.partial(engine_objects, endpoints.engine),
+        functools.partial(containerd_namespace, endpoints.containerd),
+        shim_cache_files,
+    )
+
+
+def find(probes: tuple[Probe, ...]) -> list[Item]:
     return [item for probe in probes for item in probe()]
 
 
-def leaks(probes: tuple[Probe, ...] = ALL) -> list[Item]:
+def leaks(probes: tuple[Probe, ...]) -> list[Item]:
     return [item for item in find(probes) if not item.kept]
 
 
-def clean(everything: bool = False) -> list[Item]:
+def clean(endpoints: Endpoints, everything: bool = False) -> list[Item]:
     """Remove what was left behind; with everything, also what labreport keeps (the engine's
     images and caches, the state directory). In the order found: processes first (a shim holds
     its bundle), the state directory last."""
     removed = []
-    for item in find(ALL + ((state_directory,) if everything else ())):
+    for item in find(every_probe(endpoints) + ((state_directory,) if everything else ())):
         if item.kept and not everything:
             continue
         try:

@@ -12,9 +12,10 @@ from typing import Any
 from labreport import __version__
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
-from labreport.host import doctor, engine, fsutil, paths
+from labreport.host import engine, fsutil, paths
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint
+from labreport.inventory import components
 from labreport.record.models import Environment
 
 
@@ -89,7 +90,7 @@ def collect(
     endpoints: Endpoints,
     engine_extra: dict[str, str] | None = None,
 ) -> Environment:
-    found = doctor.diagnose(endpoints, config)  # the lab's own build tools too
+    found = components.diagnose(endpoints, config)  # the lab's own build tools too
     tool_versions = {c.name: c.version for c in found if c.found and c.version}
     release = (
         platform.freedesktop_os_release() if hasattr(platform, "freedesktop_os_release") else {}
