@@ -333,7 +333,7 @@ def test_runtimes_from_different_files_do_not_pair(tmp_path: Path) -> None:
 
 
 def test_serving_percentiles_are_observed_latencies_by_nearest_rank() -> None:
-    from labreport.analysis.views import percentile_ms, serving_view
+    from labreport.analysis.serving import percentile_ms, serving_view
     from labreport.record.models import ServingLevel, ServingRecord
 
     latencies = [i * 1_000_000 for i in range(1, 101)]  # 1..100 ms
