@@ -175,12 +175,13 @@ class _CtrBase(RuntimeBase):
         """Functional checks beyond the timed runs and the service's."""
         return []
 
-    def _once_peak(self, env: Mapping[str, str]) -> tuple[int | None, str]:
+    def _once_peak(self, ctx: RunContext) -> tuple[int | None, str]:
         """One checked CLI run while its task cgroup's peak is polled; (peak, failure)."""
-        assert self.ctx is not None and self.ctr is not None
+        assert self.ctr is not None
         container_id = self._prefix() + "mem" + str(next(self.names))
+        task = cgroup.task_cgroup(self.ctr.namespace, container_id)
         process = subprocess.Popen(
-            self.run_argv(env, container_id),
+            self.run_argv(ctx.config.once.env, container_id),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -188,25 +189,22 @@ class _CtrBase(RuntimeBase):
         )
 
         def run() -> Finished:
-            out, err = process.communicate(timeout=self.ctx.timeout_s if self.ctx else None)
+            out, err = process.communicate(timeout=ctx.timeout_s)
             return Finished(
                 process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
             )
 
         try:
-            task = cgroup.task_cgroup(self.ctr.namespace, container_id)
-            return checked_peak(self.ctx, task, "task", run)
+            return checked_peak(ctx, task, "task", run)
         finally:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
+            if process.poll() is None:  # it did not finish: its task is removed too
+                with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
                     process.kill()
-                process.wait(timeout=10)
+                    process.wait(timeout=10)
                 self.ctr.remove_container(container_id)
 
     def _once_memory(self, ctx: RunContext) -> MemoryRecord:
-        return once_memory(
-            self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx.config.once.env)
-        )
+        return once_memory(self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx))
 
     def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
         """The environment that makes a container serve on port, and how, in words."""
