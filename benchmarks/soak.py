@@ -10,7 +10,7 @@ again to look inside it), containers, tasks, snapshots, images and content blobs
 containerd namespace, the shim's cache entries and phase records, and processes (ctr, shims,
 dockerd and containerd of labreport's own). Every figure that grew is a leak. Lost samples are
 runs that should be in the file (rounds x runtimes) and are not. Exit code 1 for any leak or
-lost sample. Last, the host's leak audit (labreport/host/leftovers.py, `labreport clean
+lost sample. Last, the host's leak audit (labreport/inventory/leftovers.py, `labreport clean
 --check`): whatever it finds that it did not find before the run is a leak as well.
 """
 

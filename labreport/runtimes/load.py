@@ -6,7 +6,7 @@ is. Each concurrent client is a thread with one keep-alive HTTP/1.1 connection (
 an error or a `Connection: close`), sending until the level's count is issued or its time is up.
 
 Load tools report status codes only, so they cannot tell a served answer from a wrong one; the
-tool's figures (host/hey.py) count beside the checked ones, not instead of them.
+tool's figures (runtimes/hey.py) count beside the checked ones, not instead of them.
 """
 
 from __future__ import annotations
