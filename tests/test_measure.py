@@ -165,6 +165,18 @@ def test_memory_records_are_kept(lab: config.LabConfig, tmp_path: Path) -> None:
     assert run(lab, plan(tmp_path, memory=False), FakeRuntime()).memory == []
 
 
+def test_no_memory_and_no_serving_each_leave_out_their_own(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    """--no-memory keeps serving and --no-serving keeps memory (--no-memory dropped both)."""
+    both = run(lab, plan(tmp_path), FakeRuntime())
+    assert [m.runtime for m in both.memory] == [s.runtime for s in both.serving] == ["fake"]
+    no_memory = run(lab, plan(tmp_path, memory=False), FakeRuntime())
+    assert no_memory.memory == [] and [s.runtime for s in no_memory.serving] == ["fake"]
+    no_serving = run(lab, plan(tmp_path, serving=False), FakeRuntime())
+    assert no_serving.serving == [] and [m.runtime for m in no_serving.memory] == ["fake"]
+
+
 def test_docker_wasm_support_asks_for_the_image_store_not_a_runtime_registry() -> None:
     from labreport.runtimes.docker_wasm import docker_wasm_support
 

@@ -75,6 +75,22 @@ def test_a_version_1_file_is_still_read(good_file: Path) -> None:
         load_measurement(good_file)
 
 
+def test_a_schema_4_file_reads_its_declared_run_count_as_a_field(good_file: Path) -> None:
+    """Schema 4 said a declared run count as text in details; it reads as declared_runs."""
+
+    def as_version_4(data: dict[str, Any]) -> None:
+        data["schema_version"] = 4
+        for record in data["runtimes"]:
+            record.pop("declared_runs", None)
+        data["runtimes"][0]["details"]["runs_rule"] = (
+            "fixed: 2 measured runs of 3 (the lab config's measure.runs_by_runtime)"
+        )
+
+    rewrite(good_file, as_version_4)
+    record = load_measurement(good_file).runtimes[0]
+    assert (record.declared_runs, "runs_rule" in record.details) == (2, False)
+
+
 def test_bad_field_names_its_path(good_file: Path) -> None:
     rewrite(good_file, lambda d: d["samples"][1].update(wall_ns=0))
     with pytest.raises(
