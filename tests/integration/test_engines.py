@@ -283,16 +283,19 @@ def test_a_second_run_is_refused_while_one_holds_the_private_engine(
 
 def test_host_engine_is_used_where_it_suffices(needs: Callable[[str], None]) -> None:
     needs("docker-engine")
-    assert not private_engine.wanted("auto", needs_store=False)
-    assert not private_engine.wanted("host", needs_store=True)
-    assert private_engine.wanted("private", needs_store=False)
-    client = engine.connect(url=EngineEndpoint.from_environment().url)
+    host = EngineEndpoint.from_environment()
+    assert not private_engine.wanted("auto", needs_store=False, host=host)
+    assert not private_engine.wanted("host", needs_store=True, host=host)
+    assert private_engine.wanted("private", needs_store=False, host=host)
+    client = engine.connect(url=host.url)
     try:
         host_has_store = engine.has_containerd_store(client.info())
     finally:
         client.close()
     installed = not engine_layout.installed()
-    assert private_engine.wanted("auto", needs_store=True) == (installed and not host_has_store)
+    assert private_engine.wanted("auto", needs_store=True, host=host) == (
+        installed and not host_has_store
+    )
 
 
 def test_sigterm_stops_the_private_engine_and_leaves_nothing(

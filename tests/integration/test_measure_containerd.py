@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.containerd, pytest.mark.shim, pytest.mark.wasmtime]
 
 def leftovers(endpoint: ContainerdEndpoint | None = None) -> dict[str, list[str]]:
     """What labreport's namespace holds, content too (default: on the engine's containerd)."""
-    ctr = Ctr.find(endpoint)
+    ctr = Ctr.find(endpoint or ContainerdEndpoint.from_environment())
     return {
         "containers": ctr.container_ids(),
         "tasks": ctr.task_ids(),
