@@ -21,9 +21,6 @@ from labreport.runtimes.base import (
     RawRun,
     Requirements,
     RunContext,
-    RuntimeBase,
-    Scope,
-    Served,
     Spec,
 )
 from labreport.runtimes.memory import (
@@ -37,9 +34,9 @@ from labreport.runtimes.memory import (
 from labreport.runtimes.serving import (
     SERVER_STARTUP_S,
     WAGI_LISTEN_ENV,
+    ContainerServing,
     ServiceOutcome,
     free_port,
-    gathered,
     measure_started,
     program_server_env,
     wagi_check,
@@ -55,7 +52,7 @@ CGROUP_PEAK_METHOD = "task cgroup peak usage incl. page cache (memory.max_usage_
 ONCE_PEAK_METHOD = once_peak_method("task")
 
 
-class _CtrBase(RuntimeBase):
+class _CtrBase(ContainerServing):
     REQUIRES = Requirements(client_host=True, containerd=True)
     kind = ""
     artifact = ""  # which built archive to import (the one the spec needs)
@@ -164,16 +161,7 @@ class _CtrBase(RuntimeBase):
         self.ctr.sweep(self._prefix(), [self.image])
         self.ctr.remove_namespace_if_empty()
 
-    # -- after the rounds: memory, serving, checks ------------------------------------------
-
-    def serve(self, ctx: RunContext, scope: Scope) -> Served:
-        services = [self._server(ctx)] if scope.serving else []
-        once = [self._once_memory(ctx)] if scope.memory else []
-        return gathered(scope, once, services, self._checks(ctx), self.details())
-
-    def _checks(self, ctx: RunContext) -> list[CheckRecord]:
-        """Functional checks beyond the timed runs and the service's."""
-        return []
+    # -- after the rounds (ContainerServing.serve): memory, serving, checks ------------------
 
     def _once_peak(self, ctx: RunContext) -> tuple[int | None, str]:
         """One checked CLI run while its task cgroup's peak is polled; (peak, failure)."""
@@ -203,14 +191,14 @@ class _CtrBase(RuntimeBase):
                     process.wait(timeout=10)
                 self.ctr.remove_container(container_id)
 
-    def _once_memory(self, ctx: RunContext) -> MemoryRecord:
+    def once_memory(self, ctx: RunContext) -> MemoryRecord:
         return once_memory(self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx))
 
     def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
         """The environment that makes a container serve on port, and how, in words."""
         return program_server_env(ctx, port)
 
-    def _server(self, ctx: RunContext) -> ServiceOutcome:
+    def service(self, ctx: RunContext) -> ServiceOutcome:
         """Serving on loopback (host network); the outcome, whatever it is, is recorded."""
         assert self.ctr is not None
         port = free_port()
@@ -332,7 +320,7 @@ class CtrWasmRuntime(_CtrBase):
             if self.ctx is not None:
                 self.shim.cleanup(self._prefix())
 
-    def _checks(self, ctx: RunContext) -> list[CheckRecord]:
+    def own_checks(self, ctx: RunContext) -> list[CheckRecord]:
         """The WAGI check: one run with the lab's WAGI environment, its CGI response checked."""
         assert self.ctr is not None
         container_id = self._prefix() + "wagi" + str(next(self.names))

@@ -23,8 +23,8 @@ import requests.exceptions
 from labreport.errors import LabreportError
 from labreport.host import cgroup, engine, paths, proc
 from labreport.host.endpoints import Endpoints
-from labreport.record.models import CheckRecord, MemoryRecord
-from labreport.runtimes.base import RawRun, RunContext, RuntimeBase, Scope, Served, Spec
+from labreport.record.models import MemoryRecord
+from labreport.runtimes.base import RawRun, RunContext, Scope, Served, Spec
 from labreport.runtimes.memory import (
     Finished,
     Meter,
@@ -35,9 +35,9 @@ from labreport.runtimes.memory import (
 )
 from labreport.runtimes.serving import (
     WAGI_LISTEN_ENV,
+    ContainerServing,
     ServiceOutcome,
     free_port,
-    gathered,
     measure_started,
     program_server_env,
 )
@@ -69,7 +69,7 @@ def cache_excluded_usage(memory_stats: Mapping[str, Any]) -> int:
     return max(0, int(memory_stats["usage"]) - int(inactive))
 
 
-class _DockerBase(RuntimeBase):
+class _DockerBase(ContainerServing):
     image_key = "image"  # which built image the runtime runs
     runtime_option = ""  # docker run --runtime (empty: the engine's default, runc)
     platform = ""  # docker run --platform
@@ -146,26 +146,24 @@ class _DockerBase(RuntimeBase):
     def serve(self, ctx: RunContext, scope: Scope) -> Served:
         """A CLI run's peak and (where it serves) server mode; on a remote engine, why not."""
         if not self.serves:
+            return Served(details=self.details())
+        if ctx.endpoints.engine.local:
             return super().serve(ctx, scope)
-        if not ctx.endpoints.engine.local:
-            why = (
-                "not measurable from here: the container's cgroup and its published port are "
-                f"on the remote engine's host ({ctx.endpoints.engine.url})"
-            )
-            unmeasured = [
-                MemoryRecord(runtime=self.name, mode="once", method=ONCE_PEAK_METHOD,
-                             readings=[], failure=why),
-                MemoryRecord(runtime=self.name, method=SERVER_USAGE_METHOD, readings=[],
-                             failure=why),
-            ]  # fmt: skip
-            return gathered(scope, unmeasured, [], self._checks(ctx), self.details())
-        services = [self._server(ctx)] if scope.serving else []
-        once = [self._once_memory(ctx)] if scope.memory else []
-        return gathered(scope, once, services, self._checks(ctx), self.details())
-
-    def _checks(self, ctx: RunContext) -> list[CheckRecord]:
-        """Functional checks beyond the timed runs and the service's."""
-        return []
+        why = (
+            "not measurable from here: the container's cgroup and its published port are "
+            f"on the remote engine's host ({ctx.endpoints.engine.url})"
+        )
+        unmeasured = [
+            MemoryRecord(runtime=self.name, mode="once", method=ONCE_PEAK_METHOD,
+                         readings=[], failure=why),
+            MemoryRecord(runtime=self.name, method=SERVER_USAGE_METHOD, readings=[],
+                         failure=why),
+        ]  # fmt: skip
+        return Served(
+            memory=unmeasured if scope.memory else [],
+            checks=self.own_checks(ctx),
+            details=self.details(),
+        )
 
     def _once_peak(self, ctx: RunContext) -> tuple[int | None, str]:
         """One checked CLI run while its container cgroup's peak is polled; (peak, failure)."""
@@ -192,7 +190,7 @@ class _DockerBase(RuntimeBase):
             with contextlib.suppress(*DOCKER_ERRORS):
                 container.remove(force=True)
 
-    def _once_memory(self, ctx: RunContext) -> MemoryRecord:
+    def once_memory(self, ctx: RunContext) -> MemoryRecord:
         return once_memory(self.name, ONCE_PEAK_METHOD, lambda: self._once_peak(ctx))
 
     # Serve on the host's network (a free loopback port) instead of publishing the lab's port
@@ -203,7 +201,7 @@ class _DockerBase(RuntimeBase):
         """The environment that makes the container serve on port, and how, in words."""
         return program_server_env(ctx, port)
 
-    def _server(self, ctx: RunContext) -> ServiceOutcome:
+    def service(self, ctx: RunContext) -> ServiceOutcome:
         """Serving on loopback (its port published, or the host's network); the outcome,
         whatever it is."""
         if self.host_network:

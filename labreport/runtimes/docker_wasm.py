@@ -130,7 +130,7 @@ class DockerWasmRuntime(DockerCliRuntime):
         """WAGI in the shim, listening on a loopback port of the host's network."""
         return wagi_env(port)
 
-    def _checks(self, ctx: RunContext) -> list[CheckRecord]:
+    def own_checks(self, ctx: RunContext) -> list[CheckRecord]:
         """The WAGI check: one run with the lab's WAGI environment, its CGI response checked."""
         argv = self.run_argv(ctx.config.wagi.env, self._name("wagi"))
         done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="docker run (WAGI)")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from labreport.host import proc
 from labreport.record.checks import check_cgi
-from labreport.record.models import CheckRecord, Detail, MemoryRecord, ServingRecord
-from labreport.runtimes.base import RunContext, Scope, Served
+from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
+from labreport.runtimes.base import RunContext, RuntimeBase, Scope, Served
 from labreport.runtimes.load import CLIENT
 from labreport.runtimes.memory import Meter, Service, measure_service, proc_status_bytes
 
@@ -149,22 +149,33 @@ def measure_started(
     return _outcome(measure_service(ctx, runtime, address, service, ready, meter()))
 
 
-def gathered(
-    scope: Scope,
-    memory: list[MemoryRecord],
-    services: list[ServiceOutcome],
-    checks: list[CheckRecord],
-    details: dict[str, Detail],
-) -> Served:
-    """A runtime's Served from its parts: memory (a CLI run's peak, then each service's, kept
-    only when the scope asks for memory), the services' serving records, and the checks (the
-    runtime's own, then each service's)."""
-    return Served(
-        memory=[*memory, *(outcome.memory for outcome in services)] if scope.memory else [],
-        serving=[outcome.serving for outcome in services],
-        checks=[*checks, *(outcome.check for outcome in services)],
-        details=details,
-    )
+class ContainerServing(RuntimeBase):
+    """What a container runtime (ctr, Docker) measures after the rounds, in one order: its
+    service (when the scope asks for serving), one CLI run's cgroup peak (memory), its own
+    checks. A runtime supplies the three parts."""
+
+    def serve(self, ctx: RunContext, scope: Scope) -> Served:
+        services = [self.service(ctx)] if scope.serving else []
+        once = [self.once_memory(ctx)] if scope.memory else []
+        checks = self.own_checks(ctx)
+        return Served(
+            memory=[*once, *(outcome.memory for outcome in services)] if scope.memory else [],
+            serving=[outcome.serving for outcome in services],
+            checks=[*checks, *(outcome.check for outcome in services)],
+            details=self.details(),
+        )
+
+    def service(self, ctx: RunContext) -> ServiceOutcome:
+        """The runtime's service, started, measured and stopped; the outcome, whatever it is."""
+        raise NotImplementedError
+
+    def once_memory(self, ctx: RunContext) -> MemoryRecord:
+        """The peak of one checked CLI run."""
+        raise NotImplementedError
+
+    def own_checks(self, ctx: RunContext) -> list[CheckRecord]:
+        """Functional checks beyond the timed runs and the service's (WAGI)."""
+        return []
 
 
 RSS_METHOD = "resident set size of the serving process (/proc/PID/status VmRSS)"
