@@ -3,7 +3,7 @@ computed once) and its charts, drawn by render."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from labreport.analysis.lab import LabView
 from labreport.analysis.sources import Source
@@ -13,12 +13,10 @@ from labreport.report.charts import Chart
 class Context(LabView):
     """What templates see; methods are callable from templates (compare, memory_of, chart ...)."""
 
-    def __init__(
-        self, sources: Sequence[Source], chart_dir: str, charts: Mapping[str, Chart] | None = None
-    ) -> None:
+    def __init__(self, sources: Sequence[Source], chart_dir: str) -> None:
         super().__init__(sources)
         self.chart_dir = chart_dir
-        self.charts = dict(charts or {})
+        self.charts: dict[str, Chart] = {}  # drawn by render from these views (charts.draw)
 
     def chart(self, name: str) -> str:
         """Markdown for a chart: an image with alt text, or a note that there is no data."""
