@@ -144,12 +144,25 @@ def test_a_template_that_never_ends_is_stopped(
         render.render([SYNTHETIC], templates=tmp_path, template="loop.md.j2")
 
 
-def test_the_sandbox_allows_labreport_objects_but_no_method_of_anything_else(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "ok.md.j2").write_text("{{ ctx.measured()[0].name }} {{ 'a,b'.split(',') }}\n")
-    assert render.render([SYNTHETIC], templates=tmp_path, template="ok.md.j2").markdown.startswith(
-        "native "
+def test_the_sandbox_allows_the_listed_calls_and_no_other_method(tmp_path: Path) -> None:
+    """A record's fields and the views' listed methods, yes; a model's own machinery (the
+    parsing helpers that read files and unpickle) or any unlisted method, no."""
+    (tmp_path / "ok.md.j2").write_text(
+        "{{ ctx.measured()[0].name }} {{ 'a,b'.split(',') }} "
+        "{{ ctx.sources[0].measurement.memory[0].idle_median_bytes() }}\n"
     )
-    (tmp_path / "bad.md.j2").write_text("{{ ctx.sources[0].measurement.model_dump_json() }}\n")
-    render.render([SYNTHETIC], templates=tmp_path, template="bad.md.j2")  # labreport's own: fine
+    rendered = render.render([SYNTHETIC], templates=tmp_path, template="ok.md.j2")
+    assert rendered.markdown.startswith("native ['a', 'b'] ")
+    for call in (
+        "ctx.sources[0].measurement.model_dump_json()",
+        "ctx.sources[0].measurement.parse_file('/etc/hostname')",
+        "ctx.sources[0].measurement.__class__.parse_raw('{}')",
+        "ctx.sources[0].measurement.runtimes[0].copy()",
+        "ctx.sources[0].measurement.model_fields",
+        "ctx.memory[0].model_construct()",
+        "ctx.environment.tool_versions.pop('x')",
+        "'x'.center(5)",
+    ):
+        (tmp_path / "bad.md.j2").write_text(f"{{{{ {call} }}}}\n")
+        with pytest.raises(LabreportError, match=r"bad.md.j2:1: not allowed in a template"):
+            render.render([SYNTHETIC], templates=tmp_path, template="bad.md.j2")

@@ -5,6 +5,7 @@ checks, commands), and the lookups and comparisons a report asks for."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from labreport.analysis.serving import ServingView, serving_view
 from labreport.analysis.sources import Source
@@ -19,6 +20,28 @@ from labreport.record.models import ArtifactRecord, CheckRecord, ImageRecord, Me
 
 class LabView:
     """One lab's files; every figure a report shows is computed here or in the views it holds."""
+
+    # What a template may call (report/sandbox.py allows nothing else).
+    TEMPLATE_CALLS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "across_targets",
+            "artifact",
+            "check",
+            "compare",
+            "image",
+            "image_rows",
+            "measured",
+            "memory_of",
+            "memory_rows",
+            "runtime",
+            "serving_levels",
+            "serving_of",
+            "serving_ratio",
+            "startup_rows",
+            "unmeasured",
+            "unmeasured_rows",
+        }
+    )
 
     def __init__(self, sources: Sequence[Source]) -> None:
         first = sources[0].measurement

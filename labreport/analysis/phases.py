@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from labreport.analysis import stats
 from labreport.record.models import Sample, ShimPhase
@@ -33,6 +34,9 @@ class ShimView:
     many. `first` is the first start's own breakdown (round 0: the compile-and-store start on
     the caching shim). `outcomes` counts every start's cache outcome, warm-ups included.
     """
+
+    # What a template may call (report/sandbox.py allows nothing else).
+    TEMPLATE_CALLS: ClassVar[frozenset[str]] = frozenset({"phase", "rows"})
 
     basis: str
     count: int

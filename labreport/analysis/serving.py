@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from labreport.record.models import ServingRecord
 
@@ -42,6 +43,8 @@ class ToolLevelView:
 
 @dataclass(frozen=True)
 class ServingView:
+    # What a template may call (report/sandbox.py allows nothing else).
+    TEMPLATE_CALLS: ClassVar[frozenset[str]] = frozenset({"level", "tool_level", "tool_pace"})
     record: ServingRecord
     levels: list[ServingLevelView]
     tool_levels: list[ToolLevelView]

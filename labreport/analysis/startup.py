@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from labreport.analysis import stats
 from labreport.analysis.phases import PhaseView, ShimView, median_phases, shim_view
@@ -16,6 +17,8 @@ from labreport.record.models import Detail, Environment, Measurement, Sample
 
 @dataclass
 class RuntimeView:
+    # What a template may call (report/sandbox.py allows nothing else).
+    TEMPLATE_CALLS: ClassVar[frozenset[str]] = frozenset({"task_phase"})
     name: str
     description: str
     available: bool

@@ -7,7 +7,7 @@ import math
 import re
 import statistics
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -158,6 +158,9 @@ class MemoryReading(Record):
 
 class MemoryRecord(Record):
     """Server mode (readings idle and under load, then the peak) or one CLI run (peak only)."""
+
+    # What a template may call (report/sandbox.py allows nothing else).
+    TEMPLATE_CALLS: ClassVar[frozenset[str]] = frozenset({"idle_median_bytes", "load_max_bytes"})
 
     runtime: str
     mode: Literal["server", "once"] = "server"

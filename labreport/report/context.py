@@ -4,6 +4,7 @@ computed once) and its charts, drawn by render."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from labreport.analysis.lab import LabView
 from labreport.analysis.sources import Source
@@ -12,6 +13,9 @@ from labreport.report.charts import Chart
 
 class Context(LabView):
     """What templates see; methods are callable from templates (compare, memory_of, chart ...)."""
+
+    # What a template may call (report/sandbox.py allows nothing else).
+    TEMPLATE_CALLS: ClassVar[frozenset[str]] = frozenset({"chart"})
 
     def __init__(self, sources: Sequence[Source], chart_dir: str) -> None:
         super().__init__(sources)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import operator
 import re
 import signal
 import threading
@@ -17,17 +16,16 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import jinja2.exceptions
-import jinja2.sandbox
 
 from labreport.analysis.sources import load_sources
 from labreport.errors import LabreportError, StaleReportError
 from labreport.host import fsutil
 from labreport.report import DEFAULT_TEMPLATE, charts, filters
 from labreport.report.context import Context
+from labreport.report.sandbox import MAX_OUTPUT_CHARS, LabSandbox, TemplateLimitError
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 # What a template's own code can raise while it renders; reported with the template and line.
@@ -44,43 +42,8 @@ TEMPLATE_RUNTIME_ERRORS = (
     jinja2.exceptions.SecurityError,
 )
 CHART_DIR = "report"
-# A template is untrusted input: it runs sandboxed, within these limits.
+# A template is untrusted input: it runs sandboxed (sandbox.py), within this time.
 RENDER_TIMEOUT_S = 60
-MAX_OUTPUT_CHARS = 20_000_000
-MAX_POWER_BITS = 100_000  # of an integer a ** b may make
-
-
-class TemplateLimitError(Exception):
-    """A template went past a limit (time, output size); raised inside its rendering."""
-
-
-class LabSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
-    """Jinja's sandbox (no internals, no mutation of lists and dicts), and more: methods may be
-    called only on labreport's own objects and on plain values (str, dict, list), never on
-    anything else a context reaches (a Path's write_text, say); and `*` and `**` refuse results
-    beyond the output limit instead of filling memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if not super().is_safe_attribute(obj, attr, value):
-            return False
-        owner = type(obj).__module__.partition(".")[0]
-        return not callable(value) or owner in {"labreport", "builtins"}
-
-    def call_binop(self, context: jinja2.runtime.Context, op: str, left: Any, right: Any) -> Any:
-        if op == "*":
-            for sized, count in ((left, right), (right, left)):
-                repeated = isinstance(sized, str | list | tuple) and isinstance(count, int)
-                if repeated and len(sized) * count > MAX_OUTPUT_CHARS:
-                    raise TemplateLimitError(
-                        f"a repetition of {len(sized) * count:,} items is beyond the limit"
-                    )
-            return operator.mul(left, right)
-        huge = isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
-        if huge and right * abs(left).bit_length() > MAX_POWER_BITS:
-            raise TemplateLimitError(f"{left} ** {right} is beyond the limit")
-        return operator.pow(left, right)
 
 
 @dataclass
@@ -201,6 +164,11 @@ def render(
     except jinja2.TemplateSyntaxError as error:
         raise LabreportError(
             f"{error.name or template}:{error.lineno}: {error.message}", "fix the template"
+        ) from error
+    except jinja2.exceptions.SecurityError as error:
+        raise LabreportError(
+            f"{_template_location(error)}: not allowed in a template: {error}",
+            "templates read figures and call only what templates/README.md lists",
         ) from error
     except TEMPLATE_RUNTIME_ERRORS as error:
         raise LabreportError(
