@@ -9,9 +9,10 @@ containers and run-tagged or dangling labreport images on the engine (the privat
 again to look inside it), containers, tasks, snapshots, images and content blobs in labreport's
 containerd namespace, the shim's cache entries and phase records, and processes (ctr, shims,
 dockerd and containerd of labreport's own). Every figure that grew is a leak. Lost samples are
-runs that should be in the file (rounds x runtimes) and are not. Exit code 1 for any leak or
-lost sample. Last, the host's leak audit (labreport/inventory/leftovers.py, `labreport clean
---check`): whatever it finds that it did not find before the run is a leak as well.
+runs that should be in the file (each runtime's warmup and measured runs, the fewer its lab
+config declares where it does) and are not. Exit code 1 for any leak or lost sample. Last, the
+host's leak audit (labreport/inventory/leftovers.py, `labreport clean --check`): whatever it
+finds that it did not find before the run is a leak as well.
 """
 
 from __future__ import annotations
@@ -115,8 +116,11 @@ def main() -> int:
         result = load_measurement(output)
     after = count(args.engine)
     active = [r.name for r in result.runtimes if r.available]
-    rounds = result.runs + result.warmup
-    expected = rounds * len(active)
+    # Each runtime takes the warmup and its measured runs: --runs, or the fewer the lab config
+    # declares for it (declared_runs, e.g. 8 for the runtimes that compile at every start).
+    expected = sum(
+        result.warmup + (r.declared_runs or result.runs) for r in result.runtimes if r.available
+    )
     checked = sum(1 for s in result.samples if s.ok)
     failed = len(result.samples) - checked
     lost = expected - len(result.samples)

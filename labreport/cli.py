@@ -133,12 +133,12 @@ def compare_command(
     from labreport.commands import compare
     from labreport.report import compare_table
 
-    found = compare.run(old, new)
+    found = compare.run(old, new, fail_above)
     if output_format == options.OutputFormat.MD:
         typer.echo(compare_table.markdown(found.old, found.new, found.rows), nl=False)
     else:
         compare_table.compare_table(found.old, found.new, found.rows)
-    if fail_above:
+    if fail_above is not None:
         compare.gate(found, fail_above)
 
 

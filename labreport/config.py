@@ -11,9 +11,18 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from labreport.errors import LabreportError
+from labreport.host import fsutil
 
 CONFIG_SCHEMA_VERSION = 2
 CONFIG_NAME = "lab.toml"
@@ -31,6 +40,14 @@ class Strict(BaseModel):
 LAB_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # A build's output is a file name in labreport's build folder (under the state directory).
 FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+# A program's environment: names as a shell would take them, values without a NUL byte (which no
+# process environment can hold); refused here, not after the builds.
+EnvVars = dict[
+    Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")],
+    Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=65536)],
+]
 
 
 # What a build command may name; each is replaced by an absolute path (never by a shell).
@@ -52,7 +69,7 @@ class HostBuild(Strict):
     description: str
     toolchain: Literal["go", "tinygo", "command"] = "go"
     optional: bool = False
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     args: list[str] = Field(default_factory=list)
     command: list[str] = Field(default_factory=list)
     output: str = Field(pattern=FILE_NAME)
@@ -109,13 +126,13 @@ class WasmImageConfig(Strict):
 class WagiConfig(Strict):
     """A CGI request to the module and what its response must be."""
 
-    env: dict[str, str]
+    env: EnvVars
     expect_status: int = Field(ge=100, lt=600)
     expect_content_type: str
 
 
 class OnceConfig(Strict):
-    env: dict[str, str]
+    env: EnvVars
 
 
 # A key of the output's JSON document: dotted for nested objects, a number indexes a list.
@@ -215,7 +232,7 @@ class ServerConfig(Strict):
     """Serving: the program's own server (env, port) on the traditional runtimes, one instance
     per request (WAGI) on the WASM ones; idle, then a checked load at each concurrency."""
 
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     port: int = Field(gt=0, lt=65536)
     path: str = Field(default="/", pattern=r"^/[^\s#]*$")
     load_requests: int = Field(gt=0, le=10_000)  # at each concurrency
@@ -320,13 +337,16 @@ def describe_validation_error(source: str, error: ValidationError) -> str:
     return f"{source}: {location}: {first['msg']}{more}"
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load(path: Path = DEFAULT_CONFIG) -> LabConfig:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
+    if not path.exists() and not path.is_symlink():
         raise LabreportError(
-            f"lab config {path} not found", "run from the project root or pass --config"
-        ) from error
+            f"lab config {path} not found", "run from a lab's folder or pass --config or --lab"
+        )
+    try:
+        raw = tomllib.loads(fsutil.read_bounded(path, MAX_CONFIG_BYTES, "lab config").decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise LabreportError(f"{path}: not valid TOML: {error}", "fix the file") from error
     version = raw.get("schema_version")

@@ -3,6 +3,7 @@ bad value with its own hint, and the one way a user error leaves (`error:` + `hi
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import signal
@@ -32,6 +33,9 @@ def run(app: typer.Typer) -> NoReturn:
     """The program: every way out is an exit code; a usage error is `error:` + `hint:` like
     any other."""
     signal.signal(signal.SIGTERM, _terminated)
+    for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal gets escapes, not a crash
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         code = app(prog_name="labreport", standalone_mode=False)
     except Exception as error:

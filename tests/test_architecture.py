@@ -26,7 +26,7 @@ LAYERS = (
     ("report",),
     ("commands",),
     ("options",),
-    ("cli", "__init__"),
+    ("cli", "__init__", "__main__"),
 )
 LAYER_OF = {name: index for index, names in enumerate(LAYERS) for name in names}
 

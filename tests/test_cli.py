@@ -46,7 +46,7 @@ def test_bad_config_is_one_error_and_a_hint(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: lab config {tmp_path / 'missing.toml'} not found",
-        "hint: run from the project root or pass --config",
+        "hint: run from a lab's folder or pass --config or --lab",
     ]
     assert "Traceback" not in done.stderr
 

@@ -419,7 +419,9 @@ def test_a_report_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_p
     assert link.is_symlink() and link.resolve() == target
     assert target.read_text().startswith("# ")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600  # the mode it had
-    assert (tmp_path / "report").is_dir()  # charts named after the path given, as the links are
+    # Its charts beside the file the link names, named after it: that file's links hold.
+    assert (tmp_path / "real").is_dir()
+    assert not (tmp_path / "report").exists()
 
 
 def test_a_long_but_legal_name_is_written(tmp_path: Path) -> None:

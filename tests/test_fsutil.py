@@ -84,7 +84,10 @@ def test_a_rename_that_fails_midway_leaves_the_old_report_and_no_new_chart(
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before  # the old report and its charts, nothing added, no temp file
     render.write(new, output)  # and when it works: the new charts, the old ones gone
-    assert {p.name for p in (tmp_path / "report").iterdir()} == {c.name for c in new.charts}
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {
+        render.MANIFEST,
+        *(c.name for c in new.charts),
+    }
 
 
 def test_ctrl_c_during_the_renames_waits_for_them(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ class Side:
     paths: tuple[str, ...]
     views: dict[str, RuntimeView]
     lab: str = ""
+    failed: tuple[str, ...] = ()  # runtimes with runs but not one valid sample
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,10 @@ def side(path: Path) -> Side:
     if partial:  # said where the figures are read: they cover only the rounds that ran
         reasons = {source.measurement.partial_reason or "interrupted" for source in partial}
         label += f"; PARTIAL ({'; '.join(sorted(reasons))}): only the rounds that ran"
-    measured = {name: view for name, view in runtime_views(sources).items() if view.valid_ms}
-    return Side(label, tuple(source.path for source in sources), measured, labs.pop())
+    views = runtime_views(sources)
+    measured = {name: view for name, view in views.items() if view.valid_ms}
+    failed = tuple(name for name, view in views.items() if view.failed and not view.valid_ms)
+    return Side(label, tuple(s.path for s in sources), measured, labs.pop(), failed)
 
 
 def compare(old: Side, new: Side) -> list[Row]:
@@ -95,12 +98,20 @@ def compare(old: Side, new: Side) -> list[Row]:
     return rows
 
 
-def fail_above(rows: Sequence[Row], factor: float) -> None:
+def fail_above(rows: Sequence[Row], factor: float, new: Side) -> None:
     """`--fail-above`: raises SlowdownError when a runtime is significantly slower in NEW by
-    more than factor."""
+    more than factor, or when a runtime OLD measured has no valid run in NEW (whose speed no
+    gate can vouch for)."""
+    lost = [
+        f"{row.runtime} ({'every run failed' if row.runtime in new.failed else 'not run'})"
+        for row in rows
+        if row.old_median_ms is not None and row.new_median_ms is None
+    ]
     slower = [row.runtime for row in rows if row.slower_than(factor)]
-    if slower:
+    problems = (
+        [f"significantly slower than {factor:g}x OLD: {', '.join(slower)}"] if slower else []
+    ) + ([f"no valid run in NEW: {', '.join(lost)}"] if lost else [])
+    if problems:
         raise SlowdownError(
-            f"significantly slower than {factor:g}x OLD: {', '.join(slower)}",
-            "look at what changed between the two measurements",
+            "; ".join(problems), "look at what changed between the two measurements"
         )

@@ -3,14 +3,14 @@ naming the file and the field), named as the report names them, and found in a f
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from labreport.errors import LabreportError
-from labreport.record.models import Measurement, load_measurement
+from labreport.host import fsutil
+from labreport.record.models import Measurement, read_measurement
 
 
 @dataclass
@@ -27,10 +27,9 @@ def load_sources(paths: Sequence[Path], shown_from: Path | None = None) -> list[
         raise LabreportError("no measurement file given", "run 'labreport measure' first")
     sources = []
     for path in paths:
-        measurement = load_measurement(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        measurement, digest = read_measurement(path)
         shown = Path(os.path.relpath(path, shown_from)) if shown_from is not None else path
-        sources.append(Source(shown.as_posix(), digest, measurement))
+        sources.append(Source(fsutil.shown(shown), digest, measurement))
     return sources
 
 

@@ -4,7 +4,8 @@ listed with what is kept on purpose (--check), or removed; --all also removes wh
 from __future__ import annotations
 
 from labreport.commands.common import host_endpoints
-from labreport.errors import LeftoversError
+from labreport.errors import LabreportError, LeftoversError
+from labreport.host import paths
 from labreport.inventory import leftovers
 from labreport.inventory.leftovers import Item
 
@@ -25,5 +26,13 @@ def require_nothing_left(found: list[Item]) -> None:
 
 
 def run(everything: bool) -> list[Item]:
-    """Remove what was left behind (everything: what is kept too); what was removed."""
+    """Remove what was left behind (everything: what is kept too); what was removed. --all
+    removes the state directory only when it is provably labreport's (paths.owns_state_dir)."""
+    state = paths.state_dir()
+    if everything and state.is_dir() and not paths.owns_state_dir(state):
+        raise LabreportError(
+            f"LABREPORT_STATE_DIR names {state}, which labreport did not make "
+            f"(no {paths.STATE_MARKER} in it): not removed",
+            "unset LABREPORT_STATE_DIR, or point it at labreport's own state directory",
+        )
     return leftovers.clean(host_endpoints(), everything)

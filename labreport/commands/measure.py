@@ -3,14 +3,17 @@ build) -> session (engine and containerd) -> rounds -> record -> write (measure/
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from labreport import config
 from labreport.commands.common import host_endpoints, lab_config
 from labreport.config import LabConfig
-from labreport.host import engine
+from labreport.host import engine, fsutil, paths
 from labreport.host.endpoints import is_local, named_engine
 from labreport.host.private_containerd import ContainerdMode
 from labreport.host.private_engine import EngineMode
@@ -46,15 +49,38 @@ def run(options: Options) -> tuple[Measurement, Path]:
     config_path = lab_config(options.lab, options.config_path)
     lab = config.load(config_path)
     plan = make_plan(lab, config_path, options)
-    result = session.measure_lab(
-        lab,
-        config_path,
-        plan,
-        host_endpoints(),
-        containerd=options.containerd,
-        engine_mode=options.engine,
-    )
+    with _alone(plan.output):
+        result = session.measure_lab(
+            lab,
+            config_path,
+            plan,
+            host_endpoints(),
+            containerd=options.containerd,
+            engine_mode=options.engine,
+        )
     return result, plan.output
+
+
+@contextlib.contextmanager
+def _alone(output: Path) -> Iterator[None]:
+    """One measure on this machine at a time (its figures would be 3-4x off beside another),
+    and one per output folder whoever runs it (two would write one file): each an flock, the
+    second run refused in one line before it builds anything."""
+    note = f"pid {os.getpid()}, writing {output}"
+    with (
+        fsutil.exclusive(
+            paths.made_state_dir() / "measure.lock",
+            "another labreport measure is running on this machine",
+            "wait for it to finish: figures taken beside another run are 3-4x off",
+            note,
+        ),
+        fsutil.exclusive(
+            output.parent,
+            f"another labreport measure is writing into {output.parent}",
+            "wait for it to finish, or measure into another folder",
+        ),
+    ):
+        yield
 
 
 def make_plan(lab: LabConfig, config_path: Path, options: Options) -> Plan:

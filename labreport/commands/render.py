@@ -1,14 +1,22 @@
 """`labreport render`: measurement files, through the Jinja templates, into report.md and its
-charts; with check, nothing is written and a stale report is an error (exit 1)."""
+charts; with check, nothing is written and a stale report is an error (exit 1).
+
+Rendering runs no code and reads or writes nothing outside what it was given: the files named
+(or the lab's own measurements/), the templates (the lab's own templates/ or --templates), and
+the report with its chart folder, inside the report's folder. A link in the lab that leads out
+of it is refused, named (fsutil.confined)."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from labreport import config
 from labreport.analysis.sources import default_sources
 from labreport.commands.common import lab_folder
+from labreport.errors import LabreportError
 from labreport.host import fsutil
 from labreport.report import render
 
@@ -20,6 +28,18 @@ class Rendered:
     written: list[Path]  # none with check
 
 
+def _lab_name(folder: Path) -> str | None:
+    """The name in the lab folder's lab.toml, if it has one that reads (rendering needs no
+    valid config: only a name to hold the files against)."""
+    path = folder / config.CONFIG_NAME
+    try:
+        fsutil.confined(folder, path, str(path))
+        name = tomllib.loads(path.read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def run(
     files: Sequence[Path],
     lab: Path | None,
@@ -29,15 +49,26 @@ def run(
     check: bool,
 ) -> Rendered:
     folder = lab_folder(lab)
-    if templates is None and (folder / "templates").is_dir():
-        templates = folder / "templates"  # the lab's own, layered on the defaults
+    own = folder / "templates"
+    if templates is None and own.is_dir():
+        templates = fsutil.confined(folder, own, "the lab's templates")  # layered on the defaults
     output = output or folder / "report.md"
-    paths = list(files) or default_sources(folder / "measurements")
+    where = fsutil.destination(output, f"-o {output}")  # a link inside its folder followed
+    paths = list(files) or [
+        fsutil.confined(folder, path, "a measurement file")
+        for path in default_sources(folder / "measurements")
+    ]
     report = render.render(
-        paths, templates, template, chart_dir=render.chart_folder(output), report_dir=output.parent
+        paths, templates, template, chart_dir=render.chart_folder(where), report_dir=where.parent
     )
-    fsutil.refuse_inputs(render.outputs(report, output), render.inputs(paths, templates), "-o")
+    name = _lab_name(folder)
+    if name is not None and report.lab != name:
+        raise LabreportError(
+            f"the measurements are of lab {report.lab!r}, this folder's lab.toml is {name!r}",
+            "render them in their own lab's folder (--lab), whose templates describe them",
+        )
+    fsutil.refuse_inputs(render.outputs(report, where), render.inputs(paths, templates), "-o")
     if check:
-        render.check(report, output)
+        render.check(report, where)
         return Rendered(output, len(paths), [])
-    return Rendered(output, len(paths), render.write(report, output))
+    return Rendered(output, len(paths), render.write(report, where, root=output.parent))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,7 +41,7 @@ def resolve_target(docker_host: str | None, context: str | None) -> str | None:
         docker_host = context_host(context)
     if docker_host is None:
         return None
-    scheme = docker_host.partition("://")[0]
+    scheme = checked_url(docker_host, "the engine URL").partition("://")[0]
     if "://" not in docker_host or scheme not in SCHEMES:
         raise LabreportError(
             f"--docker-host {docker_host}: not an engine URL",
@@ -54,8 +55,23 @@ def resolve_target(docker_host: str | None, context: str | None) -> str | None:
     return docker_host
 
 
+def checked_url(url: str, named: str) -> str:
+    """An engine URL that parses (a bracketed IPv6 host closed, a port in 0-65535), or one error
+    saying where it was named (DOCKER_HOST, --docker-host, a context)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises on a port beyond 65535 or not a number
+    except ValueError as error:
+        raise LabreportError(
+            f"{named} {url}: not an engine URL ({error})",
+            "use unix:///path/docker.sock, tcp://host:2375 or ssh://user@host",
+        ) from error
+    return url
+
+
 def connect(*, url: str, timeout_s: int = API_TIMEOUT_S) -> docker.DockerClient:
     """A client whose every call has a timeout; a clear error when the daemon is not there."""
+    checked_url(url, "the engine URL")
     try:
         client = docker.DockerClient(
             base_url=url, timeout=timeout_s, use_ssh_client=url.startswith("ssh://")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
+import stat
 import sys
 from pathlib import Path
 
@@ -35,8 +37,21 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+# In the state directory: labreport made it (clean --all removes only a folder that holds it).
+STATE_MARKER = ".labreport-state"
+
+
+def owns_state_dir(path: Path) -> bool:
+    """Is path labreport's state directory: its marker in it, or the default place?"""
+    return (path / STATE_MARKER).is_file() or (
+        not os.environ.get("LABREPORT_STATE_DIR") and path == state_dir()
+    )
+
+
 def made_state_dir() -> Path:
-    """The state directory, made if missing; a file or an unmakeable path is one error."""
+    """The state directory, made if missing; marked as labreport's when it is new (or the
+    default place), never when LABREPORT_STATE_DIR names a folder that already held files. A
+    file, an unmakeable path or an unwritable one is one error that says which."""
     path = state_dir()
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -51,17 +66,36 @@ def made_state_dir() -> Path:
             f"the state directory {path} cannot be made: {error.strerror}",
             "set LABREPORT_STATE_DIR to a folder you can write in",
         ) from error
-    if not os.access(path, os.W_OK | os.X_OK):  # e.g. left root-owned by an earlier sudo run
-        try:
-            owner = path.owner()
-        except (KeyError, OSError):
-            owner = "another user"
-        raise LabreportError(
-            f"the state directory {path} belongs to {owner} and this user cannot write in it",
-            f"an earlier run as {owner} made it: remove it as {owner} (sudo rm -r {path}), or "
-            "set LABREPORT_STATE_DIR to a folder of your own",
-        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise LabreportError(*_unwritable(path))
+    if owns_state_dir(path) or not any(path.iterdir()):  # a user's own folder stays unmarked
+        with contextlib.suppress(OSError):
+            (path / STATE_MARKER).touch()
     return path
+
+
+def _unwritable(path: Path) -> tuple[str, str]:
+    """Why this user cannot write in path, and what to do (never to delete it)."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return (
+                f"the state directory {path} is on a read-only file system",
+                "set LABREPORT_STATE_DIR to a folder on a writable file system",
+            )
+        owner, mine = path.owner(), path.stat().st_uid == os.geteuid()
+    except (KeyError, OSError):
+        owner, mine = "another user", False
+    if mine:
+        return (
+            f"the state directory {path} is not writable (mode "
+            f"{stat.S_IMODE(path.stat().st_mode):o})",
+            f"make it writable (chmod u+rwx {path}), or set LABREPORT_STATE_DIR elsewhere",
+        )
+    return (
+        f"the state directory {path} belongs to {owner} and this user cannot write in it",
+        f"an earlier run as {owner} made it: give it back (sudo chown -R $USER {path}), or "
+        "set LABREPORT_STATE_DIR to a folder of your own",
+    )
 
 
 def which(name: str) -> Path | None:

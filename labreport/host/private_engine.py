@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
 import ipaddress
 import json
 import os
@@ -27,7 +26,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from labreport.errors import LabreportError
 from labreport.host import engine, fsutil, proc
@@ -155,22 +153,13 @@ def _create_bridge() -> None:
 # -- start and stop -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _exclusive(paths: Layout) -> Iterator[None]:
+def _exclusive(paths: Layout) -> contextlib.AbstractContextManager[None]:
     """One labreport run owns the private engine at a time."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    handle: IO[bytes] = paths.lock.open("ab")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise LabreportError(
-                f"another labreport run is using the private engine ({paths.root})",
-                "wait for it to finish, or measure with --engine host",
-            ) from error
-        yield
-    finally:
-        handle.close()
+    return fsutil.exclusive(
+        paths.lock,
+        f"another labreport run is using the private engine ({paths.root})",
+        "wait for it to finish, or measure with --engine host",
+    )
 
 
 def _answers(url: str) -> bool:

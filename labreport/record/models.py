@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 import math
 import re
 import statistics
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from labreport.config import describe_validation_error
+from labreport.config import LAB_NAME, describe_validation_error
 from labreport.errors import LabreportError
+from labreport.host import fsutil
 
 SCHEMA_VERSION = 5
 # Older files are read as they are: nothing was removed. Version 1 came before the shims' phase
@@ -26,8 +38,27 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _real_time(text: str) -> str:
+    """An ISO 8601 time that exists (not 2026-02-30), with its UTC offset, kept as written."""
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError as error:
+        raise ValueError(f"{text[:40]!r} is not a real date and time") from error
+    if moment.utcoffset() is None:
+        raise ValueError(f"{text[:40]!r} has no UTC offset")
+    return text
+
+
+# Names that reach a report's tables, titles and chart labels: a runtime's, a lab's, a host's.
+# Checked where they enter, so that no HTML, newline or Markdown comes in through one.
+RuntimeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+LabName = Annotated[str, StringConstraints(pattern=LAB_NAME)]
+HostName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")]
+Timestamp = Annotated[str, AfterValidator(_real_time)]
+
+
 class Environment(Record):
-    host: str
+    host: HostName
     kernel: str
     os: str
     cpu_model: str
@@ -91,7 +122,7 @@ Detail = str | int | float | bool
 
 
 class RuntimeRecord(Record):
-    name: str
+    name: RuntimeName
     description: str
     available: bool
     reason: str = ""
@@ -136,7 +167,7 @@ class ShimRecord(Record):
 class Sample(Record):
     """One spawn-to-exit run of the CLI mode, with the verdict on its output."""
 
-    runtime: str
+    runtime: RuntimeName
     round: int = Field(ge=0)
     warmup: bool
     wall_ns: int = Field(gt=0)
@@ -162,7 +193,7 @@ class MemoryRecord(Record):
     # What a template may call (report/sandbox.py allows nothing else).
     TEMPLATE_CALLS: ClassVar[frozenset[str]] = frozenset({"idle_median_bytes", "load_max_bytes"})
 
-    runtime: str
+    runtime: RuntimeName
     mode: Literal["server", "once"] = "server"
     method: str
     readings: list[MemoryReading]
@@ -215,7 +246,7 @@ class ToolLevel(Record):
 class ServingRecord(Record):
     """One runtime serving the lab's requests: how it serves, its cold request, and the load."""
 
-    runtime: str
+    runtime: RuntimeName
     # server: one long-lived process answers every request; wagi: a fresh WASM instance per
     # request (the module compiled once per service); cgi: a fresh process per request.
     model: Literal["server", "wagi", "cgi"]
@@ -240,7 +271,7 @@ class CheckRecord(Record):
     """A functional check that is not a timed sample: the WAGI response, server mode on WASI."""
 
     name: str
-    runtime: str
+    runtime: RuntimeName
     ok: bool
     detail: str
     command: str = ""
@@ -249,13 +280,15 @@ class CheckRecord(Record):
 class Measurement(Record):
     schema_name: Literal["labreport.measurement"] = "labreport.measurement"
     schema_version: int
-    lab: str
+    lab: LabName
     title: str
     partial: bool = False
     partial_reason: str = ""
-    resumed_at: list[str] = Field(default_factory=list)  # when `measure --resume` continued it
-    started_at: str
-    finished_at: str
+    resumed_at: list[Timestamp] = Field(
+        default_factory=list
+    )  # when `measure --resume` continued it
+    started_at: Timestamp
+    finished_at: Timestamp
     runs: int = Field(ge=1)
     warmup: int = Field(ge=0)
     timeout_s: float = Field(gt=0)
@@ -294,19 +327,26 @@ def _no_constant(text: str) -> float:
     raise ValueError(f"{text} is not a number a measurement holds")
 
 
+MAX_FILE_BYTES = 512 << 20  # a measurement of 100,000 samples is about 30 MB
+
+
 def load_measurement(path: Path) -> Measurement:
-    """Read and validate one file; every failure names the file and the field."""
-    if path.exists() and not path.is_file():
+    return read_measurement(path)[0]
+
+
+def read_measurement(path: Path) -> tuple[Measurement, str]:
+    """Read and validate one file, strictly (no value coerced: `true` or "5" is not a count);
+    every failure names the file and the field. Returns it with the sha256 of the bytes read."""
+    if path.is_dir():
         raise LabreportError(f"{path}: not a regular file", "pass a measurement file")
+    data = fsutil.read_bounded(path, MAX_FILE_BYTES, "measurement file")
     try:
         raw = json.loads(
-            path.read_text(encoding="utf-8"),
+            data.decode("utf-8"),
             parse_int=_bounded_int,
             parse_float=_finite_float,
             parse_constant=_no_constant,
         )
-    except FileNotFoundError as error:
-        raise LabreportError(f"{path}: no such file", "run 'labreport measure' first") from error
     except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, and numbers refused
         raise LabreportError(
             f"{path}: not valid JSON: {error}", "restore the file or measure again"
@@ -314,10 +354,6 @@ def load_measurement(path: Path) -> Measurement:
     except RecursionError as error:
         raise LabreportError(
             f"{path}: nested too deeply to be a measurement file", "pass a file 'measure' wrote"
-        ) from error
-    except OSError as error:
-        raise LabreportError(
-            f"{path}: cannot be read: {error.strerror}", "check the path and its permissions"
         ) from error
     if not isinstance(raw, dict) or raw.get("schema_name") != SCHEMA_NAME:
         raise LabreportError(
@@ -336,7 +372,7 @@ def load_measurement(path: Path) -> Measurement:
             "upgrade labreport" if newer else "measure again with this labreport",
         )
     try:
-        return Measurement.model_validate(raw)
+        return Measurement.model_validate(raw, strict=True), hashlib.sha256(data).hexdigest()
     except ValidationError as error:
         raise LabreportError(
             describe_validation_error(str(path), error), "restore the file or measure again"

@@ -6,6 +6,7 @@ import hashlib
 import io
 import re
 import statistics
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,12 @@ MiB = 1024 * 1024
 
 # labreport's chart file names: kind-<12 hex>.svg (before they were named by content: kind.svg).
 CHART_NAME = re.compile(r"^[a-z]+(-[0-9a-f]{12})?\.svg$")
+
+
+def link(folder: str, name: str) -> str:
+    """A chart's link in Markdown: its folder percent-encoded (a space in `my report/` would end
+    the link in CommonMark), the name as drawn (letters, digits, '-')."""
+    return f"{urllib.parse.quote(folder, errors='surrogateescape')}/{name}"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from labreport.analysis.lab import LabView
 from labreport.analysis.sources import Source
+from labreport.report import charts
 from labreport.report.charts import Chart
 
 
@@ -27,4 +28,4 @@ class Context(LabView):
         found = self.charts.get(name)
         if found is None:
             return f"_No {name} chart: nothing of that kind was measured._"
-        return f"![{found.alt}]({self.chart_dir}/{found.name})"
+        return f"![{found.alt}]({charts.link(self.chart_dir, found.name)})"

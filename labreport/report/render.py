@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import re
+import json
 import signal
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import jinja2.exceptions
+import jinja2.loaders
 
 from labreport.analysis.sources import load_sources
 from labreport.errors import LabreportError, StaleReportError
@@ -42,21 +43,47 @@ TEMPLATE_RUNTIME_ERRORS = (
     jinja2.exceptions.SecurityError,
 )
 CHART_DIR = "report"
+MANIFEST = ".labreport-charts.json"  # in a chart folder: the report it belongs to, its charts
 # A template is untrusted input: it runs sandboxed (sandbox.py), within this time.
 RENDER_TIMEOUT_S = 60
+
+
+MAX_TEMPLATE_BYTES = 4 << 20
+
+
+class LabLoader(jinja2.FileSystemLoader):
+    """Templates from their folders, each file confined to its folder (a partial that is a link
+    leading out is refused, named) and of a template's size (checked before it is read)."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        pieces = jinja2.loaders.split_template_path(template)
+        for folder in self.searchpath:
+            path = Path(folder, *pieces)
+            if path.is_file():
+                fsutil.confined(Path(folder), path, f"template {template}")
+                if path.stat().st_size > MAX_TEMPLATE_BYTES:
+                    raise LabreportError(
+                        f"template {path}: larger than {MAX_TEMPLATE_BYTES >> 20} MiB",
+                        "a template is text of a few KiB: check the file",
+                    )
+                break
+        return super().get_source(environment, template)
 
 
 @dataclass
 class Report:
     markdown: str
     charts: list[charts.Chart]
+    lab: str  # the lab the files measured (one: files of two labs are refused)
 
 
 def jinja_environment(templates: Path | None) -> jinja2.Environment:
     """User templates (if any) first, then the defaults: a user overrides or adds files."""
     search = [str(templates)] if templates else []
     env = LabSandbox(
-        loader=jinja2.FileSystemLoader([*search, str(DEFAULT_TEMPLATES)]),
+        loader=LabLoader([*search, str(DEFAULT_TEMPLATES)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -176,45 +203,78 @@ def render(
             "fix the template (a filter on the wrong type, a division by zero, an include loop, "
             "or something the sandbox does not allow)",
         ) from error
-    used = [c for c in context.charts.values() if f"{chart_dir}/{c.name}" in markdown]
-    return Report(markdown, used)
+    used = [c for c in context.charts.values() if charts.link(chart_dir, c.name) in markdown]
+    return Report(markdown, used, context.lab)
+
+
+def _manifest(output: Path, names: Iterable[str]) -> str:
+    return fsutil.dump_json({"charts": sorted(set(names)), "report": _owner(output)})
+
+
+def _owner(output: Path) -> str:
+    return fsutil.shown(Path(output.name))
 
 
 def outputs(report: Report, output: Path) -> dict[Path, str]:
-    chart_root = output.parent / chart_folder(output)
+    """report.md, its charts and, in their folder, the manifest of what labreport wrote there
+    (what a later render may remove: nothing else in the folder is ever touched)."""
     files = {output: report.markdown}
-    files.update({chart_root / chart.name: chart.svg for chart in report.charts})
+    if report.charts:
+        chart_root = output.parent / chart_folder(output)
+        files.update({chart_root / chart.name: chart.svg for chart in report.charts})
+        files[chart_root / MANIFEST] = _manifest(output, (c.name for c in report.charts))
     return files
 
 
-def _linked_charts(markdown_file: Path) -> set[Path]:
-    """The chart files of labreport's naming that a report on disk links to."""
-    try:
-        text = markdown_file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+def _owned_charts(output: Path) -> set[Path]:
+    """The chart files an earlier render of this report wrote, by its manifest; a folder whose
+    manifest names another report is refused (two reports never share charts)."""
+    chart_root = output.parent / chart_folder(output)
+    manifest = chart_root / MANIFEST
+    if manifest.is_symlink() or not manifest.is_file():
         return set()
-    folder = chart_folder(markdown_file)
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8"))
+        owner, names = listed["report"], listed["charts"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise LabreportError(
+            f"{manifest}: not a chart manifest labreport wrote ({type(error).__name__})",
+            "give -o another name: labreport keeps its charts in a folder of their own",
+        ) from error
+    if owner != _owner(output):
+        raise LabreportError(
+            f"{chart_root}: holds the charts of {owner}, not of {_owner(output)}",
+            "give -o a name of its own: two reports never share a chart folder",
+        )
     return {
-        markdown_file.parent / folder / name
-        for name in re.findall(rf"\]\({re.escape(folder)}/([^)/]+)\)", text)
-        if charts.CHART_NAME.match(name)
-    }
+        chart_root / name
+        for name in names
+        if isinstance(name, str) and charts.CHART_NAME.match(name)
+        and (chart_root / name).is_file() and not (chart_root / name).is_symlink()
+    }  # fmt: skip
 
 
-def write(report: Report, output: Path) -> list[Path]:
+def write(report: Report, output: Path, root: Path | None = None) -> list[Path]:
     """report.md and its charts, all or none: never a report that links to missing charts.
 
-    Charts are named by their content, so new ones never replace what the old report links to;
-    report.md is renamed last, and that rename is the commit. On a failure before it, the charts
-    this write added are removed; after it, the old report's charts that the new one no longer
-    links to are.
+    output is where the report really goes (a link already followed: its charts go beside the
+    file, so its links hold); root, the folder nothing may be written outside of. Charts are
+    named by their content, so new ones never replace what the old report links to; report.md
+    is renamed last, and that rename is the commit. On a failure before it, the charts this
+    write added are removed; after it, the charts the folder's manifest lists that the new
+    report no longer links to are (nothing else: a user's own file there stays).
     """
     files = outputs(report, output)
-    target = fsutil.destination(output)
-    before = _linked_charts(target)
+    before = _owned_charts(output)
+    manifest = output.parent / chart_folder(output) / MANIFEST
+    final = files.get(manifest)
+    if before and final is not None:  # until the old charts are gone, it lists them too
+        files[manifest] = _manifest(
+            output, [p.name for p in before] + [c.name for c in report.charts]
+        )
     added = [path for path in files if path != output and not path.exists()]
     try:
-        fsutil.atomic_write_all(files, commit_last=output)
+        fsutil.atomic_write_all(files, commit_last=output, root=root or output.parent)
     except BaseException:
         for path in added:
             with contextlib.suppress(OSError):
@@ -223,6 +283,11 @@ def write(report: Report, output: Path) -> list[Path]:
     for old in before - set(files):
         with contextlib.suppress(OSError):
             old.unlink()
+    if final is not None and files[manifest] != final:
+        fsutil.atomic_write_text(manifest, final)
+    elif final is None and before:
+        with contextlib.suppress(OSError):
+            manifest.unlink()
     return list(files)
 
 
