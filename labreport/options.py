@@ -56,13 +56,21 @@ def run(app: typer.Typer) -> NoReturn:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+FULL_DISK = "no space left on device"  # strerror(ENOSPC), as tools and the engine print it
+
+
 def exit_with(error: LabreportError) -> NoReturn:
-    """The one way out for an error: its details, `error:` and `hint:`, and its exit code."""
+    """The one way out for an error: its details, `error:` and `hint:` (one line each, whatever
+    the message holds), and its exit code. A full disk is said as one, wherever it surfaced
+    (a build's log, a write): the build or the file is not what failed."""
     for line in error.details:
         typer.echo(line, err=True)
-    typer.echo(f"error: {error.message}", err=True)
-    if error.hint:
-        typer.echo(f"hint: {error.hint}", err=True)
+    message, hint = " ".join(error.message.split()), " ".join(error.hint.split())
+    if FULL_DISK in message.lower():
+        hint = "a disk is full: free some space (df -h shows where) and run the command again"
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
     raise typer.Exit(error.exit_code)
 
 

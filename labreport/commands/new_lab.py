@@ -3,6 +3,7 @@ and templates; never its measurements or report), named anew, ready to edit and 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -13,18 +14,49 @@ from labreport.errors import LabreportError
 from labreport.host import fsutil
 
 
+def _key(*names: str) -> str:
+    """A key as TOML may spell it: bare, "quoted" or 'quoted', dotted from its table or not."""
+    spelled = [rf"(?:{n}|\"{n}\"|'{n}')" for n in names]
+    return "|".join(r"\s*\.\s*".join(spelled[i:]) for i in range(len(spelled)))
+
+
 def _renamed(text: str, name: str) -> str:
     """lab.toml with the lab's name and its image names (lower case, as images must be)
-    changed to the new lab's."""
+    changed to the new lab's: the first line that sets each key, however TOML spells it."""
     image = name.lower()
     replacements = (
-        (r'^name = "[^"\n]*"', f'name = "{name}"'),
-        (r'^repository = "[^"\n]*"', f'repository = "labreport/{image}"'),
-        (r'^reference = "[^"\n]*"', f'reference = "labreport/{image}-wasm"'),
+        (("name",), name),
+        (("image", "repository"), f"labreport/{image}"),
+        (("wasm_image", "reference"), f"labreport/{image}-wasm"),
     )
-    for pattern, line in replacements:
-        text = re.sub(pattern, line, text, count=1, flags=re.MULTILINE)
+    for keys, value in replacements:
+        pattern = rf"""^(\s*(?:{_key(*keys)})\s*=\s*)(?:"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+        text = re.sub(pattern, lambda m, v=value: m[1] + json.dumps(v), text, count=1, flags=re.M)
     return text
+
+
+def _renamed_checked(path: Path, name: str) -> config.LabConfig:
+    """The copy's config, which must now carry the new names: a spelling the rewrite missed
+    (a multi-line string, say) is one error, never a lab that keeps the old lab's images."""
+    copy = config.load(path)
+    image = name.lower()
+    found = (copy.name, copy.image.repository, copy.wasm_image.reference)
+    wanted = (name, f"labreport/{image}", f"labreport/{image}-wasm")
+    if found != wanted:
+        raise LabreportError(
+            f"{path.name}: could not rename name, image.repository and wasm_image.reference "
+            f"(they read {', '.join(found)})",
+            'write each as key = "value" on a line of its own in the lab you copy from',
+        )
+    return copy
+
+
+def _no_link_out(folder: Path, lab: Path) -> None:
+    """Every link under folder stays inside the lab copied from (a copy follows them)."""
+    fsutil.confined(lab, folder, "new-lab")
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            fsutil.confined(lab, path, "new-lab")
 
 
 def run(name: str, source: Path, labs_dir: Path) -> Path:
@@ -47,13 +79,15 @@ def run(name: str, source: Path, labs_dir: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=labs_dir))  # renamed when complete
     try:
         staging.chmod(0o755)
-        shutil.copytree(template.app_path, staging / template.app_dir, symlinks=True)
+        _no_link_out(template.app_path, template.base_dir)
+        shutil.copytree(template.app_path, staging / template.app_dir)
         templates = source / "templates"
         if templates.is_dir():
-            shutil.copytree(templates, staging / "templates", symlinks=True)
+            _no_link_out(templates, template.base_dir)
+            shutil.copytree(templates, staging / "templates")
         text = (source / config.CONFIG_NAME).read_text(encoding="utf-8")
         fsutil.atomic_write_text(staging / config.CONFIG_NAME, _renamed(text, name))
-        config.load(staging / config.CONFIG_NAME)  # the copy is a lab too
+        _renamed_checked(staging / config.CONFIG_NAME, name)  # the copy is a lab too
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
