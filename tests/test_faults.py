@@ -12,6 +12,7 @@ exit 130, the partial file kept and named, the program's process gone.
 # ruff: noqa: E501  (a table: one case per line reads better than wrapped ones)
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -43,6 +45,7 @@ class Case:
     code: int = 2
     env: dict[str, str] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
+    check: Callable[[Path], None] | None = None  # code 0: handled, not refused; what must hold
 
 
 def measure_with(old: str, new: str) -> Callable[[Path], list[str]]:
@@ -296,6 +299,219 @@ CASES = [
 ]  # fmt: skip
 
 
+# -- issue 39: anyone's files are safe to render ------------------------------------------------
+# Each case below fails on main before it (b8bc387): a template that reached a model's own
+# methods or grew a string past memory, a link planted in a lab that led a read or a write out of
+# it, a file coerced or read whole, a traceback, a wrong answer with exit 0. "outside" is a folder
+# beside the case's work folder: nothing in it may change.
+
+
+def outside(work: Path) -> Path:
+    """A folder outside the lab (the user's own files), with a file a link can point at."""
+    folder = work.parent / "outside"
+    folder.mkdir(exist_ok=True)
+    (folder / "victim.md").write_text("the user's own file\n")
+    (folder / "secret.j2").write_text("SECRET FROM OUTSIDE\n")
+    (folder / "m.json").write_text(SYNTHETIC.read_text())
+    (folder / "dir").mkdir(exist_ok=True)
+    return folder
+
+
+def render_lab(plant: Callable[[Path, Path], object], body: str = "") -> Callable[[Path], list[str]]:
+    """`render --lab lab`: a lab with lab.toml, a measurement and its own templates, after
+    plant(lab, outside) put a link (or something else) in it."""
+
+    def make(work: Path) -> list[str]:
+        default = '{% include "partials/extra.md.j2" ignore missing %}{{ ctx.chart("startup") }}\n'
+        lab = lab_with_template(work, body or default)
+        shutil.copy(ROOT / "lab.toml", lab / "lab.toml")
+        plant(lab, outside(work))
+        return ["render", "--lab", str(lab)]
+
+    return make
+
+
+def link(path: Path, target: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    path.symlink_to(target)
+
+
+def loop_at(path: Path) -> Path:
+    path.symlink_to(path)
+    return path
+
+
+def sparse(work: Path) -> Path:
+    path = work / "huge.json"
+    with path.open("wb") as handle:
+        handle.truncate(1 << 30)  # 1 GiB of holes: no disk used, twice the limit
+    return path
+
+
+def changed(data_change: Callable[[dict[str, Any]], object]) -> Callable[[Path], Path]:
+    return lambda t: synthetic(t, data_change)
+
+
+def runtime_named(name: str) -> Callable[[dict[str, Any]], None]:
+    def rename(data: dict[str, Any]) -> None:
+        old = data["runtimes"][0]["name"]
+        data["runtimes"][0]["name"] = name
+        for sample in data["samples"]:
+            if sample["runtime"] == old:
+                sample["runtime"] = name
+
+    return rename
+
+
+def every_native_run_failed(t: Path) -> list[str]:
+    def failed(data: dict[str, Any]) -> None:
+        for sample in data["samples"]:
+            if sample["runtime"] == "native":
+                sample.update(ok=False, failure="the output did not match")
+
+    return ["compare", str(SYNTHETIC), str(synthetic(t, failed)), "--fail-above", "1.1"]
+
+
+def shared_chart_folder(t: Path) -> list[str]:
+    assert run("render", str(SYNTHETIC), "-o", str(t / "a.md")).returncode == 0
+    return ["render", str(SYNTHETIC), "-o", str(t / "a.txt")]
+
+
+def measure_while_another_runs(t: Path) -> list[str]:
+    """The state directory's measure lock held, as a running measure holds it."""
+    (t.parent / "state").mkdir(exist_ok=True)
+    handle = (t.parent / "state" / "measure.lock").open("ab")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    HELD.append(handle)
+    return [M, "--config", str(lab_copy(t / "lab")), "--runtime", "native", "--runs", "1",
+            "--warmup", "0", "--no-memory", "--no-serving", "-o", str(t / "o.json")]  # fmt: skip
+
+
+HELD: list[IO[bytes]] = []  # locks a case holds while its command runs (released after)
+
+
+def new_lab_from(change: Callable[[Path, Path], object]) -> Callable[[Path], list[str]]:
+    def make(t: Path) -> list[str]:
+        source = t / "src"
+        lab_copy(source)
+        change(source, outside(t))
+        return ["new-lab", "copy", "--from", str(source), "--into", str(t / "labs")]
+
+    return make
+
+
+def quoted_name(source: Path, _: Path) -> None:
+    """Valid TOML that spells the keys new-lab rewrites otherwise: quoted keys, literal strings."""
+    text = (source / "lab.toml").read_text().replace('name = "lab12"', "'name' = 'lab12'")
+    text = text.replace('repository = "labreport/moscow-time"', '"repository"="labreport/moscow-time"')
+    text = text.replace('reference = "labreport/moscow-time-wasm"', "reference = 'labreport/moscow-time-wasm'")
+    (source / "lab.toml").write_text(text)
+
+
+def renamed_everywhere(work: Path) -> None:
+    text = (work / "labs" / "copy" / "lab.toml").read_text()
+    assert "lab12" not in text.replace("labreport/", ""), text
+    assert '"copy"' in text and '"labreport/copy"' in text and '"labreport/copy-wasm"' in text
+
+
+def user_chart_kept(work: Path) -> None:
+    assert (work / "report" / "startup-aaaaaaaaaaaa.svg").read_text() == "mine"
+
+
+def a_users_chart(t: Path) -> list[str]:
+    (t / "report").mkdir()
+    (t / "report" / "startup-aaaaaaaaaaaa.svg").write_text("mine")
+    (t / "report.md").write_text("# my notes\n![mine](report/startup-aaaaaaaaaaaa.svg)\n")
+    return ["render", str(SYNTHETIC), "-o", str(t / "report.md")]
+
+
+def encoded_links(work: Path) -> None:
+    text = (work / "my report.md").read_text()
+    assert "](my%20report/startup-" in text and "](my report/" not in text
+
+
+def odd_names(work: Path) -> None:
+    report = next(p for p in work.iterdir() if p.suffix == ".md")
+    assert "\ufffd" in report.read_text(encoding="utf-8")
+
+
+def not_utf8(work: Path, name: bytes) -> Path:
+    path = Path(os.fsdecode(bytes(work) + b"/" + name))
+    path.write_text(SYNTHETIC.read_text())
+    return path
+
+
+def nul_env(t: Path) -> list[str]:
+    config = lab_copy(t, 'env = { CGO_ENABLED = "0" }', 'env = { CGO_ENABLED = "0\\u0000" }')
+    return [M, "--config", str(config), "--runtime", "native", "-o", str(t / "o.json")]
+
+
+BIG = "{% set ns = namespace(s='x' * 1000000) %}{% for i in range(40) %}{% set ns.s = ns.s "
+CASES += [
+    # -- templates see plain values: the listed calls and nothing else --
+    Case("template calls a record's parse_file", "template calls", templates_with('{{ ctx.sources[0].measurement.parse_file("/etc/hostname") }}'), "not allowed in a template"),
+    Case("template calls a record's model_validate_json", "template calls", templates_with("{{ ctx.sources[0].measurement.model_validate_json('{}') }}"), "not allowed in a template"),
+    Case("template reads a record's model_fields", "template calls", templates_with("{{ ctx.sources[0].measurement.model_fields }}"), "not allowed in a template"),
+    Case("template copies a record", "template calls", templates_with("{{ ctx.memory[0].model_copy() }}"), "not allowed in a template"),
+    Case("template dumps a record", "template calls", templates_with("{{ ctx.sources[0].measurement.model_dump_json() }}"), "not allowed in a template"),
+    Case("template calls an unlisted dict method", "template calls", templates_with("{{ ctx.environment.tool_versions.copy() }}"), "not allowed in a template"),
+    Case("template pads a string with center()", "template calls", templates_with("{{ 'x'.center(10) }}"), "not allowed in a template"),
+    Case("template calls lipsum", "template calls", templates_with("{{ lipsum(100000) }}"), "'lipsum' is undefined"),
+    # -- every string-making operation bounded before it allocates --
+    Case("template printf width huge", "template memory", templates_with('{{ "%999999999d" % 1 }}'), "beyond the limit"),
+    Case("template format filter width huge", "template memory", templates_with('{{ "%999999999s" | format("x") }}'), "beyond the limit"),
+    Case("template str.format padding huge", "template memory", templates_with('{{ "{:>999999999}".format(1) }}'), "beyond the limit"),
+    Case("template center filter huge", "template memory", templates_with('{{ "x" | center(999999999) }}'), "beyond the limit"),
+    Case("template indent filter huge", "template memory", templates_with('{{ "a\\nb" | indent(999999999) }}'), "beyond the limit"),
+    Case("template doubles a string with ~", "template memory", templates_with(BIG + "~ ns.s %}{% endfor %}"), "beyond the limit"),
+    Case("template doubles a string with +", "template memory", templates_with(BIG + "+ ns.s %}{% endfor %}"), "beyond the limit"),
+    Case("template replace grows a string", "template memory", templates_with('{{ ("a" * 100000).replace("a", "x" * 10000) }}'), "beyond the limit"),
+    Case("template join grows a string", "template memory", templates_with('{{ (["x" * 10000000] * 100) | join }}'), "beyond the limit"),
+    Case("template squares a huge integer", "template memory", templates_with("{% set ns = namespace(x=10 ** 60000) %}{{ ns.x * ns.x }}"), "beyond the limit"),
+    # -- links planted in a lab folder lead nothing out of it --
+    Case("lab's report.md is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "report.md", out / "victim.md")), "outside"),
+    Case("lab's chart folder is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "report", out / "dir")), "outside"),
+    Case("lab's measurement is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "measurements" / "m.json", out / "m.json")), "outside"),
+    Case("lab's partial template is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "templates" / "partials" / "extra.md.j2", out / "secret.j2")), "outside"),
+    Case("lab's templates folder is a link out of the lab", "planted links", render_lab(lambda lab, out: (shutil.rmtree(lab / "templates"), link(lab / "templates", out))), "outside"),
+    Case("new-lab copies a link out of the lab", "planted links", new_lab_from(lambda src, out: link(src / "app" / "extra", out / "dir")), "outside"),
+    Case("report is a symlink loop", "planted links", lambda t: ["render", str(SYNTHETIC), "-o", str(loop_at(t / "r.md"))], "loop"),
+    Case("chart folder is a symlink loop", "planted links", lambda t: ["render", str(SYNTHETIC), "-o", str(t / "r.md")] if loop_at(t / "r") else [], "loop"),
+    # -- a chart folder belongs to one report --
+    Case("two reports of one stem share a chart folder", "charts", shared_chart_folder, "holds the charts of a.md"),
+    Case("a user's own chart-like file stays", "charts", a_users_chart, "", code=0, check=user_chart_kept),
+    Case("a report name with a space links its charts", "charts", lambda t: ["render", str(SYNTHETIC), "-o", str(t / "my report.md")], "", code=0, check=encoded_links),
+    # -- measurement files parsed strictly, names checked where they enter --
+    Case("file round is true", "strict files", render_of(changed(lambda d: d["samples"][0].update(round=True))), "samples.0.round"),
+    Case("file runs is a string", "strict files", render_of(changed(lambda d: d.update(runs="15"))), "runs"),
+    Case("file date impossible", "strict files", render_of(changed(lambda d: d.update(started_at="2026-02-30T10:00:00+00:00"))), "started_at"),
+    Case("file date without offset", "strict files", render_of(changed(lambda d: d.update(finished_at="yesterday"))), "finished_at"),
+    Case("file runtime name with HTML", "strict files", render_of(changed(runtime_named("<img src=x onerror=alert(1)>"))), "runtimes.0.name"),
+    Case("file runtime name with a newline", "strict files", render_of(changed(runtime_named("native\n| injected |"))), "runtimes.0.name"),
+    Case("file host name with a newline", "strict files", render_of(changed(lambda d: d["environment"].update(host="vm\n# injected"))), "environment.host"),
+    Case("file of a gigabyte", "strict files", render_of(sparse), "more than a measurement file holds"),
+    Case("a lab's report of another lab's file", "strict files", render_lab(lambda lab, out: synthetic(lab / "measurements", lambda d: d.update(lab="lab13"))), "lab13"),
+    # -- compare answers right or fails --
+    Case("compare gate when every NEW run failed", "compare", every_native_run_failed, "no valid run in NEW: native", code=1),
+    Case("compare --fail-above inf", "compare", lambda t: ["compare", str(SYNTHETIC), str(written(t, "b.json", SYNTHETIC.read_text())), "--fail-above", "inf"], "finite"),
+    Case("compare a file with itself", "compare", lambda t: ["compare", str(SYNTHETIC), str(SYNTHETIC)], "same file"),
+    # -- new-lab reads lab.toml as TOML --
+    Case("new-lab with the name in quoted keys", "new-lab", new_lab_from(quoted_name), "", code=0, check=renamed_everywhere),
+    # -- tracebacks that are one error now --
+    Case("DOCKER_HOST bad IPv6 literal", "engine URLs", lambda t: ["build"], "not an engine URL", env={"DOCKER_HOST": "tcp://[::1"}),
+    Case("DOCKER_HOST port beyond 65535", "engine URLs", lambda t: ["build"], "not an engine URL", env={"DOCKER_HOST": "tcp://127.0.0.1:99999"}),
+    Case("--docker-host bad IPv6 literal", "engine URLs", lambda t: [M, "--docker-host", "tcp://[::1", "-o", str(t / "o.json")], "not an engine URL"),
+    Case("config env value with a NUL byte", "tracebacks", nul_env, "builds.native.env"),
+    Case("measurement file name not UTF-8", "tracebacks", lambda t: ["render", str(not_utf8(t, b"m\xff.json")), "-o", str(t / "r.md")], "", code=0, check=odd_names),
+    Case("report name not UTF-8", "tracebacks", lambda t: ["render", str(SYNTHETIC), "-o", os.fsdecode(bytes(t) + b"/r\xff.md")], "", code=0),
+    Case("compare on an ASCII-only stdout", "tracebacks", lambda t: ["compare", str(SYNTHETIC), str(written(t, "b.json", SYNTHETIC.read_text()))], "", code=0, env={"PYTHONIOENCODING": "ascii"}),
+    # -- one measure at a time --
+    Case("measure while another measure runs", "measure lock", measure_while_another_runs, "another labreport measure is running"),
+]  # fmt: skip
+
+
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every file under folder (not following links), with its bytes; FIFOs are not read."""
     files: dict[str, bytes | None] = {}
@@ -315,6 +531,8 @@ def test_the_catalogue_is_large_and_names_are_unique() -> None:
     assert {c.area for c in CASES} >= {
         "config", "options", "environment", "file system", "measurement files", "templates", "engines",
         "output is input", "config paths", "output paths", "sandbox", "tracebacks", "wrong answers",
+        "template calls", "template memory", "planted links", "charts", "strict files", "compare",
+        "new-lab", "engine URLs", "measure lock",
     }  # fmt: skip
 
 
@@ -372,15 +590,29 @@ def test_fault(case: Case, tmp_path: Path) -> None:
     work.mkdir()
     argv = case.make(work)
     before = snapshot(work)
+    beside = snapshot(tmp_path / "outside") if (tmp_path / "outside").is_dir() else None
     engine_before = None
     if case.area == "engines":
         from .integration.common import engine_holds
 
         engine_before = engine_holds()
     env = {"LABREPORT_STATE_DIR": str(tmp_path / "state"), **case.env}
-    done = run(*argv, env=env)
+    try:
+        done = run(*argv, env=env)
+    finally:
+        while HELD:
+            HELD.pop().close()
     assert done.returncode == case.code, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+    if beside is not None:  # nothing outside the lab read into a report, written or replaced
+        assert snapshot(tmp_path / "outside") == beside
+        assert "SECRET FROM OUTSIDE" not in "".join(
+            p.read_text(errors="replace") for p in work.rglob("*.md") if p.is_file()
+        )
+    if case.code == 0:
+        if case.check is not None:
+            case.check(work)
+        return
     lines = done.stderr.strip().splitlines()
     assert len(lines) >= 2, done.stderr
     assert lines[-2].startswith("error: ") and lines[-1].startswith("hint: "), done.stderr

@@ -72,6 +72,9 @@ def run(name: str, source: Path, labs_dir: Path) -> Path:
             f"{source / config.CONFIG_NAME}: app_dir is the lab's folder itself",
             "new-lab copies app_dir; copy such a lab by hand (leave out measurements/ and report)",
         )
+    _no_link_out(template.app_path, template.base_dir)
+    if (source / "templates").is_dir():
+        _no_link_out(source / "templates", template.base_dir)
     target = labs_dir / name
     if target.exists():
         raise LabreportError(f"{target} already exists", "choose another name; nothing was changed")
@@ -79,11 +82,9 @@ def run(name: str, source: Path, labs_dir: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=labs_dir))  # renamed when complete
     try:
         staging.chmod(0o755)
-        _no_link_out(template.app_path, template.base_dir)
         shutil.copytree(template.app_path, staging / template.app_dir)
         templates = source / "templates"
         if templates.is_dir():
-            _no_link_out(templates, template.base_dir)
             shutil.copytree(templates, staging / "templates")
         text = (source / config.CONFIG_NAME).read_text(encoding="utf-8")
         fsutil.atomic_write_text(staging / config.CONFIG_NAME, _renamed(text, name))

@@ -207,7 +207,8 @@ def refuse_inputs(outputs: Iterable[Path], inputs: Iterable[Path], option: str) 
     by_name = {path.resolve(): path for path in given}
     for output in outputs:
         key = identity(output)
-        clash = (by_identity.get(key) if key else None) or by_name.get(output.resolve())
+        real = real_path(output, f"{option} {output}")
+        clash = (by_identity.get(key) if key else None) or by_name.get(real)
         if clash is not None:
             raise LabreportError(
                 f"{option} {output} is one of this command's inputs ({clash})",
