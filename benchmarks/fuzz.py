@@ -1,7 +1,10 @@
 """The fuzzer at full size: mutated measurement files and valid template contexts through the
-models and `render` (tests/fuzz_targets.py holds both, and what must hold for each).
+models and `render`, fuzzed templates through the sandbox, and lab folders with links and files
+planted in them through `render --lab` (tests/fuzz_targets.py holds them all, and what must hold
+for each: one error or a report; no process started, no file outside what was given opened).
 
-    .venv/bin/python benchmarks/fuzz.py [--examples 10000] [--charts 200]
+    .venv/bin/python benchmarks/fuzz.py [--examples 10000] [--charts 200] [--templates 2000]
+        [--labs 500]
 
 Unlike the CI-sized tests it does not stop at the first failure: it runs every example, counts
 the ones that raised anything but the allowed error (a traceback a user would see, or a
@@ -24,8 +27,12 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fuzz_targets import (
+    check_lab_folder,
     check_mutated,
+    check_template,
     check_valid,
+    fuzzed_lab_folders,
+    fuzzed_templates,
     mutated_files,
     valid_measurements,
 )
@@ -71,6 +78,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=10_000, help="in all, without charts")
     parser.add_argument("--charts", type=int, default=200, help="valid files rendered with charts")
+    parser.add_argument("--templates", type=int, default=2000, help="fuzzed templates")
+    parser.add_argument("--labs", type=int, default=500, help="lab folders with plants")
     args = parser.parse_args()
     mutated = args.examples * 7 // 10
     tracebacks = run("mutated files", mutated_files(), check_mutated, mutated)
@@ -81,7 +90,10 @@ def main() -> int:
         lambda data: check_valid(data, with_charts=True),
         args.charts,
     )
-    print(f"total: {args.examples + args.charts} examples, {tracebacks} tracebacks")
+    tracebacks += run("fuzzed templates", fuzzed_templates(), check_template, args.templates)
+    tracebacks += run("planted lab folders", fuzzed_lab_folders(), check_lab_folder, args.labs)
+    total = args.examples + args.charts + args.templates + args.labs
+    print(f"total: {total} examples, {tracebacks} tracebacks")
     return 1 if tracebacks else 0
 
 

@@ -317,7 +317,9 @@ def outside(work: Path) -> Path:
     return folder
 
 
-def render_lab(plant: Callable[[Path, Path], object], body: str = "") -> Callable[[Path], list[str]]:
+def render_lab(
+    plant: Callable[[Path, Path], object], body: str = ""
+) -> Callable[[Path], list[str]]:
     """`render --lab lab`: a lab with lab.toml, a measurement and its own templates, after
     plant(lab, outside) put a link (or something else) in it."""
 
@@ -405,8 +407,12 @@ def new_lab_from(change: Callable[[Path, Path], object]) -> Callable[[Path], lis
 def quoted_name(source: Path, _: Path) -> None:
     """Valid TOML that spells the keys new-lab rewrites otherwise: quoted keys, literal strings."""
     text = (source / "lab.toml").read_text().replace('name = "lab12"', "'name' = 'lab12'")
-    text = text.replace('repository = "labreport/moscow-time"', '"repository"="labreport/moscow-time"')
-    text = text.replace('reference = "labreport/moscow-time-wasm"', "reference = 'labreport/moscow-time-wasm'")
+    text = text.replace(
+        'repository = "labreport/moscow-time"', '"repository"="labreport/moscow-time"'
+    )
+    text = text.replace(
+        'reference = "labreport/moscow-time-wasm"', "reference = 'labreport/moscow-time-wasm'"
+    )
     (source / "lab.toml").write_text(text)
 
 

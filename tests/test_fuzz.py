@@ -8,7 +8,17 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from .fuzz_targets import BASE, check_mutated, check_valid, mutated_files, valid_measurements
+from .fuzz_targets import (
+    BASE,
+    check_lab_folder,
+    check_mutated,
+    check_template,
+    check_valid,
+    fuzzed_lab_folders,
+    fuzzed_templates,
+    mutated_files,
+    valid_measurements,
+)
 
 
 def sized(examples: int) -> settings:
@@ -51,3 +61,15 @@ def test_found_by_fuzzing_shim_phases_of_zero_ns_render() -> None:
             for phase in sample["shim"]["phases"]:
                 phase["ns"] = 0
     check_valid(data)
+
+
+@sized(60)
+@given(fuzzed_templates())
+def test_fuzzed_templates_render_or_fail_in_one_error_and_touch_nothing_else(body: str) -> None:
+    check_template(body)
+
+
+@sized(40)
+@given(fuzzed_lab_folders())
+def test_whatever_is_planted_in_a_lab_rendering_stays_inside_it(plants: dict[str, str]) -> None:
+    check_lab_folder(plants)

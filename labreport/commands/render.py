@@ -32,6 +32,8 @@ def _lab_name(folder: Path) -> str | None:
     """The name in the lab folder's lab.toml, if it has one that reads (rendering needs no
     valid config: only a name to hold the files against)."""
     path = folder / config.CONFIG_NAME
+    if not path.is_file():
+        return None
     try:
         fsutil.confined(folder, path, str(path))
         name = tomllib.loads(path.read_text(encoding="utf-8")).get("name")

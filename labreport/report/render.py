@@ -101,12 +101,17 @@ def jinja_environment(templates: Path | None) -> jinja2.Environment:
 
 
 def _template_location(error: BaseException, template: str = "template") -> str:
-    """template:line of the innermost template frame (Jinja rewrites tracebacks to them)."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
+    """template:line of the innermost template frame (Jinja rewrites tracebacks to them); the
+    frames are walked, no source file is read."""
+    frames = [
+        (frame.f_code.co_filename, line)
+        for frame, line in traceback.walk_tb(error.__traceback__)
+        if frame.f_code.co_filename.endswith(".j2")
+    ]
     if not frames:
         return getattr(error, "name", None) or template
-    frame = frames[-1]
-    return f"{Path(frame.filename).name}:{frame.lineno}"
+    filename, line = frames[-1]
+    return f"{Path(filename).name}:{line}"
 
 
 @contextlib.contextmanager
