@@ -580,6 +580,25 @@ def test_signal(name: str, tmp_path: Path) -> None:
     assert not [p for p in programs if p in program_processes("moscow-time")]  # killed too
 
 
+def test_ctrl_c_while_python_loads_labreport_is_an_interrupt_not_a_traceback() -> None:
+    """Ctrl-C at any moment of the first fraction of a second: exit 130 with one error line
+    (or the command was done first), never a traceback from an import."""
+    import sys
+
+    for delay in (0.02, 0.05, 0.08, 0.12, 0.16, 0.2, 0.25, 0.3):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "labreport", "doctor"], cwd=ROOT, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+        assert "Traceback" not in stderr, (delay, stderr)
+        assert child.returncode in (0, 130), (delay, child.returncode, stderr)
+        if child.returncode == 130:
+            assert stderr.strip().splitlines()[-2] == "error: interrupted", stderr
+
+
 def _child_of(pid: int, parent: int) -> bool:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
