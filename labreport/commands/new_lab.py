@@ -31,7 +31,8 @@ def _renamed(text: str, name: str) -> str:
     )
     for keys, value in replacements:
         pattern = rf"""^(\s*(?:{_key(*keys)})\s*=\s*)(?:"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
-        text = re.sub(pattern, lambda m, v=value: m[1] + json.dumps(v), text, count=1, flags=re.M)
+        quoted = json.dumps(value).replace("\\", "\\\\")  # a replacement string: \ is literal
+        text = re.sub(pattern, rf"\g<1>{quoted}", text, count=1, flags=re.M)
     return text
 
 

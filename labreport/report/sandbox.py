@@ -183,6 +183,10 @@ def _indent(s: Any, width: Any = 4, *rest: Any, **kwargs: Any) -> None:
     )
 
 
+def _replace(s: Any, old: Any, new: Any, count: int | None = None) -> None:
+    check_replace(str(s), str(old), str(new), count)
+
+
 def _sum_numbers(iterable: Any, attribute: Any = None, start: Any = 0) -> None:
     if not isinstance(start, int | float):
         raise TemplateLimitError("sum adds numbers only in templates")
@@ -206,9 +210,7 @@ def _bounded_filters() -> dict[str, Callable[..., Any]]:
         "center": _filter(f.do_center, lambda value, width=80: _width(width, "a width of")),
         "indent": _filter(f.do_indent, _indent),
         "format": _filter(f.do_format, lambda value, *a, **k: check_printf(str(value), k or a)),
-        "replace": _filter(
-            f.do_replace, lambda s, *a: check_replace(str(s), *map(str, a[:2]), *a[2:])
-        ),
+        "replace": _filter(f.do_replace, _replace),
         "join": jinja2.pass_eval_context(_join_filter),
         "batch": _filter(f.do_batch, _batch),
         "slice": _filter(f.do_slice, _batch),
@@ -292,13 +294,14 @@ class LabSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
         return _checked(wrapped, lambda *args, **named: check_str_format(fmt, args, named))
 
     # -- operations, checked before they allocate ---------------------------------------------
-    def concat(self, parts: tuple[Any, ...]) -> str:
+    def concat(self, parts: Iterable[Any]) -> str:
+        """Jinja's own join (of `~`, a macro's or a block's output), its size checked first."""
         texts = [str(part) for part in parts]
         _too_big(sum(map(len, texts)), "a joined string")
         return "".join(texts)
 
     def call_binop(self, context: jinja2.runtime.Context, op: str, left: Any, right: Any) -> Any:
-        sequence = str | list | tuple
+        sequence = (str, list, tuple)
         if op == "*":
             for sized, count in ((left, right), (right, left)):
                 if isinstance(sized, sequence) and isinstance(count, int):
