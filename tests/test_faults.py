@@ -475,7 +475,7 @@ CASES += [
     Case("template doubles a string with +", "template memory", templates_with(BIG + "+ ns.s %}{% endfor %}"), "beyond the limit"),
     Case("template replace grows a string", "template memory", templates_with('{{ ("a" * 100000).replace("a", "x" * 10000) }}'), "beyond the limit"),
     Case("template join grows a string", "template memory", templates_with('{{ (["x" * 10000000] * 100) | join }}'), "beyond the limit"),
-    Case("template squares a huge integer", "template memory", templates_with("{% set ns = namespace(x=10 ** 60000) %}{{ ns.x * ns.x }}"), "beyond the limit"),
+    Case("template squares a huge integer", "template memory", templates_with("{% set ns = namespace(x=10 ** 20000) %}{{ ns.x * ns.x * ns.x > 0 }}"), "beyond the limit"),
     # -- links planted in a lab folder lead nothing out of it --
     Case("lab's report.md is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "report.md", out / "victim.md")), "outside"),
     Case("lab's chart folder is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "report", out / "dir")), "outside"),
