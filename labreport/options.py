@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -74,6 +75,19 @@ def exit_with(error: LabreportError) -> NoReturn:
     raise typer.Exit(error.exit_code)
 
 
+def _system_refused(error: OSError) -> LabreportError:
+    """An OSError as one line: the path and the reason; a copy's list of failures (shutil.Error
+    carries one) as its first failure and how many more, never as a raw Python list."""
+    hint = "check the path and its permissions"
+    failures = error.args[0] if isinstance(error, shutil.Error) and error.args else None
+    if isinstance(failures, list) and failures and isinstance(failures[0], tuple):
+        source, _, why = (*failures[0], "", "", "")[:3]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        return LabreportError(f"cannot copy {source}: {why}{more}", hint)
+    where = f"{error.filename}: " if error.filename else ""
+    return LabreportError(f"{where}{error.strerror or error}", hint)
+
+
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     """A LabreportError (with its exit code) or Ctrl-C becomes `error:` + `hint:`, no traceback."""
 
@@ -84,10 +98,7 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         except LabreportError as error:
             failure = error
         except OSError as error:  # a path the user gave that the system refused
-            where = f"{error.filename}: " if error.filename else ""
-            failure = LabreportError(
-                f"{where}{error.strerror or error}", "check the path and its permissions"
-            )
+            failure = _system_refused(error)
         except KeyboardInterrupt:
             # Writes are atomic: an interrupted command leaves the old file or none.
             failure = RunInterruptedError(

@@ -504,6 +504,7 @@ CASES += [
     Case("compare --fail-above inf", "compare", lambda t: ["compare", str(SYNTHETIC), str(written(t, "b.json", SYNTHETIC.read_text())), "--fail-above", "inf"], "finite"),
     Case("compare a file with itself", "compare", lambda t: ["compare", str(SYNTHETIC), str(SYNTHETIC)], "same file"),
     # -- new-lab reads lab.toml as TOML --
+    Case("new-lab of an app folder holding a FIFO", "new-lab", new_lab_from(lambda src, out: os.mkfifo(src / "app" / "pipe")), "cannot copy"),
     Case("new-lab with the name in quoted keys", "new-lab", new_lab_from(quoted_name), "", code=0, check=renamed_everywhere),
     # -- tracebacks that are one error now --
     Case("DOCKER_HOST bad IPv6 literal", "engine URLs", lambda t: ["build"], "not an engine URL", env={"DOCKER_HOST": "tcp://[::1"}),

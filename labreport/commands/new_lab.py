@@ -3,6 +3,7 @@ and templates; never its measurements or report), named anew, ready to edit and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -79,6 +80,7 @@ def run(name: str, source: Path, labs_dir: Path) -> Path:
     target = labs_dir / name
     if target.exists():
         raise LabreportError(f"{target} already exists", "choose another name; nothing was changed")
+    made = not labs_dir.exists()
     labs_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=labs_dir))  # renamed when complete
     try:
@@ -93,5 +95,8 @@ def run(name: str, source: Path, labs_dir: Path) -> Path:
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):
+                labs_dir.rmdir()  # the folder this run made for it, empty again
         raise
     return target
