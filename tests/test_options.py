@@ -137,3 +137,67 @@ def test_template_runtime_errors_name_the_template_and_line(
     with pytest.raises(LabreportError, match=expected) as raised:
         render.render([SYNTHETIC], templates=tmp_path, template="broken.md.j2")
     assert raised.value.hint.startswith("fix the template")
+
+
+def test_a_full_disk_is_said_as_one_wherever_it_surfaced(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A build log or a write that ends in ENOSPC is not a build error: the hint says so."""
+    import typer
+
+    from labreport import options
+    from labreport.errors import LabreportError
+
+    with pytest.raises(typer.Exit):
+        options.exit_with(
+            LabreportError("docker build failed: write /x: no space left on device", "fix it")
+        )
+    error, hint = capsys.readouterr().err.splitlines()[-2:]
+    assert error.startswith("error: docker build failed")
+    assert hint.startswith("hint: a disk is full")
+
+
+def test_an_unwritable_state_directory_says_why_and_never_to_delete_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-only file system, a folder of one's own without write permission, another user's:
+    three causes, three messages; none proposes rm (a state folder may hold a user's files)."""
+    import os
+
+    from labreport.errors import LabreportError
+    from labreport.host import paths
+
+    monkeypatch.setenv("LABREPORT_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    real_statvfs = os.statvfs
+    read_only = os.statvfs_result((0,) * 8 + (os.ST_RDONLY, 255))
+    monkeypatch.setattr(os, "statvfs", lambda p: read_only)
+    with pytest.raises(LabreportError) as raised:
+        paths.made_state_dir()
+    assert "read-only file system" in raised.value.message
+    monkeypatch.setattr(os, "statvfs", real_statvfs)
+    with pytest.raises(LabreportError) as raised:
+        paths.made_state_dir()
+    assert "is not writable" in raised.value.message  # this user's own folder
+    assert "rm " not in raised.value.hint
+
+
+def test_clean_all_never_takes_a_folder_labreport_did_not_make(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labreport.commands import clean
+    from labreport.errors import LabreportError
+    from labreport.inventory import leftovers
+
+    mine = tmp_path / "my-folder"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    monkeypatch.setenv("LABREPORT_STATE_DIR", str(mine))
+    removed: list[bool] = []
+    monkeypatch.setattr(leftovers, "clean", lambda *a, **k: removed.append(True) or [])
+    with pytest.raises(LabreportError, match="which labreport did not make"):
+        clean.run(everything=True)
+    assert not removed and (mine / "thesis.tex").exists()
+    (mine / ".labreport-state").touch()  # labreport's own (its marker): cleaned
+    clean.run(everything=True)
+    assert removed
