@@ -449,6 +449,15 @@ def not_utf8(work: Path, name: bytes) -> Path:
     return path
 
 
+def template_bytes(t: Path) -> list[str]:
+    """A partial whose bytes are not UTF-8 (a name in Latin-1, say), included by the report."""
+    folder = t / "templates"
+    (folder / "partials").mkdir(parents=True)
+    (folder / "report.md.j2").write_text('{% include "partials/x.md.j2" %}\n')
+    (folder / "partials" / "x.md.j2").write_bytes(b"Gr\xfc\xdfe\n")
+    return ["render", str(SYNTHETIC), "--templates", str(folder), "-o", str(t / "r.md")]
+
+
 def nul_env(t: Path) -> list[str]:
     config = lab_copy(t, 'env = { CGO_ENABLED = "0" }', 'env = { CGO_ENABLED = "0\\u0000" }')
     return [M, "--config", str(config), "--runtime", "native", "-o", str(t / "o.json")]
@@ -510,6 +519,7 @@ CASES += [
     Case("DOCKER_HOST bad IPv6 literal", "engine URLs", lambda t: ["build"], "not an engine URL", env={"DOCKER_HOST": "tcp://[::1"}),
     Case("DOCKER_HOST port beyond 65535", "engine URLs", lambda t: ["build"], "not an engine URL", env={"DOCKER_HOST": "tcp://127.0.0.1:99999"}),
     Case("--docker-host bad IPv6 literal", "engine URLs", lambda t: [M, "--docker-host", "tcp://[::1", "-o", str(t / "o.json")], "not an engine URL"),
+    Case("partial template not UTF-8", "tracebacks", template_bytes, "partials/x.md.j2: not UTF-8"),
     Case("config env value with a NUL byte", "tracebacks", nul_env, "builds.native.env"),
     Case("measurement file name not UTF-8", "tracebacks", lambda t: ["render", str(not_utf8(t, b"m\xff.json")), "-o", str(t / "r.md")], "", code=0, check=odd_names),
     Case("report name not UTF-8", "tracebacks", lambda t: ["render", str(SYNTHETIC), "-o", os.fsdecode(bytes(t) + b"/r\xff.md")], "", code=0),

@@ -69,7 +69,13 @@ class LabLoader(jinja2.FileSystemLoader):
                         "a template is text of a few KiB: check the file",
                     )
                 break
-        return super().get_source(environment, template)
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError as error:
+            raise LabreportError(
+                f"template {template}: not UTF-8 text ({error.reason} at byte {error.start})",
+                "save the template as UTF-8",
+            ) from error
 
 
 @dataclass
