@@ -4,6 +4,7 @@ error line), not a traceback."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -12,7 +13,8 @@ def main() -> None:
         from labreport import cli
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\nhint: nothing was done; run the command again\n")
-        raise SystemExit(130) from None
+        sys.stderr.flush()
+        os._exit(130)  # nothing to clean up yet; a normal exit may die of the same signal
     cli.main()
 
 

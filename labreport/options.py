@@ -49,12 +49,20 @@ def run(app: typer.Typer) -> NoReturn:
         hint = error.hint if isinstance(error, BadValue) else f"see '{where} --help'"
         typer.echo(f"error: {message}", err=True)
         typer.echo(f"hint: {hint}", err=True)
-        sys.exit(getattr(error, "exit_code", 2))
+        _leave(getattr(error, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)
         typer.echo("hint: nothing was changed; run the command again", err=True)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+        _leave(130)
+    _leave(code if isinstance(code, int) else 0)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit: the command is done, so a Ctrl-C from here on has nothing left to interrupt (it
+    would only print a traceback from Python's own shutdown), and SIGTERM ends it as usual."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.exit(code)
 
 
 FULL_DISK = "no space left on device"  # strerror(ENOSPC), as tools and the engine print it

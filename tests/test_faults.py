@@ -605,7 +605,9 @@ def test_ctrl_c_while_python_loads_labreport_is_an_interrupt_not_a_traceback() -
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=60)
         assert "Traceback" not in stderr, (delay, stderr)
-        assert child.returncode in (0, 130), (delay, child.returncode, stderr)
+        assert child.returncode in (0, 130, -signal.SIGINT), (delay, child.returncode, stderr)
+        if child.returncode < 0:  # before Python itself handled signals: no output at all
+            assert not stderr, stderr
         if child.returncode == 130:
             assert stderr.strip().splitlines()[-2] == "error: interrupted", stderr
 

@@ -56,12 +56,16 @@ class TemplateLimitError(Exception):
     """A template went past a limit (time, output size); raised inside its rendering."""
 
 
+_CALLS: dict[type, frozenset[str]] = {}
+
+
 def template_calls(owner: type) -> frozenset[str]:
     """The methods a class of labreport's lets templates call (its TEMPLATE_CALLS, inherited)."""
-    names: set[str] = set()
-    for klass in owner.__mro__:
-        names.update(vars(klass).get("TEMPLATE_CALLS", ()))
-    return frozenset(names)
+    found = _CALLS.get(owner)
+    if found is None:
+        names = (vars(klass).get("TEMPLATE_CALLS", ()) for klass in owner.__mro__)
+        found = _CALLS[owner] = frozenset(name for group in names for name in group)
+    return found
 
 
 def _jinja_helper(obj: Any) -> bool:
