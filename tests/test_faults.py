@@ -491,6 +491,7 @@ CASES += [
     Case("lab's measurement is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "measurements" / "m.json", out / "m.json")), "outside"),
     Case("lab's partial template is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "templates" / "partials" / "extra.md.j2", out / "secret.j2")), "outside"),
     Case("lab's templates folder is a link out of the lab", "planted links", render_lab(lambda lab, out: (shutil.rmtree(lab / "templates"), link(lab / "templates", out))), "outside"),
+    Case("lab's measurements folder is a link out of the lab", "planted links", lambda t: [M, "--config", str(lab_copy(t / "lab")), "--runtime", "native"] if link(t / "lab" / "measurements", outside(t) / "dir") is None else [], "outside"),
     Case("new-lab copies a link out of the lab", "planted links", new_lab_from(lambda src, out: link(src / "app" / "extra", out / "dir")), "outside"),
     Case("report is a symlink loop", "planted links", lambda t: ["render", str(SYNTHETIC), "-o", str(loop_at(t / "r.md"))], "loop"),
     Case("chart folder is a symlink loop", "planted links", lambda t: ["render", str(SYNTHETIC), "-o", str(t / "r.md")] if loop_at(t / "r") else [], "loop"),

@@ -87,8 +87,9 @@ def make_plan(lab: LabConfig, config_path: Path, options: Options) -> Plan:
     """The options and the lab config as one plan, checked before anything is built; the
     engine the user named (an option, DOCKER_HOST or DOCKER_CONTEXT) is its target."""
     output = options.output
-    if output is None:  # the lab's own measurements/, made for a new lab
+    if output is None:  # the lab's own measurements/, made for a new lab, inside the lab
         output = config_path.parent / "measurements" / f"{lab.name}.json"
+        fsutil.confined(config_path.parent, output, "the lab's measurements")
         output.parent.mkdir(exist_ok=True)
     plan = Plan(
         runs=options.runs or lab.measure.runs,
