@@ -40,14 +40,12 @@ TEMPLATE_RUNTIME_ERRORS = (
     IndexError,
     RecursionError,
     MemoryError,
-    jinja2.exceptions.SecurityError,
 )
 CHART_DIR = "report"
 MANIFEST = ".labreport-charts.json"  # in a chart folder: the report it belongs to, its charts
-# A template is untrusted input: it runs sandboxed (sandbox.py), within this time.
+# A template is untrusted input: it runs sandboxed (sandbox.py), within this time, and is read
+# only when it is at most this size.
 RENDER_TIMEOUT_S = 60
-
-
 MAX_TEMPLATE_BYTES = 4 << 20
 
 
