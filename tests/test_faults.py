@@ -507,6 +507,7 @@ CASES += [
     Case("file runtime name with HTML", "strict files", render_of(changed(runtime_named("<img src=x onerror=alert(1)>"))), "runtimes.0.name"),
     Case("file runtime name with a newline", "strict files", render_of(changed(runtime_named("native\n| injected |"))), "runtimes.0.name"),
     Case("file host name with a newline", "strict files", render_of(changed(lambda d: d["environment"].update(host="vm\n# injected"))), "environment.host"),
+    Case("file engine version with markup", "strict files", render_of(changed(lambda d: d["environment"]["engine"].update(engine_version="26 <script>x</script>"))), "engine_version"),
     Case("file of a gigabyte", "strict files", render_of(sparse), "more than a measurement file holds"),
     Case("a lab's report of another lab's file", "strict files", render_lab(lambda lab, out: synthetic(lab / "measurements", lambda d: d.update(lab="lab13"))), "lab13"),
     # -- compare answers right or fails --

@@ -55,6 +55,7 @@ RuntimeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.
 LabName = Annotated[str, StringConstraints(pattern=LAB_NAME)]
 HostName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")]
 Timestamp = Annotated[str, AfterValidator(_real_time)]
+TARGET_WORDS = r"[A-Za-z0-9][A-Za-z0-9._+~ -]{0,63}"
 
 
 class Environment(Record):
@@ -73,6 +74,17 @@ class Environment(Record):
     tool_versions: dict[str, str] = Field(default_factory=dict)
     source_sha256: dict[str, str]
     lab_config_sha256: str
+
+    @field_validator("engine")
+    @classmethod
+    def _target_words(cls, engine: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        """The engine's version and source name a target in the report's tables and charts:
+        words, not markup or lines."""
+        for key in ("engine_version", "source"):
+            value = engine.get(key)
+            if value is not None and not re.fullmatch(TARGET_WORDS, str(value)):
+                raise ValueError(f"engine.{key} {str(value)[:40]!r} is not a version or a name")
+        return engine
 
 
 class ArtifactRecord(Record):
