@@ -3,6 +3,7 @@ a remote engine on a test host of the project's own (a network namespace) measur
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -65,8 +66,14 @@ def test_two_engines_as_two_targets_in_one_report_and_compared(
     assert len(rows) == 2
     assert all(("NEW faster" in r or "NEW slower" in r or "no difference shown" in r) for r in rows)
     process = labreport("compare", str(host), str(host), "--fail-above", "1.0")
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stderr  # a file against itself is said, not compared
+    assert "OLD and NEW are the same file" in stderr
+    again = tmp_path / "host-again.json"
+    shutil.copy(host, again)
+    process = labreport("compare", str(host), str(again), "--fail-above", "1.0")
     stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr  # a file against itself: nothing is slower
+    assert process.returncode == 0, stderr  # the same samples: nothing is slower
     assert stdout.count("no difference shown") == 2
     assert private_engine_traces() == NO_TRACES
 
