@@ -29,6 +29,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main_options(version: options.Version = False) -> None:
+    """Measure a container lab from real builds and render an honest report."""
+
+
 @app.command("doctor")
 @user_errors
 def doctor_command(

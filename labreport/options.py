@@ -286,6 +286,20 @@ Format = Annotated[
         "--format", help="table (terminal) or md (Markdown).", parser=choice(OutputFormat)
     ),
 ]
+def _version(asked: bool) -> None:
+    if asked:
+        from labreport import __version__
+        from labreport.report.render import DEFAULT_TEMPLATES
+
+        where = "checkout" if (DEFAULT_TEMPLATES.parent / "pyproject.toml").is_file() else "wheel"
+        typer.echo(f"labreport {__version__} ({where}: {DEFAULT_TEMPLATES.parent})")
+        raise typer.Exit
+
+
+Version = Annotated[
+    bool,
+    typer.Option("--version", callback=_version, is_eager=True, help="Print the version; exit."),
+]
 FailAbove = Annotated[
     float | None,
     typer.Option(
