@@ -316,7 +316,7 @@ def _confined(config: LabConfig, source: Path) -> None:
     lab = config.base_dir
 
     def inside(folder: Path, relative: str, key: str) -> None:
-        resolved = (folder / relative).resolve()
+        resolved = fsutil.real_path(folder / relative, f"{source}: {key} = {relative!r}")
         if not resolved.is_relative_to(lab):
             raise LabreportError(
                 f"{source}: {key} = {relative!r} is outside the lab's folder {lab}",

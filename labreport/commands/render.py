@@ -34,10 +34,11 @@ def _lab_name(folder: Path) -> str | None:
     path = folder / config.CONFIG_NAME
     if not path.is_file():
         return None
+    fsutil.confined(folder, path, str(path))  # a link out of the lab is refused, not skipped
     try:
-        fsutil.confined(folder, path, str(path))
-        name = tomllib.loads(path.read_text(encoding="utf-8")).get("name")
-    except (OSError, ValueError, UnicodeDecodeError):
+        text = fsutil.read_bounded(path, config.MAX_CONFIG_BYTES, "lab config").decode()
+        name = tomllib.loads(text).get("name")
+    except (LabreportError, ValueError, UnicodeDecodeError):
         return None
     return name if isinstance(name, str) else None
 
