@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labreport import __version__
+from labreport import __version__, bundle
 from labreport.config import LabConfig
 from labreport.errors import LabreportError
 from labreport.host import engine, fsutil, paths
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint
 from labreport.inventory import components
-from labreport.record.models import Environment
+from labreport.record.models import Environment, InstallRecord
 
 
 def _cpu_model() -> str:
@@ -91,6 +91,7 @@ def collect(
     engine_extra: dict[str, str] | None = None,
 ) -> Environment:
     found = components.diagnose(endpoints, config)  # the lab's own build tools too
+    found_install = bundle.install()
     tool_versions = {c.name: c.version for c in found if c.found and c.version}
     release = (
         platform.freedesktop_os_release() if hasattr(platform, "freedesktop_os_release") else {}
@@ -104,6 +105,9 @@ def collect(
         memory_total_bytes=_memory_total_bytes(),
         python_version=sys.version.split()[0],
         labreport_version=__version__,
+        labreport_install=InstallRecord(
+            kind=found_install.kind, commit=found_install.commit, modified=found_install.modified
+        ),
         go_version=paths.go_version(),
         engine={**_engine_facts(endpoints.engine), **(engine_extra or {})},
         containerd=_containerd_facts(endpoints.containerd),

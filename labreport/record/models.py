@@ -58,6 +58,14 @@ Timestamp = Annotated[str, AfterValidator(_real_time)]
 TARGET_WORDS = r"[A-Za-z0-9][A-Za-z0-9._+~ -]{0,63}"
 
 
+class InstallRecord(Record):
+    """How the labreport that measured was installed: a wheel, or a checkout at a commit."""
+
+    kind: Literal["wheel", "checkout"]
+    commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    modified: bool | None = None  # a checkout with uncommitted changes to tracked files
+
+
 class Environment(Record):
     host: HostName
     kernel: str
@@ -67,6 +75,7 @@ class Environment(Record):
     memory_total_bytes: int | None = Field(default=None, gt=0)  # None: /proc/meminfo unreadable
     python_version: str
     labreport_version: str
+    labreport_install: InstallRecord | None = None  # None in files measured before it was kept
     go_version: str
     engine: dict[str, str | list[str]] = Field(default_factory=dict)
     # Which containerd served the ctr runtimes: the engine's own or a private one.

@@ -22,21 +22,12 @@ import jinja2.exceptions
 import jinja2.loaders
 
 from labreport.analysis.sources import load_sources
+from labreport.bundle import bundled
 from labreport.errors import LabreportError, StaleReportError
 from labreport.host import fsutil
 from labreport.report import DEFAULT_TEMPLATE, charts, filters
 from labreport.report.context import Context
 from labreport.report.sandbox import MAX_OUTPUT_CHARS, LabSandbox, TemplateLimitError
-
-
-def bundled(name: str) -> Path:
-    """A top-level folder of the repository (templates/) as an installed labreport has it: the
-    wheel carries it inside the package (labreport/_data/NAME, pyproject's force-include); a
-    checkout, or an editable install of one, has it beside the package."""
-    package = Path(__file__).resolve().parent.parent
-    inside = package / "_data" / name
-    return inside if inside.is_dir() else package.parent / name
-
 
 DEFAULT_TEMPLATES = bundled("templates")
 # What a template's own code can raise while it renders; reported with the template and line.
