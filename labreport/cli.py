@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer
 
-from labreport import __version__, options
-from labreport.commands import build, cache, clean, common, doctor, measure, new_lab
+from labreport import options
+from labreport.commands import build, cache, clean, common, doctor, init, measure, setup
 from labreport.config import load
 from labreport.host.private_containerd import ContainerdMode
 from labreport.host.private_engine import EngineMode
@@ -32,6 +32,36 @@ app = typer.Typer(
 @app.callback()
 def main_options(version: options.Version = False) -> None:
     """Measure a container lab from real builds and render an honest report."""
+
+
+@app.command("init")
+@user_errors
+def init_command(
+    folder: options.InitFolder = Path(),
+    origin: options.InitFrom = None,
+    name: options.InitName = None,
+) -> None:
+    """Start a lab folder from a built-in lab or another lab: its lab.toml, program and templates,
+    named anew."""
+    chosen = init.source(origin)
+    typer.echo(init.next_steps(init.run(folder, chosen, name), chosen.label))
+
+
+@app.command("setup")
+@user_errors
+def setup_command(
+    packages: options.SetupPackages = False,
+    engine: options.SetupEngine = False,
+    shims: options.SetupShims = False,
+    strict: options.SetupStrict = False,
+) -> None:
+    """Install the system parts: Debian packages, the private engine, the wasmtime shims (all
+    three unless some are named); each step idempotent, skipped with the reason where it cannot
+    run."""
+    chosen = {"packages": packages, "engine": engine, "shims": shims}
+    steps = setup.run(chosen, lambda line: typer.echo(f"setup: {line}", err=True))
+    if strict:
+        setup.require_no_skip(steps)
 
 
 @app.command("doctor")
@@ -60,17 +90,6 @@ def build_command(lab: options.Lab = None, config_path: options.Config = None) -
 
     lab_config = load(common.lab_config(lab, config_path))
     typer.echo(terminal.build_summary(build.run(lab_config, common.host_endpoints().engine)))
-
-
-@app.command("new-lab")
-@user_errors
-def new_lab_command(
-    name: options.LabName, source: options.FromLab = Path(), labs_dir: options.Into = Path("labs")
-) -> None:
-    """Start a lab folder from another lab: its lab.toml, program and templates, named anew."""
-    folder = new_lab.run(name, common.lab_folder(source), labs_dir)
-    typer.echo(f"made {folder}: edit its lab.toml, program and templates, then")
-    typer.echo(f"  labreport measure --lab {folder} && labreport render --lab {folder}")
 
 
 @app.command("measure")
@@ -151,16 +170,7 @@ def compare_command(
 @user_errors
 def cache_command(clear: options.Clear = False) -> None:
     """The wasmtime shim's file cache of compiled modules: list it, or clear it."""
-    if clear:
-        root, files, size = cache.clear()
-        typer.echo(f"removed {files} file(s), {size:,} B, from {root}")
-        return
-    found = cache.entries()
-    typer.echo(f"{found.folder}: {len(found.entries)} compiled module(s), {found.size_bytes:,} B")
-    for entry in found.entries:
-        typer.echo(
-            f"  module {entry.module_sha256}  engine {entry.engine_hash}  {entry.size_bytes:,} B"
-        )
+    typer.echo(cache.cleared() if clear else cache.entries().text())
 
 
 @app.command("clean")
@@ -179,12 +189,6 @@ def clean_command(
         typer.echo(f"{'kept' if item.kept else 'LEFT BEHIND'}: {item.line()}")
     clean.require_nothing_left(found)
     typer.echo("nothing left behind")
-
-
-@app.command("version")
-def version_command() -> None:
-    """Print labreport's version."""
-    typer.echo(__version__)
 
 
 def main() -> None:

@@ -343,7 +343,8 @@ MAX_CONFIG_BYTES = 1 << 20
 def load(path: Path = DEFAULT_CONFIG) -> LabConfig:
     if not path.exists() and not path.is_symlink():
         raise LabreportError(
-            f"lab config {path} not found", "run from a lab's folder or pass --config or --lab"
+            f"lab config {path} not found",
+            "cd to a lab folder or give --lab FOLDER; `labreport init` makes one here",
         )
     try:
         raw = tomllib.loads(fsutil.read_bounded(path, MAX_CONFIG_BYTES, "lab config").decode())

@@ -250,7 +250,7 @@ DockerHost = Annotated[
 ]
 Context = Annotated[str | None, typer.Option(help="Measure the engine of this docker context.")]
 
-# -- render, compare, doctor, clean, cache, new-lab ------------------------------------------
+# -- render, compare, doctor, clean, cache, init ------------------------------------------
 
 Files = Annotated[
     list[Path] | None,
@@ -286,13 +286,13 @@ Format = Annotated[
         "--format", help="table (terminal) or md (Markdown).", parser=choice(OutputFormat)
     ),
 ]
+
+
 def _version(asked: bool) -> None:
     if asked:
-        from labreport import __version__
-        from labreport.report.render import DEFAULT_TEMPLATES
+        from labreport.bundle import install
 
-        where = "checkout" if (DEFAULT_TEMPLATES.parent / "pyproject.toml").is_file() else "wheel"
-        typer.echo(f"labreport {__version__} ({where}: {DEFAULT_TEMPLATES.parent})")
+        typer.echo(install().line())
         raise typer.Exit
 
 
@@ -307,6 +307,18 @@ FailAbove = Annotated[
         "factor (e.g. 1.10).",
         min=1.0,
     ),
+]
+SetupPackages = Annotated[
+    bool, typer.Option("--packages", help="Debian/Ubuntu packages, through apt (root or sudo -n).")
+]
+SetupEngine = Annotated[
+    bool, typer.Option("--engine", help="The private Docker 26 engine, into the state directory.")
+]
+SetupShims = Annotated[
+    bool, typer.Option("--shims", help="The wasmtime shims, built with cargo and installed.")
+]
+SetupStrict = Annotated[
+    bool, typer.Option("--strict", help="Exit 1 when a step is skipped or a shim not installed.")
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Strict = Annotated[
@@ -331,13 +343,21 @@ Everything = Annotated[
 Clear = Annotated[
     bool, typer.Option("--clear", help="Remove every compiled module and phase record.")
 ]
-LabName = Annotated[str, typer.Argument(help="The new lab's name (it names its folder).")]
-FromLab = Annotated[
+InitFolder = Annotated[
     Path,
-    typer.Option(
-        "--from",
-        help="The lab folder to start from (default: the current folder's lab).",
-        file_okay=False,
+    typer.Argument(
+        help="The lab folder to make or fill (default: the current folder).", file_okay=False
     ),
 ]
-Into = Annotated[Path, typer.Option("--into", help="Where lab folders live.", file_okay=False)]
+InitFrom = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="A built-in lab's name, or a lab folder, to start from (default: the first "
+        "built-in lab; an unknown name lists them).",
+    ),
+]
+InitName = Annotated[
+    str | None,
+    typer.Option("--name", help="The new lab's name (default: its folder's name)."),
+]

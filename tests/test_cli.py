@@ -37,7 +37,7 @@ def test_help_lists_the_commands() -> None:
     panel = done.stdout.split("Commands", 1)[1]
     listed = re.findall(r"^\W+([a-z]+)\s{2,}\S", panel, flags=re.MULTILINE)
     assert listed == [
-        "doctor", "build", "measure", "render", "compare", "cache", "clean", "version",
+        "init", "setup", "doctor", "build", "measure", "render", "compare", "cache", "clean",
     ]  # fmt: skip
 
 
@@ -46,7 +46,7 @@ def test_bad_config_is_one_error_and_a_hint(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: lab config {tmp_path / 'missing.toml'} not found",
-        "hint: run from a lab's folder or pass --config or --lab",
+        "hint: cd to a lab folder or give --lab FOLDER; `labreport init` makes one here",
     ]
     assert "Traceback" not in done.stderr
 

@@ -84,7 +84,7 @@ def test_private_engine_that_was_never_fetched_is_one_error(tmp_path: Path) -> N
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert lines[-2].startswith("error: the private engine is not unpacked")
-    assert lines[-1] == "hint: run scripts/setup (it fetches Debian 13's docker.io)"
+    assert lines[-1] == "hint: run `labreport setup --engine` (it fetches Debian 13's docker.io)"
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "m.json").exists()
 

@@ -159,7 +159,7 @@ BUILD = '[builds.{name}]\ndescription = "x"\ntoolchain = "command"\ncommand = [{
 
 
 def folder(path: Path) -> Path:
-    path.mkdir()
+    path.mkdir(parents=True)
     return path
 
 
@@ -193,8 +193,11 @@ CASES = [
     Case("config build command fails", "config", lambda t: [M, "--config", str(lab_copy(t, "[builds.native]", BUILD.format(name="broken", command='"false"') + "[builds.native]")), "--runtime", "native", "-o", str(t / "o.json")], "builds.broken (false)", needs=("go",)),
     Case("lab folder missing", "config", lambda t: [M, "--lab", str(t / "none")], "no such folder"),
     Case("lab and config both", "config", lambda t: [M, "--lab", str(t), "--config", str(t / "lab.toml")], "both name a lab"),
-    Case("new lab exists", "config", lambda t: ["new-lab", "x", "--from", str(ROOT), "--into", str(folder(t / "x").parent)], "already exists"),
-    Case("new lab bad name", "config", lambda t: ["new-lab", "../x", "--from", str(ROOT), "--into", str(t)], "not a lab name"),
+    Case("init over a lab", "init", lambda t: ["init", str(folder(t / "x" / "app").parent), "--from", "c-primes"], "already exists"),
+    Case("init bad name", "init", lambda t: ["init", str(t / "x"), "--name", "../x"], "not a lab name"),
+    Case("init of a folder whose name is no lab name", "init", lambda t: ["init", str(t / "my lab")], "is not a lab name"),
+    Case("init from nothing", "init", lambda t: ["init", str(t / "x"), "--from", str(t / "none")], "neither a built-in lab nor a folder"),
+    Case("init under a missing folder", "init", lambda t: ["init", str(t / "a" / "b")], "no such folder"),
     Case("lab template missing", "config", lambda t: ["render", "--lab", str(lab_with_template(t, '{% include "partials/nope.md.j2" %}'))], "partials/nope.md.j2 not found"),
     # -- options --
     Case("runtime list empty", "options", lambda t: [M, "--runtime", ",", "-o", str(t / "o.json")], "names no runtime"),
@@ -399,13 +402,13 @@ def new_lab_from(change: Callable[[Path, Path], object]) -> Callable[[Path], lis
         source = t / "src"
         lab_copy(source)
         change(source, outside(t))
-        return ["new-lab", "copy", "--from", str(source), "--into", str(t / "labs")]
+        return ["init", str(t / "copy"), "--from", str(source)]
 
     return make
 
 
 def quoted_name(source: Path, _: Path) -> None:
-    """Valid TOML that spells the keys new-lab rewrites otherwise: quoted keys, literal strings."""
+    """Valid TOML that spells the keys init rewrites otherwise: quoted keys, literal strings."""
     text = (source / "lab.toml").read_text().replace('name = "lab12"', "'name' = 'lab12'")
     text = text.replace(
         'repository = "labreport/moscow-time"', '"repository"="labreport/moscow-time"'
@@ -417,7 +420,7 @@ def quoted_name(source: Path, _: Path) -> None:
 
 
 def renamed_everywhere(work: Path) -> None:
-    text = (work / "labs" / "copy" / "lab.toml").read_text()
+    text = (work / "copy" / "lab.toml").read_text()
     assert "lab12" not in text.replace("labreport/", ""), text
     assert '"copy"' in text and '"labreport/copy"' in text and '"labreport/copy-wasm"' in text
 
@@ -492,7 +495,7 @@ CASES += [
     Case("lab's partial template is a link out of the lab", "planted links", render_lab(lambda lab, out: link(lab / "templates" / "partials" / "extra.md.j2", out / "secret.j2")), "outside"),
     Case("lab's templates folder is a link out of the lab", "planted links", render_lab(lambda lab, out: (shutil.rmtree(lab / "templates"), link(lab / "templates", out))), "outside"),
     Case("lab's measurements folder is a link out of the lab", "planted links", lambda t: [M, "--config", str(lab_copy(t / "lab")), "--runtime", "native"] if link(t / "lab" / "measurements", outside(t) / "dir") is None else [], "outside"),
-    Case("new-lab copies a link out of the lab", "planted links", new_lab_from(lambda src, out: link(src / "app" / "extra", out / "dir")), "outside"),
+    Case("init copies a link out of the lab", "planted links", new_lab_from(lambda src, out: link(src / "app" / "extra", out / "dir")), "outside"),
     Case("report is a symlink loop", "planted links", lambda t: ["render", str(SYNTHETIC), "-o", str(loop_at(t / "r.md"))], "loop"),
     Case("chart folder is a symlink loop", "planted links", lambda t: ["render", str(SYNTHETIC), "-o", str(t / "r.md")] if loop_at(t / "r") else [], "loop"),
     # -- a chart folder belongs to one report --
@@ -514,9 +517,9 @@ CASES += [
     Case("compare gate when every NEW run failed", "compare", every_native_run_failed, "no valid run in NEW: native", code=1),
     Case("compare --fail-above inf", "compare", lambda t: ["compare", str(SYNTHETIC), str(written(t, "b.json", SYNTHETIC.read_text())), "--fail-above", "inf"], "finite"),
     Case("compare a file with itself", "compare", lambda t: ["compare", str(SYNTHETIC), str(SYNTHETIC)], "same file"),
-    # -- new-lab reads lab.toml as TOML --
-    Case("new-lab of an app folder holding a FIFO", "new-lab", new_lab_from(lambda src, out: os.mkfifo(src / "app" / "pipe")), "cannot copy"),
-    Case("new-lab with the name in quoted keys", "new-lab", new_lab_from(quoted_name), "", code=0, check=renamed_everywhere),
+    # -- init reads lab.toml as TOML --
+    Case("init of an app folder holding a FIFO", "init", new_lab_from(lambda src, out: os.mkfifo(src / "app" / "pipe")), "cannot copy"),
+    Case("init with the name in quoted keys", "init", new_lab_from(quoted_name), "", code=0, check=renamed_everywhere),
     # -- tracebacks that are one error now --
     Case("DOCKER_HOST bad IPv6 literal", "engine URLs", lambda t: ["build"], "not an engine URL", env={"DOCKER_HOST": "tcp://[::1"}),
     Case("DOCKER_HOST port beyond 65535", "engine URLs", lambda t: ["build"], "not an engine URL", env={"DOCKER_HOST": "tcp://127.0.0.1:99999"}),
@@ -551,7 +554,7 @@ def test_the_catalogue_is_large_and_names_are_unique() -> None:
         "config", "options", "environment", "file system", "measurement files", "templates", "engines",
         "output is input", "config paths", "output paths", "sandbox", "tracebacks", "wrong answers",
         "template calls", "template memory", "planted links", "charts", "strict files", "compare",
-        "new-lab", "engine URLs", "measure lock",
+        "init", "engine URLs", "measure lock",
     }  # fmt: skip
 
 

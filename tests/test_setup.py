@@ -1,32 +1,33 @@
-"""scripts/setup's background shim build, with a stand-in cargo: stopping setup stops the build,
-and a build that fails is one error with the end of its log.
+"""`labreport setup --shims` with a stand-in cargo: the build says how far it is as it goes,
+stopping setup stops the build, and a build that fails is one error with the end of its log.
+Nothing is installed by any of them.
 
-Setup runs for real against this host (its Debian packages, engine, private engine packages and
-venv are present, as the test command's own setup made them); only cargo is replaced, and the
-state directory is a temporary one that reuses the private engine's unpacked packages.
+The stand-in answers `cargo build` only; everything else setup runs is the host's own. The
+state directory is a temporary one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from labreport.host import paths
+from labreport.host.shims import SHIM_DIR, SHIMS
 
-from .conftest import ROOT, alive, must_have_everything
+from .conftest import alive
 
-SETUP = ROOT / "scripts" / "setup"
-# Fetches at once; a build writes its pid, then lasts (sleep) or fails (exit 1).
+# A build writes its pid and one crate's artifact message, then lasts (sleep) or fails.
 FAKE_CARGO = """#!/usr/bin/env bash
 case "$1" in
-  fetch) exit 0 ;;
   build)
     echo $$ >"$FAKE_DIR/build.pid"
+    echo '{"reason":"compiler-artifact","package_id":"itoa 1.0.0","target":{"kind":["lib"]}}'
     if [ "$FAKE_BUILD" = fail ]; then echo "error[E0000]: the stand-in build failed" >&2; exit 1; fi
     exec sleep 300 ;;
 esac
@@ -37,30 +38,25 @@ exit 2
 @pytest.fixture
 def fake(tmp_path: Path) -> dict[str, str]:
     """The environment of a setup run whose cargo is the stand-in."""
-    engine_pkg = paths.state_dir() / "engine"
-    venv = ROOT / ".venv"
-    if not (engine_pkg / "pkg.stamp").exists() or not (venv / "bin" / "python").exists():
-        reason = "setup has not run on this host (no private engine packages or no .venv)"
-        if must_have_everything():
-            pytest.fail(f"{reason}; CI expects scripts/setup to have provided them")
-        pytest.skip(reason)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     cargo = bin_dir / "cargo"
     cargo.write_text(FAKE_CARGO)
     cargo.chmod(0o755)
-    state = tmp_path / "state"
-    (state / "engine").mkdir(parents=True)
-    (state / "engine" / "pkg").symlink_to(engine_pkg / "pkg")
-    (state / "engine" / "pkg.stamp").write_bytes((engine_pkg / "pkg.stamp").read_bytes())
     return {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "FAKE_DIR": str(tmp_path),
-        "LABREPORT_STATE_DIR": str(state),
-        "LABREPORT_VENV": str(venv),
-        "LABREPORT_SHIM_DIR": str(tmp_path / "shims"),
+        "LABREPORT_STATE_DIR": str(tmp_path / "state"),
     }
+
+
+def _setup(env: dict[str, str]) -> subprocess.Popen[str]:
+    # SIGINT as a terminal's Ctrl-C delivers it: not ignored, as a background job's would be.
+    return subprocess.Popen(
+        ["env", "--default-signal=INT", sys.executable, "-m", "labreport", "setup", "--shims"],
+        env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
 
 
 def _build_pid(tmp_path: Path, setup: subprocess.Popen[str]) -> int:
@@ -73,19 +69,21 @@ def _build_pid(tmp_path: Path, setup: subprocess.Popen[str]) -> int:
     return int(pid_file.read_text())
 
 
+def _installed() -> dict[str, float]:
+    """The installed shims' modification times: a stand-in build must change none."""
+    return {
+        s.binary: (SHIM_DIR / s.binary).stat().st_mtime
+        for s in SHIMS
+        if (SHIM_DIR / s.binary).exists()
+    }
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_stopping_setup_stops_the_background_shim_build(
+def test_stopping_setup_stops_the_shim_build(
     fake: dict[str, str], tmp_path: Path, sig: signal.Signals
 ) -> None:
-    # SIGINT as a terminal's Ctrl-C delivers it: not ignored, as a background job's would be
-    # (env execs setup, so its pid is setup's).
-    setup = subprocess.Popen(
-        ["env", "--default-signal=INT", str(SETUP)],
-        env=fake,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    before = _installed()
+    setup = _setup(fake)
     try:
         build = _build_pid(tmp_path, setup)
         assert alive(build)
@@ -95,27 +93,81 @@ def test_stopping_setup_stops_the_background_shim_build(
         if setup.poll() is None:
             setup.kill()
             setup.communicate()
-    assert setup.returncode == 128 + sig, stderr
+    assert setup.returncode == 130, stderr  # labreport's exit for an interrupted command
+    assert "Traceback" not in stderr and stderr.splitlines()[-2].startswith("error: ")
     deadline = time.monotonic() + 10
     while alive(build) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(build), "the shim build outlived setup"
-    assert not (tmp_path / "shims").exists()  # nothing installed
+    assert _installed() == before
+
+
+def test_the_shim_build_says_how_far_it_is(fake: dict[str, str], tmp_path: Path) -> None:
+    setup = _setup(fake)
+    try:
+        _build_pid(tmp_path, setup)
+        time.sleep(1.5)  # the first progress line comes at once, the crate's soon after
+        setup.send_signal(signal.SIGTERM)
+        _, stderr = setup.communicate(timeout=60)
+    finally:
+        if setup.poll() is None:
+            setup.kill()
+            setup.communicate()
+    assert "setup: shims: building " in stderr
+    assert re.search(r"^setup: shims: 1 crates built, \d+ s so far$", stderr, re.M)  # at once
 
 
 def test_a_failed_shim_build_is_one_error_with_the_end_of_its_log(
     fake: dict[str, str], tmp_path: Path
 ) -> None:
+    before = _installed()
     done = subprocess.run(
-        [str(SETUP)],
-        env={**fake, "FAKE_BUILD": "fail"},
-        text=True,
-        capture_output=True,
-        timeout=300,
+        [sys.executable, "-m", "labreport", "setup", "--shims"],
+        env={**fake, "FAKE_BUILD": "fail"}, text=True, capture_output=True, timeout=300,
         check=False,
-    )
-    assert done.returncode == 1
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("setup: error: building the shims failed"), done.stderr
-    assert "the stand-in build failed" in done.stderr  # the log's end, shown
-    assert not (tmp_path / "shims").exists()
+    assert lines[-2].startswith("error: the shim build failed: "), done.stderr
+    assert "the stand-in build failed" in lines[-2]  # the log's end, shown
+    assert lines[-1].startswith("hint: the whole log: ")
+    assert _installed() == before
+
+
+def test_setup_without_cargo_skips_the_shims_and_says_what_that_costs(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python = Path(sys.executable)
+    env = {**os.environ, "PATH": str(bin_dir), "LABREPORT_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run(
+        [str(python), "-m", "labreport", "setup", "--shims"],
+        env=env, text=True, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "setup: shims: skipped: cargo not found: install Rust with rustup" in done.stderr
+    assert "ctr-wasmtime* and docker-wasm* runtimes are unavailable" in done.stderr
+    strict = subprocess.run(
+        [str(python), "-m", "labreport", "setup", "--shims", "--strict"],
+        env=env, text=True, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert strict.returncode == 1
+    assert strict.stderr.strip().splitlines()[-2] == "error: setup left out: shims"
+
+
+def test_setup_on_a_system_without_apt_names_what_to_install(tmp_path: Path) -> None:
+    """Another distribution (no apt-get, no dpkg, no cargo on PATH): every step is skipped with
+    the reason, the packages step names the commands to install; nothing fails."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {**os.environ, "PATH": str(bin_dir), "LABREPORT_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run(
+        [sys.executable, "-m", "labreport", "setup"],
+        env=env, text=True, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("setup: packages: skipped: not a Debian/Ubuntu system (no apt-get)")
+    assert "ctr, buildah, hyperfine, hey, clang, cargo, pipx" in lines[0]
+    assert lines[1].startswith("setup: engine: skipped: ")
+    assert lines[2].startswith("setup: shims: skipped: cargo not found")
+    assert "Traceback" not in done.stderr

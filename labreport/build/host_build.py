@@ -85,7 +85,8 @@ def host_build(config: LabConfig, build_name: str, out_dir: Path) -> Artifact:
     if tool is None:
         raise LabreportError(
             f"{where}: {spec.tool} is not on PATH",
-            "run scripts/setup (it installs the lab toolchains), or mark the build optional",
+            f"install {spec.tool}, or mark the build optional (`labreport setup --packages` "
+            "installs the built-in labs' tools)",
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / spec.output

@@ -2,5 +2,5 @@
 LabreportError; cli.py declares the options, calls it and prints what it returns.
 
 - common: the lab folder and config a command names, the engine and containerd it talks to
-- doctor, build, new_lab, measure, render, compare, cache, clean: the commands
+- doctor, build, init, measure, render, compare, cache, clean: the commands
 """

@@ -17,14 +17,22 @@ class Listing:
     def size_bytes(self) -> int:
         return sum(entry.size_bytes for entry in self.entries)
 
+    def text(self) -> str:
+        lines = [f"{self.folder}: {len(self.entries)} compiled module(s), {self.size_bytes:,} B"]
+        lines += [
+            f"  module {entry.module_sha256}  engine {entry.engine_hash}  {entry.size_bytes:,} B"
+            for entry in self.entries
+        ]
+        return "\n".join(lines)
+
 
 def entries() -> Listing:
     root = shim_cache.cache_dir()
     return Listing(root, shim_cache.entries(root))
 
 
-def clear() -> tuple[Path, int, int]:
-    """Every compiled module and phase record removed: (folder, files, bytes)."""
+def cleared() -> str:
+    """Every compiled module and phase record removed; says how much."""
     root = shim_cache.cache_dir()
     files, size = shim_cache.clear(root)
-    return root, files, size
+    return f"removed {files} file(s), {size:,} B, from {root}"

@@ -20,4 +20,4 @@ def require(components: list[Component]) -> None:
     """--strict: a required component that is missing is an error (exit 1)."""
     missing = [c.name for c in components if not c.found and not c.optional]
     if missing:
-        raise MissingComponentsError(f"missing: {', '.join(missing)}", "run scripts/setup")
+        raise MissingComponentsError(f"missing: {', '.join(missing)}", "run `labreport setup`")

@@ -45,7 +45,9 @@ class Ctr:
         """ctr on the given containerd."""
         ctr = paths.which("ctr")
         if ctr is None:
-            raise LabreportError("ctr is not on PATH", "run scripts/setup (Debian's containerd)")
+            raise LabreportError(
+                "ctr is not on PATH", "run `labreport setup --packages` (Debian's containerd)"
+            )
         if endpoint.needs_root:
             raise LabreportError(f"{paths.NEEDS_ROOT}: {endpoint.source}", paths.NEEDS_ROOT_HINT)
         if endpoint.socket is None:

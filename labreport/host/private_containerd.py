@@ -110,7 +110,7 @@ def running() -> Iterator[ContainerdEndpoint]:
     if program is None:
         raise LabreportError(
             "containerd is not on PATH, and the engine exposes no containerd socket",
-            "run scripts/setup (it installs Debian's containerd)",
+            "run `labreport setup --packages` (it installs Debian's containerd)",
         )
     root, state = home() / "root", home() / "state"
     for directory in (root, state):

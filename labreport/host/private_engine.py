@@ -1,6 +1,6 @@
 """A modern Docker engine of labreport's own, for what the host's engine cannot do.
 
-scripts/setup unpacks Debian 13's `docker.io` (dockerd 26) and `containerd` (1.7) under
+`labreport setup --engine` unpacks Debian 13's `docker.io` (dockerd 26) and `containerd` (1.7) under
 `<state dir>/engine/pkg`; nothing is installed system-wide. labreport starts dockerd with its own
 data-root, exec-root, pidfile, socket and bridge, the containerd image store on and iptables off;
 dockerd starts its own containerd, which finds the host's runc and labreport's wasmtime shims on
@@ -260,7 +260,9 @@ def running() -> Iterator[Started]:
     """Start the private engine, yield how to reach it (Started.endpoints), stop it after."""
     reason = installed()
     if reason:
-        raise LabreportError(reason, "run scripts/setup (it fetches Debian 13's docker.io)")
+        raise LabreportError(
+            reason, "run `labreport setup --engine` (it fetches Debian 13's docker.io)"
+        )
     paths = layout()
     if len(str(paths.containerd_socket)) > SOCKET_PATH_MAX:
         raise LabreportError(

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from labreport.errors import LabreportError
 
@@ -97,7 +98,7 @@ def run(
     except FileNotFoundError as error:
         raise LabreportError(
             f"{argv[0]} not found (needed for: {label})",
-            hint or "run scripts/setup, or check 'labreport doctor'",
+            hint or "run `labreport setup`, or check 'labreport doctor'",
         ) from error
     try:
         stdout, stderr = process.communicate(input_bytes, timeout=timeout_s)
@@ -169,7 +170,7 @@ def timed(
     if program is None:
         raise LabreportError(
             f"{argv[0]} not found (needed for: {label})",
-            hint or "run scripts/setup, or check 'labreport doctor'",
+            hint or "run `labreport setup`, or check 'labreport doctor'",
         )
     out = os.memfd_create("labreport-stdout", os.MFD_CLOEXEC)
     err = os.memfd_create("labreport-stderr", os.MFD_CLOEXEC)
@@ -243,6 +244,7 @@ def background(
     env: Mapping[str, str] | None = None,
     stop_timeout_s: float = 10,
     stdout: int = subprocess.DEVNULL,
+    stderr: int | IO[bytes] = subprocess.PIPE,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A long-running process (a server, an event stream) stopped with its whole group on exit.
 
@@ -253,12 +255,12 @@ def background(
             [str(part) for part in argv],
             stdin=subprocess.DEVNULL,
             stdout=stdout,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
             env=None if env is None else dict(env),
             start_new_session=True,
         )
     except FileNotFoundError as error:
-        raise LabreportError(f"{argv[0]} not found", "run scripts/setup") from error
+        raise LabreportError(f"{argv[0]} not found", "run `labreport setup`") from error
     try:
         yield process
     finally:

@@ -31,7 +31,7 @@ from labreport.host.shims import SHIMS, Shim
 from labreport.runtimes import hey
 
 PROBE_TIMEOUT_S = 20
-SETUP_HINT = "run scripts/setup"
+SETUP_HINT = "run `labreport setup`"
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,8 @@ def probe_private_engine() -> Component:
             "docker-engine-private",
             False,
             detail=reason,
-            hint="run scripts/setup (it fetches Debian 13's docker.io into the state directory)",
+            hint="run `labreport setup --engine` (it fetches Debian 13's docker.io into the "
+            "state directory)",
             optional=True,
         )
     return Component(
@@ -183,7 +184,7 @@ def _private_containerd() -> Component:
             "containerd",
             False,
             detail=f"no containerd socket (looked at {looked}) and no containerd to start",
-            hint="start Docker (it runs containerd), run scripts/setup, "
+            hint="start Docker (it runs containerd), run `labreport setup --packages`, "
             "or set LABREPORT_CONTAINERD_SOCKET",
         )
     return Component(
@@ -227,7 +228,7 @@ def probe_shim(shim: Shim) -> Component:
             shim.binary,
             False,
             detail=f"not on PATH (runtime {shim.runtime})",
-            hint="run scripts/setup (it builds the shims from shim/ with cargo)",
+            hint="run `labreport setup --shims` (it builds them with cargo)",
         )
     found = _program(shim.binary, str(path), ("-v",))
     if not found.found:
@@ -295,8 +296,8 @@ def probe_load_tool() -> Component:
             "hey",
             False,
             detail=found,
-            hint="run scripts/setup (Debian's hey); serving is still measured by labreport's "
-            "checked client",
+            hint="run `labreport setup --packages` (Debian's hey); serving is still measured "
+            "by labreport's checked client",
         )
     return Component("hey", True, found.version, found.path)
 
@@ -314,7 +315,8 @@ def lab_tools(config: LabConfig) -> list[Component]:
             tool,
             ("--version",),
             optional=only_optional,
-            hint=f"{config.name}'s builds run it: run scripts/setup, or install it",
+            hint=f"{config.name}'s builds run it: install {tool} (`labreport setup "
+            "--packages` installs the built-in labs' tools)",
         )
         for tool, only_optional in optional.items()
     ]

@@ -37,7 +37,8 @@ def docker_wasm_support(info: Mapping[str, Any]) -> tuple[bool, str]:
         )
     return (
         False,
-        f"{graph}; measure with --engine private (scripts/setup fetches a Docker 26 engine)",
+        f"{graph}; measure with --engine private (`labreport setup --engine` fetches a "
+        "Docker 26 engine)",
     )
 
 

@@ -113,7 +113,7 @@ def find_tool() -> LoadTool | str:
     """hey on this host, or why there is none."""
     found = paths.which("hey")
     if found is None:
-        return "hey not on PATH (Debian's package hey; scripts/setup installs it)"
+        return "hey not on PATH (Debian's package hey; `labreport setup --packages` installs it)"
     return LoadTool(str(found), tool_version(found))
 
 

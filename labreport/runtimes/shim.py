@@ -32,7 +32,7 @@ class ShimStarts:
     def missing(self) -> str:
         """Why the shim cannot start on this host ("" when its binary is installed)."""
         if self.shim.find() is None:
-            return f"{self.shim.binary} not installed (run scripts/setup)"
+            return f"{self.shim.binary} not installed (run `labreport setup --shims`)"
         return ""
 
     def prepare(self, ctx: RunContext, local: bool = True) -> None:

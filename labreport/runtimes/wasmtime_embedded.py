@@ -72,7 +72,11 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
 
     def available(self, endpoints: Endpoints) -> tuple[bool, str]:
         if wasmtime_version() is None:
-            return False, "the wasmtime Python package is not installed (run scripts/setup)"
+            return (
+                False,
+                "the wasmtime Python package is not installed (a dependency of labreport: "
+                "reinstall it)",
+            )
         return True, ""
 
     def command(self, env: Mapping[str, str]) -> str:

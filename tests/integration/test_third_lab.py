@@ -1,5 +1,5 @@
 """A third lab made in a temporary folder from config and templates only: a different program
-(a C program that prints plain text), different check rules, its own template. `new-lab`
+(a C program that prints plain text), different check rules, its own template. `init`
 starts it, and the real CLI measures it (native and docker-cli) and renders its report."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from labreport.record.models import load_measurement
 
-from ..conftest import ROOT, must_have_everything
+from ..conftest import must_have_everything
 from .common import engine_holds, labreport
 
 pytestmark = pytest.mark.docker
@@ -92,11 +92,11 @@ def _run(*args: str, timeout_s: float = 600) -> str:
 
 
 def _third_lab(tmp_path: Path) -> Path:
-    """new-lab from the C lab, then everything that makes it another lab rewritten."""
-    _run("new-lab", "answer", "--from", str(ROOT / "labs" / "c-primes"), "--into", str(tmp_path))
+    """init from the C lab, then everything that makes it another lab rewritten."""
+    _run("init", str(tmp_path / "answer"), "--from", "c-primes")
     lab = tmp_path / "answer"
     text = (lab / "lab.toml").read_text()
-    assert 'name = "answer"' in text  # new-lab renamed it
+    assert 'name = "answer"' in text  # init renamed it
     head = text[: text.index("[builds.native]")]
     head = head.replace(
         'sources = ["primes.c", "Dockerfile"]', 'sources = ["answer.c", "Dockerfile"]'
