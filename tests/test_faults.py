@@ -196,6 +196,8 @@ CASES = [
     Case("init over a lab", "init", lambda t: ["init", str(folder(t / "x" / "app").parent), "--from", "c-primes"], "already exists"),
     Case("init bad name", "init", lambda t: ["init", str(t / "x"), "--name", "../x"], "not a lab name"),
     Case("init of a folder whose name is no lab name", "init", lambda t: ["init", str(t / "my lab")], "is not a lab name"),
+    Case("render in a folder with no lab", "init", lambda t: ["render", "--lab", str(folder(t / "empty"))], "no lab in"),
+    Case("measure in a folder with no lab", "init", lambda t: [M, "--lab", str(folder(t / "empty"))], "lab.toml not found"),
     Case("init from nothing", "init", lambda t: ["init", str(t / "x"), "--from", str(t / "none")], "neither a built-in lab nor a folder"),
     Case("init under a missing folder", "init", lambda t: ["init", str(t / "a" / "b")], "no such folder"),
     Case("lab template missing", "config", lambda t: ["render", "--lab", str(lab_with_template(t, '{% include "partials/nope.md.j2" %}'))], "partials/nope.md.j2 not found"),

@@ -1,6 +1,7 @@
-"""labreport as a user installs it (issue 38, its first step): the wheel built from this
-checkout, installed outside it, run with the checkout off sys.path in an empty folder. It carries
-the templates, so that `render` works there as it does in the checkout."""
+"""labreport as a user installs it, the quick part (the whole flow with pipx, the engine and the
+shims is tests/integration/test_installed_tool.py): the wheel built from this checkout,
+installed outside it, run with the checkout off sys.path in an empty folder, renders as the
+checkout does; the sdist builds a wheel with the same contents."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
+
+from labreport import bundle
 
 from .conftest import ROOT
 from .fakes import SYNTHETIC
@@ -59,3 +64,29 @@ def test_the_wheel_carries_the_templates_and_renders_in_an_empty_folder(
     assert here.read_text().startswith("# ") and (tmp_path / "report").is_dir()
     checked = run_installed(installed, tmp_path, "render", "m.json", "--check", "-o", "report.md")
     assert checked.returncode == 0, checked.stderr
+
+
+def test_the_sdist_builds_the_same_wheel_contents(tmp_path: Path) -> None:
+    """The sdist holds the repository's parts only, and a wheel built from it carries what the
+    checkout's wheel carries, file for file."""
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    (sdist,) = tmp_path.glob("labreport-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = [name.split("/", 1)[1] for name in archive.getnames() if "/" in name]
+    assert "shim/Cargo.lock" in names and "labs/c-primes/app/primes.c" in names
+    assert not [n for n in names if n.startswith((".venv/", ".hypothesis/", "shim/target/"))]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path),
+         str(sdist)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    (from_sdist,) = tmp_path.glob("labreport-*.whl")
+    with zipfile.ZipFile(from_sdist) as wheel:
+        data = {n for n in wheel.namelist() if n.startswith("labreport/_data/")}
+    assert data == {
+        *bundle.wheel_files(ROOT).values(),
+        f"labreport/_data/{bundle.LABS_DIR}/{bundle.DEFAULT_MARKER}",
+    }

@@ -52,6 +52,12 @@ def run(
     check: bool,
 ) -> Rendered:
     folder = lab_folder(lab)
+    if not files and not any((folder / n).exists() for n in (config.CONFIG_NAME, "measurements")):
+        raise LabreportError(
+            f"no lab in {folder.resolve()} (no {config.CONFIG_NAME}, no measurements/), "
+            "and no measurement files given",
+            "cd to a lab folder, give --lab FOLDER or the files; `labreport init` makes a lab here",
+        )
     own = folder / "templates"
     if templates is None and own.is_dir():
         templates = fsutil.confined(folder, own, "the lab's templates")  # layered on the defaults

@@ -55,8 +55,8 @@ def step_packages() -> Step:
         return Step(
             "packages", "skipped",
             "not a Debian/Ubuntu system (no apt-get): install with your distribution's packages "
-            f"the commands {', '.join(packages.COMMANDS)}, Rust (rustup) and clang with WASI's "
-            f"libc; `labreport doctor` names what is missing; until then {PACKAGES_COST}",
+            f"the commands {', '.join(packages.COMMANDS)} (clang with WASI's libc), and Rust with "
+            f"rustup; `labreport doctor` names what is missing; until then {PACKAGES_COST}",
         )  # fmt: skip
     absent = packages.missing()
     if not absent:
@@ -101,7 +101,7 @@ def step_shims(say: Callable[[str], None]) -> Step:
     manifest = bundle.bundled("shim") / "Cargo.toml"
     say(
         f"shims: building {manifest.parent} with cargo into {shim_build.target_dir()} "
-        "(a cold build takes about 9 min on 2 cores; a warm one seconds)"
+        "(a cold build takes about 7 min on 2 cores; a warm one seconds)"
     )
     seconds = shim_build.build(manifest, say)
     installed = shim_build.install_shims()

@@ -22,7 +22,7 @@ APT_PACKAGES = (
     "libclang-rt-14-dev-wasm32", "pipx",
 )  # fmt: skip
 # What doctor checks on a system without apt: the commands those packages give.
-COMMANDS = ("ctr", "buildah", "hyperfine", "hey", "clang", "cargo", "pipx")
+COMMANDS = ("ctr", "buildah", "hyperfine", "hey", "clang", "pipx")
 ENGINE_SUITE = os.environ.get("LABREPORT_ENGINE_SUITE", "trixie")
 ENGINE_PACKAGES = ("docker.io", "containerd")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
