@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from labreport.config import ServerConfig
@@ -168,3 +171,21 @@ def assert_hey_served(record: ServingRecord, server: ServerConfig) -> None:
         assert level.requested == sent > server.load_requests - level.concurrency
         assert (level.statuses, level.unanswered) == ({"200": sent}, 0), level.failure
         assert len(level.latencies_ns) == sent and level.span_ns
+
+
+@contextlib.contextmanager
+def throwaway_user() -> Iterator[tuple[str, Path]]:
+    """A user made for one test module (name, home), in the docker group, not root, with no
+    sudo; removed after, with its home and every process it left."""
+    name = f"lrtest{secrets.token_hex(3)}"
+    subprocess.run(
+        ["useradd", "--create-home", "--groups", "docker", "--shell", "/bin/sh", name],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    home = Path(f"/home/{name}")
+    try:
+        yield name, home
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False, timeout=30)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
