@@ -1,7 +1,7 @@
 """What labreport reads at run time that is not Python: the default templates, the built-in labs
 and the shim crate. The repository keeps them at its top level (templates/, lab.toml and app/,
 labs/, shim/); the wheel carries them inside the package, under labreport/_data, where the build
-hook (hatch_build.py, which reads BUNDLED from this file) puts them. Nothing else at run time
+hook (hatch_build.py, which calls wheel_files here) puts them. Nothing else at run time
 reads a path of the checkout.
 
 This module imports only the standard library at its top: the build hook loads it on its own."""
@@ -72,7 +72,13 @@ def builtin_labs() -> dict[str, Path]:
         default = marker.read_text().strip() if marker.is_file() else ""
         found = sorted(p.parent for p in (DATA / LABS_DIR).glob(f"*/{CONFIG}"))
         return {p.name: p for p in sorted(found, key=lambda p: p.name != default)}
-    return {_lab_facts(folder)[0]: folder for folder in _checkout_labs(PACKAGE.parent)}
+    labs = {}
+    for folder in _checkout_labs(PACKAGE.parent):
+        try:
+            labs[_lab_facts(folder)[0]] = folder
+        except (OSError, ValueError, KeyError):  # a lab being written: not one to start from
+            continue
+    return labs
 
 
 def lab_templates(folder: Path) -> Path:
