@@ -383,3 +383,26 @@ def test_resume_with_a_declared_count_finishes_the_rounds_it_left(
         run(lab, plan(tmp_path, **counts), FakeRuntime("a", interrupt_on=3), FakeRuntime("b"))
     resumed = run(lab, plan(tmp_path, resume=True, **counts), FakeRuntime("a"), FakeRuntime("b"))
     assert shape(resumed) == shape(whole)
+
+
+def test_each_runtime_keeps_the_output_of_its_first_checked_measured_run(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    """Warm-up runs and runs whose output failed the checks are never kept; the file says it
+    keeps outputs, and each is what that run printed."""
+    failing_first = FakeRuntime(name="fake-a", bad_output_on={1})  # round 1: the first measured
+    fine = FakeRuntime(name="fake-b")
+    result = run(lab, plan(tmp_path), failing_first, fine)
+    assert result.outputs_kept
+    kept = {o.runtime: o for o in result.outputs}
+    assert kept["fake-a"].round == 2 and kept["fake-b"].round == 1
+    assert json.loads(kept["fake-b"].text)["moscow_time"]  # what the fake printed, checked
+    assert not kept["fake-a"].truncated
+    assert load_measurement(tmp_path / "out.json").outputs == result.outputs
+
+
+def test_a_runtime_whose_every_run_failed_keeps_no_output(
+    lab: config.LabConfig, tmp_path: Path
+) -> None:
+    result = run(lab, plan(tmp_path), FakeRuntime(bad_output_on={0, 1, 2, 3}))
+    assert result.outputs_kept and result.outputs == []

@@ -166,3 +166,13 @@ def test_the_sandbox_allows_the_listed_calls_and_no_other_method(tmp_path: Path)
         (tmp_path / "bad.md.j2").write_text(f"{{{{ {call} }}}}\n")
         with pytest.raises(LabreportError, match=r"bad.md.j2:1: not allowed in a template"):
             render.render([SYNTHETIC], templates=tmp_path, template="bad.md.j2")
+
+
+def test_a_file_that_kept_no_outputs_says_so(tmp_path: Path) -> None:
+    data = json.loads(SYNTHETIC.read_text())
+    data.pop("outputs")
+    data.pop("outputs_kept")
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    markdown = render.render([tmp_path / "old.json"]).markdown
+    assert "_Not kept: this file was measured by a labreport that did not keep outputs." in markdown
+    assert "measured run 1" not in markdown

@@ -15,7 +15,13 @@ from labreport.analysis.startup import (
     compare_views,
     group_targets,
 )
-from labreport.record.models import ArtifactRecord, CheckRecord, ImageRecord, MemoryRecord
+from labreport.record.models import (
+    ArtifactRecord,
+    CapturedOutput,
+    CheckRecord,
+    ImageRecord,
+    MemoryRecord,
+)
 
 
 class LabView:
@@ -33,6 +39,7 @@ class LabView:
             "measured",
             "memory_of",
             "memory_rows",
+            "output_of",
             "runtime",
             "serving_levels",
             "serving_of",
@@ -64,6 +71,9 @@ class LabView:
         self.serving: list[ServingView] = []
         self.checks: list[CheckRecord] = []
         self.commands: list[str] = []
+        # What each runtime printed (its first checked run); kept only by newer files.
+        self.outputs_kept = all(s.measurement.outputs_kept for s in primary.sources)
+        self.outputs: dict[str, CapturedOutput] = {}
         for source in primary.sources:
             result = source.measurement
             for artifact in result.artifacts:
@@ -75,6 +85,8 @@ class LabView:
             self.memory += result.memory
             self.serving += [serving_view(record) for record in result.serving]
             self.checks += result.checks
+            for output in result.outputs:
+                self.outputs.setdefault(output.runtime, output)
             self.commands += [c for c in result.commands if c not in self.commands]
         for name in self.artifacts:
             self.skipped_builds.pop(name, None)
@@ -86,6 +98,10 @@ class LabView:
 
     def measured(self) -> list[RuntimeView]:
         return [v for v in self.runtimes.values() if v.measured_ok]
+
+    def output_of(self, runtime: str) -> CapturedOutput | None:
+        """What the runtime's first checked CLI run printed, where the file kept it."""
+        return self.outputs.get(runtime)
 
     def startup_rows(self) -> list[RuntimeView]:
         """Every target's measured runtimes, the same runtime's targets side by side."""

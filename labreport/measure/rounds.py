@@ -11,11 +11,14 @@ from labreport.config import LabConfig
 from labreport.measure.plan import Plan
 from labreport.measure.progress import Progress
 from labreport.record.checks import check_output
-from labreport.record.models import Measurement, Sample
+from labreport.record.models import CapturedOutput, Measurement, Sample, bounded
 from labreport.runtimes.base import RunContext, Runtime, Scope
 
 
-def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: bool) -> Sample:
+def sample_once(
+    runtime: Runtime, config: LabConfig, round_index: int, warmup: bool
+) -> tuple[Sample, str]:
+    """One run of the CLI mode, its verdict, and what it printed."""
     started = time.time()
     raw = runtime.run_once(config.once.env)
     if raw.exit_code != 0:
@@ -23,7 +26,7 @@ def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: b
     else:
         verdict = check_output(raw.stdout, config.check, time.time())
         ok, failure = verdict.ok, verdict.reason
-    return Sample(
+    sample = Sample(
         runtime=runtime.name,
         round=round_index,
         warmup=warmup,
@@ -35,6 +38,19 @@ def sample_once(runtime: Runtime, config: LabConfig, round_index: int, warmup: b
         started_at_unix_s=started,
         shim=raw.shim,
         task_phases=raw.task_phases,
+    )
+    return sample, raw.stdout
+
+
+def keep_output(result: Measurement, sample: Sample, stdout: str) -> None:
+    """The runtime's first measured run whose output passed the checks, kept (bounded)."""
+    if sample.warmup or not sample.ok:
+        return
+    if any(output.runtime == sample.runtime for output in result.outputs):
+        return
+    text, cut = bounded(stdout)
+    result.outputs.append(
+        CapturedOutput(runtime=sample.runtime, round=sample.round, text=text, truncated=cut)
     )
 
 
@@ -96,9 +112,11 @@ def run_rounds(
                 continue  # its declared runs are done; the others go on
             total = plan.warmup + plan.runs_of(runtime.name)
             progress.step(f"{runtime.name} round {round_index + 1}/{total}", runtime.name)
-            result.samples.append(
-                sample_once(runtime, config, round_index, warmup=round_index < plan.warmup)
+            sample, stdout = sample_once(
+                runtime, config, round_index, warmup=round_index < plan.warmup
             )
+            result.samples.append(sample)
+            keep_output(result, sample, stdout)
         if health is not None:
             health()
 

@@ -288,6 +288,10 @@ class ServingRecord(Record):
     tool_missing: str = ""
 
 
+# A captured output is kept up to this many characters (the rest is cut, and said so).
+MAX_CAPTURED_CHARS = 2000
+
+
 class CheckRecord(Record):
     """A functional check that is not a timed sample: the WAGI response, server mode on WASI."""
 
@@ -296,6 +300,24 @@ class CheckRecord(Record):
     ok: bool
     detail: str
     command: str = ""
+    output: str = Field(default="", max_length=MAX_CAPTURED_CHARS)  # what it answered (WAGI)
+    output_truncated: bool = False
+
+
+class CapturedOutput(Record):
+    """What one checked run printed (the CLI mode's stdout), as the lab's submission shows it:
+    the first measured run of the runtime whose output passed the lab's checks."""
+
+    runtime: RuntimeName
+    mode: Literal["cli"] = "cli"
+    round: int = Field(ge=0)
+    text: str = Field(max_length=MAX_CAPTURED_CHARS)
+    truncated: bool = False
+
+
+def bounded(text: str) -> tuple[str, bool]:
+    """text cut to what a measurement file keeps of an output, and whether it was cut."""
+    return text[:MAX_CAPTURED_CHARS], len(text) > MAX_CAPTURED_CHARS
 
 
 class Measurement(Record):
@@ -323,6 +345,9 @@ class Measurement(Record):
     memory: list[MemoryRecord] = Field(default_factory=list)
     serving: list[ServingRecord] = Field(default_factory=list)
     checks: list[CheckRecord] = Field(default_factory=list)
+    # One checked output per runtime; outputs_kept is False in files measured before they were.
+    outputs_kept: bool = False
+    outputs: list[CapturedOutput] = Field(default_factory=list)
     commands: list[str] = Field(default_factory=list)
 
 

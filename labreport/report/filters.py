@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def fmt_ms(value: float | None) -> str:
     if value is None:
@@ -23,3 +25,10 @@ def fmt_pct(value: float) -> str:
 
 def fmt_times(value: float) -> str:
     return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
+
+
+def fenced(text: str, info: str = "text") -> str:
+    """text as a Markdown code block whose fence no run of backticks in it can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text.rstrip(chr(10))}\n{fence}"

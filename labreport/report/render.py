@@ -101,6 +101,7 @@ def jinja_environment(templates: Path | None) -> jinja2.Environment:
         mib=filters.fmt_mib,
         pct=filters.fmt_pct,
         times=filters.fmt_times,
+        fenced=filters.fenced,
     )
     return env
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from labreport.host import proc
 from labreport.record.checks import check_cgi
-from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord
+from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord, bounded
 from labreport.runtimes.base import RunContext, RuntimeBase, Scope, Served
 from labreport.runtimes.load import CLIENT
 from labreport.runtimes.memory import Meter, Service, measure_service, proc_status_bytes
@@ -69,7 +69,11 @@ def wagi_check(
     else:
         verdict = check_cgi(stdout, ctx.config.wagi, ctx.config.check, time.time())
         ok, detail = verdict.ok, verdict.reason
-    return CheckRecord(name="wagi", runtime=runtime, ok=ok, detail=detail, command=command)
+    output, cut = bounded(stdout)
+    return CheckRecord(
+        name="wagi", runtime=runtime, ok=ok, detail=detail, command=command, output=output,
+        output_truncated=cut,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
