@@ -130,7 +130,7 @@ class Install:
     kind: str  # "wheel" or "checkout"
     location: str
     commit: str | None = None  # a checkout's HEAD, where git can tell
-    modified: bool | None = None  # a checkout with uncommitted changes to tracked files
+    modified: bool | None = None  # the checkout's package has uncommitted changes
 
     def line(self) -> str:
         where = self.kind
@@ -150,11 +150,13 @@ def install() -> Install:
 
     if in_wheel():
         return Install(__version__, "wheel", str(PACKAGE))
-    commit, modified = _git_head(PACKAGE.parent)
+    commit, modified = git_head(PACKAGE.parent, PACKAGE)
     return Install(__version__, "checkout", str(PACKAGE.parent), commit, modified)
 
 
-def _git_head(root: Path) -> tuple[str | None, bool | None]:
+def git_head(root: Path, package: Path) -> tuple[str | None, bool | None]:
+    """The checkout's HEAD, and whether the package's tracked files differ from it (a change
+    to a measurement file or a report beside it is not a change to labreport)."""
     import subprocess
 
     if not (root / ".git").exists():
@@ -165,7 +167,7 @@ def _git_head(root: Path) -> tuple[str | None, bool | None]:
             [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
         )
         status = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no"],
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", str(package)],
             capture_output=True, text=True, timeout=20, check=False,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):

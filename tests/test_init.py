@@ -92,3 +92,20 @@ def test_the_wheel_carries_what_bundle_names_and_nothing_beside_it(tmp_path: Pat
     os.symlink("/etc/passwd", copy / "app" / "stolen")
     with pytest.raises(ValueError, match="a link"):
         bundle.wheel_files(copy)
+
+
+def test_a_checkout_is_said_modified_only_for_changes_to_the_package(tmp_path: Path) -> None:
+    repo, package = tmp_path / "repo", tmp_path / "repo" / "pkg"
+    package.mkdir(parents=True)
+    (package / "code.py").write_text("a = 1\n")
+    (repo / "data.json").write_text("{}\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "one"]):
+        subprocess.run([*git, *argv], check=True, capture_output=True, timeout=60)
+    commit, modified = bundle.git_head(repo, package)
+    assert commit is not None and len(commit) == 40 and modified is False
+    (repo / "data.json").write_text('{"measured": 1}\n')  # a measurement beside the package
+    assert bundle.git_head(repo, package) == (commit, False)
+    (package / "code.py").write_text("a = 2\n")
+    assert bundle.git_head(repo, package) == (commit, True)
+    assert bundle.git_head(tmp_path, package) == (None, None)  # not a checkout

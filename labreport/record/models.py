@@ -63,7 +63,7 @@ class InstallRecord(Record):
 
     kind: Literal["wheel", "checkout"]
     commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
-    modified: bool | None = None  # a checkout with uncommitted changes to tracked files
+    modified: bool | None = None  # the checkout's package (labreport/) had uncommitted changes
 
 
 class Environment(Record):
