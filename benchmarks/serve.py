@@ -30,7 +30,7 @@ from pathlib import Path
 from measure_cli import labreport_measure
 
 from labreport.analysis.serving import ServingView, serving_view
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 2.0

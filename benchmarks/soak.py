@@ -30,7 +30,7 @@ from labreport.host import engine, paths, private_engine, proc, shim_cache
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import Endpoints
 from labreport.inventory import leftovers
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_NAMES = ("ctr", "containerd-shim-wasmtime-v1", "containerd-shim-wasmtime-aot-v1")

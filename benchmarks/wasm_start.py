@@ -30,7 +30,7 @@ from measure_cli import labreport_measure
 from labreport.analysis import stats
 from labreport.analysis.sources import Source
 from labreport.analysis.startup import runtime_views
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 GOAL = 1.2
 PAIRS = (("ctr-wasmtime-aot", "ctr-runc", "ctr"), ("docker-wasm-aot", "docker-cli", "docker"))

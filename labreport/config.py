@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from labreport.errors import LabreportError
+from labreport.errors import LabreportError, describe_validation_error
 from labreport.host import fsutil
 
 CONFIG_SCHEMA_VERSION = 2
@@ -37,6 +37,7 @@ class Strict(BaseModel):
 
 
 # A lab's name: it names files (measurements/<name>.json) and folders (labs/<name>).
+Mode = Literal["cli", "server", "wagi"]  # a mode of the lab's program
 LAB_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # A build's output is a file name in labreport's build folder (under the state directory).
 FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -277,10 +278,31 @@ class LabConfig(Strict):
     image: ImageConfig
     wasm_image: WasmImageConfig
     once: OnceConfig
-    wagi: WagiConfig
+    # The modes beside the CLI one, each declared by its section: a lab without [server] has no
+    # server mode, one without [wagi] no WAGI mode. [server] also holds the load that serving
+    # puts on WAGI: without it, WAGI is checked but not served under load.
+    wagi: WagiConfig | None = None
     check: CheckConfig
-    server: ServerConfig
+    server: ServerConfig | None = None
     measure: MeasureDefaults
+
+    @property
+    def modes(self) -> list[Mode]:
+        """The program's modes this lab declares: cli always, server and wagi by section."""
+        declared: list[Mode] = ["cli"]
+        return declared + (["server"] if self.server else []) + (["wagi"] if self.wagi else [])
+
+    def served(self) -> ServerConfig:
+        """[server], which a step that serves is only ever run with."""
+        if self.server is None:
+            raise LabreportError(f"lab {self.name} has no [server]", "add one to serve")
+        return self.server
+
+    def wagi_mode(self) -> WagiConfig:
+        """[wagi], which a step that runs WAGI is only ever run with."""
+        if self.wagi is None:
+            raise LabreportError(f"lab {self.name} has no [wagi]", "add one to run WAGI")
+        return self.wagi
 
     @model_validator(mode="after")
     def _images_come_from_builds_that_always_exist(self) -> LabConfig:
@@ -327,14 +349,6 @@ def _confined(config: LabConfig, source: Path) -> None:
     for name in config.sources:
         inside(config.app_path, name, "sources")
     inside(config.app_path, config.image.dockerfile, "image.dockerfile")
-
-
-def describe_validation_error(source: str, error: ValidationError) -> str:
-    """One line: the file, the first field path and what is wrong with it."""
-    first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{source}: {location}: {first['msg']}{more}"
 
 
 MAX_CONFIG_BYTES = 1 << 20

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 
 class LabreportError(Exception):
     """A failure the user can act on: exit code 2."""
@@ -52,3 +54,22 @@ class MissingComponentsError(LabreportError):
     """`doctor --strict`: a required component is missing."""
 
     exit_code = 1
+
+
+MAX_PROBLEMS_SHOWN = 8
+
+
+def describe_validation_error(source: str, error: ValidationError) -> str:
+    """One line: the file, then every problem (the first few, and how many more), each with its
+    field path, what is wrong, and what to write where the fix is one thing."""
+    problems = []
+    for found in error.errors()[:MAX_PROBLEMS_SHOWN]:
+        location = ".".join(str(part) for part in found["loc"]) or "(top level)"
+        message = str(found["msg"])
+        if found["type"] == "missing":
+            message += f" (add {location})"
+        elif found["type"] == "extra_forbidden":
+            message += " (remove it, or check its spelling)"
+        problems.append(f"{location}: {message}")
+    more = error.error_count() - len(problems)
+    return f"{source}: {'; '.join(problems)}" + (f"; and {more} more" if more > 0 else "")

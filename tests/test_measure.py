@@ -14,7 +14,8 @@ from labreport.build.plan import BuildOutcome
 from labreport.errors import LabreportError, RunInterruptedError
 from labreport.measure.plan import Plan, check_plan
 from labreport.measure.run import measure
-from labreport.record.models import Measurement, load_measurement
+from labreport.record.files import load_measurement
+from labreport.record.models import Measurement
 from labreport.runtimes.base import RunContext
 from labreport.runtimes.wasmtime_embedded import WasmtimeEmbeddedTinygoRuntime
 

@@ -12,7 +12,8 @@ from labreport import config
 from labreport.errors import LabreportError
 from labreport.measure.plan import Plan
 from labreport.measure.run import measure
-from labreport.record.models import SCHEMA_VERSION, load_measurement
+from labreport.record.files import load_measurement
+from labreport.record.models import SCHEMA_VERSION
 
 from . import fakes
 from .fakes import FakeRuntime

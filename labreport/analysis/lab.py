@@ -73,6 +73,7 @@ class LabView:
         self.commands: list[str] = []
         # What each runtime printed (its first checked run); kept only by newer files.
         self.outputs_kept = all(s.measurement.outputs_kept for s in primary.sources)
+        self.modes = list(first.modes)  # the lab's declared modes: cli, server, wagi
         self.outputs: dict[str, CapturedOutput] = {}
         for source in primary.sources:
             result = source.measurement

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from labreport.errors import LabreportError
 from labreport.host import fsutil
-from labreport.record.models import Measurement, read_measurement
+from labreport.record.files import read_measurement
+from labreport.record.models import Measurement
 
 
 @dataclass

@@ -16,7 +16,8 @@ from labreport.config import LabConfig
 from labreport.errors import LabreportError, RunInterruptedError
 from labreport.host import fsutil, paths
 from labreport.measure.plan import Plan, partial_path
-from labreport.record.models import Environment, Measurement, load_measurement
+from labreport.record.files import load_measurement
+from labreport.record.models import Environment, Measurement
 from labreport.runtimes.base import Runtime
 
 

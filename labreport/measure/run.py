@@ -87,6 +87,7 @@ def _fresh(
         timeout_s=plan.timeout_s,
         environment=facts,
         runtimes=records,
+        modes=config.modes,
         outputs_kept=True,
     )
 

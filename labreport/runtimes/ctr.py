@@ -39,6 +39,7 @@ from labreport.runtimes.serving import (
     free_port,
     measure_started,
     program_server_env,
+    serves_wagi,
     wagi_check,
     wagi_env,
 )
@@ -212,7 +213,7 @@ class _CtrBase(ContainerServing):
             with proc.background(argv) as server:
                 return measure_started(
                     ctx, self.name, service, CGROUP_USAGE_METHOD, started,
-                    url=lambda: f"http://127.0.0.1:{port}{ctx.config.server.path}",
+                    url=lambda: f"http://127.0.0.1:{port}{ctx.config.served().path}",
                     alive=lambda: server.poll() is None,
                     why_not=lambda _: self._why_not_serving(server, port),
                     meter=lambda: Meter(
@@ -320,11 +321,16 @@ class CtrWasmRuntime(_CtrBase):
             if self.ctx is not None:
                 self.shim.cleanup(self._prefix())
 
+    def mode_declared(self, ctx: RunContext) -> bool:
+        return serves_wagi(ctx.config)
+
     def own_checks(self, ctx: RunContext) -> list[CheckRecord]:
         """The WAGI check: one run with the lab's WAGI environment, its CGI response checked."""
+        if ctx.config.wagi is None:
+            return []  # the lab has no WAGI mode
         assert self.ctr is not None
         container_id = self._prefix() + "wagi" + str(next(self.names))
-        argv = self.run_argv(ctx.config.wagi.env, container_id)
+        argv = self.run_argv(ctx.config.wagi_mode().env, container_id)
         try:
             done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="ctr run (WAGI)")
         finally:

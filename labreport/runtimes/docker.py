@@ -210,7 +210,7 @@ class _DockerBase(ContainerServing):
             container = self._create(env, "server", network_mode="host")
             network = "--network host"
         else:
-            port = ctx.config.server.port
+            port = ctx.config.served().port
             env, how = self.service_env(ctx, port)
             container = self._create(env, "server", ports={f"{port}/tcp": ("127.0.0.1", None)})
             network = f"-p 127.0.0.1::{port}"
@@ -223,7 +223,7 @@ class _DockerBase(ContainerServing):
             if not self.host_network:
                 bindings = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"]
                 published = int(bindings[0]["HostPort"])
-            return f"http://127.0.0.1:{published}{ctx.config.server.path}"
+            return f"http://127.0.0.1:{published}{ctx.config.served().path}"
 
         def alive() -> bool:
             container.reload()

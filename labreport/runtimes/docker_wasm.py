@@ -15,7 +15,7 @@ from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM, Shim
 from labreport.record.models import CheckRecord, Detail
 from labreport.runtimes.base import RawRun, Requirements, RunContext, Spec
 from labreport.runtimes.docker import DOCKER_ERRORS, DockerCliRuntime
-from labreport.runtimes.serving import wagi_check, wagi_env
+from labreport.runtimes.serving import serves_wagi, wagi_check, wagi_env
 from labreport.runtimes.shim import ShimStarts
 
 
@@ -131,9 +131,14 @@ class DockerWasmRuntime(DockerCliRuntime):
         """WAGI in the shim, listening on a loopback port of the host's network."""
         return wagi_env(port)
 
+    def mode_declared(self, ctx: RunContext) -> bool:
+        return serves_wagi(ctx.config)
+
     def own_checks(self, ctx: RunContext) -> list[CheckRecord]:
         """The WAGI check: one run with the lab's WAGI environment, its CGI response checked."""
-        argv = self.run_argv(ctx.config.wagi.env, self._name("wagi"))
+        if ctx.config.wagi is None:
+            return []  # the lab has no WAGI mode
+        argv = self.run_argv(ctx.config.wagi_mode().env, self._name("wagi"))
         done = proc.run(argv, timeout_s=ctx.timeout_s, check=False, what="docker run (WAGI)")
         return [wagi_check(ctx, self.name, done.stdout, done.returncode, shlex.join(argv))]
 

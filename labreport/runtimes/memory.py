@@ -144,7 +144,7 @@ def measure_service(
     memory read while it runs, then the peak. The same procedure serves every runtime; only
     the way memory is read differs.
     """
-    server = ctx.config.server
+    server = ctx.config.served()
     client = Client(url, lambda body: _problem(ctx, body))
     first = client.one()
     readings = []

@@ -62,8 +62,8 @@ class NativeRuntime(RuntimeBase):
     def serve(self, ctx: RunContext, scope: Scope) -> Served:
         """The program's own server, then the same binary as CGI (a process per request). The
         CGI server's own memory is Python's, not the program's: not a memory figure."""
-        if not scope.serving:
-            return Served()
+        if not scope.serving or ctx.config.server is None:
+            return Served()  # CGI serves under [server]'s load too
         assert self.binary is not None
         port = free_port()
         env, how = program_server_env(ctx, port)
@@ -74,9 +74,9 @@ class NativeRuntime(RuntimeBase):
         cgi = Service(
             "cgi", CGI_SERVICE, f"python -m labreport.runtimes.cgi_server --exec {self.binary.name}"
         )
-        by_cgi = process_service(ctx, self.name, argv, port, cgi)
+        by_cgi = [process_service(ctx, self.name, argv, port, cgi)] if ctx.config.wagi else []
         return Served(
             memory=[own.memory] if scope.memory else [],
-            serving=[own.serving, by_cgi.serving],
-            checks=[own.check, by_cgi.check],
+            serving=[own.serving, *(c.serving for c in by_cgi)],
+            checks=[own.check, *(c.check for c in by_cgi)],
         )

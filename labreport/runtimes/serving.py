@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from labreport.config import LabConfig
 from labreport.host import proc
 from labreport.record.checks import check_cgi
 from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord, bounded
@@ -67,7 +68,7 @@ def wagi_check(
     if exit_code != 0:
         ok, detail = False, f"exit {exit_code}"
     else:
-        verdict = check_cgi(stdout, ctx.config.wagi, ctx.config.check, time.time())
+        verdict = check_cgi(stdout, ctx.config.wagi_mode(), ctx.config.check, time.time())
         ok, detail = verdict.ok, verdict.reason
     output, cut = bounded(stdout)
     return CheckRecord(
@@ -87,7 +88,7 @@ class ServiceOutcome:
 
 def program_server_env(ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
     """The environment that makes the lab's program serve on port (PORT), and how, in words."""
-    return {**ctx.config.server.env, "PORT": str(port)}, "the program's own server"
+    return {**ctx.config.served().env, "PORT": str(port)}, "the program's own server"
 
 
 def wagi_env(port: int) -> tuple[dict[str, str], str]:
@@ -153,13 +154,18 @@ def measure_started(
     return _outcome(measure_service(ctx, runtime, address, service, ready, meter()))
 
 
+def serves_wagi(config: LabConfig) -> bool:
+    """WAGI is served under load when the lab declares it and [server], which sets the load."""
+    return config.server is not None and config.wagi is not None
+
+
 class ContainerServing(RuntimeBase):
     """What a container runtime (ctr, Docker) measures after the rounds, in one order: its
     service (when the scope asks for serving), one CLI run's cgroup peak (memory), its own
     checks. A runtime supplies the three parts."""
 
     def serve(self, ctx: RunContext, scope: Scope) -> Served:
-        services = [self.service(ctx)] if scope.serving else []
+        services = [self.service(ctx)] if scope.serving and self.mode_declared(ctx) else []
         once = [self.once_memory(ctx)] if scope.memory else []
         checks = self.own_checks(ctx)
         return Served(
@@ -168,6 +174,10 @@ class ContainerServing(RuntimeBase):
             checks=[*checks, *(outcome.check for outcome in services)],
             details=self.details(),
         )
+
+    def mode_declared(self, ctx: RunContext) -> bool:
+        """Whether the lab declares the mode this runtime serves in (the program's own server)."""
+        return ctx.config.server is not None
 
     def service(self, ctx: RunContext) -> ServiceOutcome:
         """The runtime's service, started, measured and stopped; the outcome, whatever it is."""
@@ -206,7 +216,7 @@ def process_service(
         pid = server.pid
         return measure_started(
             ctx, runtime, service, RSS_METHOD, started,
-            url=lambda: f"http://127.0.0.1:{port}{ctx.config.server.path}",
+            url=lambda: f"http://127.0.0.1:{port}{ctx.config.served().path}",
             alive=lambda: server.poll() is None,
             why_not=why_not,
             meter=lambda: Meter(

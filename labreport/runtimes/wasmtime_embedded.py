@@ -194,9 +194,15 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
     def serve(self, ctx: RunContext, scope: Scope) -> Served:
         """The module's linear memory after one CLI run; WAGI in labreport's CGI server (a fresh
         instance per request); the WAGI check and the program's own server, tried."""
+        config = ctx.config
         once = [self._once_memory(ctx)] if scope.memory else []
-        service = [self._wagi_service(ctx)] if scope.serving else []
-        checks = [self._wagi_check(ctx), *(s.check for s in service), self._own_server_check(ctx)]
+        served = scope.serving and config.server is not None and config.wagi is not None
+        service = [self._wagi_service(ctx)] if served else []
+        checks = [
+            *([self._wagi_check(ctx)] if config.wagi is not None else []),
+            *(s.check for s in service),
+            *([self._own_server_check(ctx)] if config.server is not None else []),
+        ]
         return Served(
             memory=[*once, *(s.memory for s in service)] if scope.memory else [],
             serving=[s.serving for s in service],
@@ -225,8 +231,8 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         return process_service(ctx, self.name, cgi_server_argv(port, *program), port, service)
 
     def _wagi_check(self, ctx: RunContext) -> CheckRecord:
-        wagi_run, _ = self._run(ctx.config.wagi.env)
-        env = " ".join(f"{k}={v}" for k, v in ctx.config.wagi.env.items())
+        wagi_run, _ = self._run(ctx.config.wagi_mode().env)
+        env = " ".join(f"{k}={v}" for k, v in ctx.config.wagi_mode().env.items())
         return wagi_check(
             ctx, self.name, wagi_run.stdout, wagi_run.exit_code,
             f"module run with CGI environment {env}",
@@ -239,8 +245,8 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         The module runs for at most SERVER_TRY_S while another thread knocks on its port.
         """
         port = free_port()
-        env = {**ctx.config.server.env, "PORT": str(port)}
-        url = f"http://127.0.0.1:{port}{ctx.config.server.path}"
+        env = {**ctx.config.served().env, "PORT": str(port)}
+        url = f"http://127.0.0.1:{port}{ctx.config.served().path}"
         answered: list[str] = []
         stop = threading.Event()
 

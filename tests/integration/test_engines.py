@@ -23,7 +23,7 @@ from labreport.host import engine, engine_layout, fsutil, private_engine
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import Endpoints, EngineEndpoint
 from labreport.inventory import leftovers
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 from ..conftest import ROOT, SMALL_LOAD, lab_copy
 from .common import (

@@ -15,7 +15,7 @@ from labreport import config
 from labreport.host import private_containerd, proc
 from labreport.host.containerd import Ctr
 from labreport.host.endpoints import ContainerdEndpoint
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 from ..conftest import SMALL_LOAD, lab_copy
 from .common import (

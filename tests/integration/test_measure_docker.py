@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 from ..conftest import SMALL_LOAD, lab_copy
 from .common import (

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 from ..conftest import ROOT, must_have_everything, require
 from .common import assert_one_line_error, engine_holds, throwaway_user

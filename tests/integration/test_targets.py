@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 from . import remote_host
 from .common import labreport

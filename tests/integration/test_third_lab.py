@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport.record.models import load_measurement
+from labreport.record.files import load_measurement
 
 from ..conftest import must_have_everything
 from .common import engine_holds, labreport
@@ -175,3 +175,44 @@ def test_a_rule_that_does_not_hold_fails_every_run_and_says_which(
     measurement = load_measurement(lab / "measurements" / "answer.json")
     failures = {s.failure for s in measurement.samples}
     assert failures == {"check.rules[1] (text): 'answer: 42', expected 'answer: 43'"}
+
+
+def _sections_removed(text: str, *names: str) -> str:
+    """lab.toml without the named tables (a header and its lines up to the next header)."""
+    for name in names:
+        text = re.sub(rf"^\[{name}\]\n(?:(?!\[)[^\n]*\n)*", "", text, flags=re.M)
+    return text
+
+
+def test_a_command_line_only_lab_is_measured_with_no_check_it_never_claimed(
+    tmp_path: Path, needs: Callable[[str], None]
+) -> None:
+    """No [server], no [wagi]: a lab all the same. Memory and serving are asked for (the
+    defaults), yet nothing is served and no WAGI or server check is recorded, let alone failed;
+    the default report says the lab declares neither mode."""
+    needs("docker-engine")
+    needs_clang()
+    before = engine_holds()
+    lab = _third_lab(tmp_path)
+    config_file = lab / "lab.toml"
+    config_file.write_text(_sections_removed(config_file.read_text(), "server", "wagi"))
+    assert "[server]" not in config_file.read_text() and "[wagi]" not in config_file.read_text()
+    shutil.rmtree(lab / "templates")  # the default report
+    _run(
+        "measure", "--lab", str(lab), "--runtime", "native,docker-api,wasmtime-embedded",
+        "--runs", "2", "--warmup", "1", "--engine", "host",
+    )  # fmt: skip
+    measurement = load_measurement(lab / "measurements" / "answer.json")
+    assert measurement.modes == ["cli"]
+    assert all(s.ok for s in measurement.samples)
+    assert measurement.checks == [] and measurement.serving == []
+    assert {m.mode for m in measurement.memory} == {"once"}
+    assert not [m for m in measurement.memory if m.failure]
+    assert {o.runtime for o in measurement.outputs} == {"native", "docker-api", "wasmtime-embedded"}
+    assert {o.text for o in measurement.outputs} == {"answer: 42\n"}
+    _run("render", "--lab", str(lab))
+    report = (lab / "report.md").read_text()
+    assert "The lab declares no WAGI mode" in report
+    assert "The lab declares no serving mode" in report
+    assert "answer: 42" in report  # what the runs printed
+    assert engine_holds() == before
