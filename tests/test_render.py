@@ -176,3 +176,23 @@ def test_a_file_that_kept_no_outputs_says_so(tmp_path: Path) -> None:
     markdown = render.render([tmp_path / "old.json"]).markdown
     assert "_Not kept: this file was measured by a labreport that did not keep outputs." in markdown
     assert "measured run 1" not in markdown
+
+
+def test_the_first_screen_answers_and_marks_what_was_not_measured(tmp_path: Path) -> None:
+    """The at-a-glance table comes before the provenance; a runtime the file lacks makes its
+    rows *not measured* with the reason, never a figure."""
+    data = json.loads(SYNTHETIC.read_text())
+    full = render.render([SYNTHETIC]).markdown
+    assert full.index("## At a glance") < full.index("## 2. Where it was measured")
+    assert "| startup, cached WASM (ctr) | 112 ms | 193 ms | 1.72x | WASM **slower**" in full
+    data["samples"] = [s for s in data["samples"] if s["runtime"] != "ctr-runc"]
+    data["runtimes"] = [r for r in data["runtimes"] if r["name"] != "ctr-runc"]
+    data["memory"] = [m for m in data["memory"] if m["runtime"] != "ctr-runc"]
+    path = tmp_path / "no-runc.json"
+    path.write_text(json.dumps(data))
+    markdown = render.render([path]).markdown
+    assert (
+        "| startup, cached WASM (ctr) | *not measured* | *not measured* | - | ctr-runc or "
+        "ctr-wasmtime-aot not measured" in markdown
+    )
+    assert "| memory, one CLI run | *not measured* |" in markdown

@@ -74,6 +74,7 @@ class LabView:
         # What each runtime printed (its first checked run); kept only by newer files.
         self.outputs_kept = all(s.measurement.outputs_kept for s in primary.sources)
         self.modes = list(first.modes)  # the lab's declared modes: cli, server, wagi
+        self.cli_env = dict(first.cli_env)  # the CLI mode's environment, where the file has it
         self.outputs: dict[str, CapturedOutput] = {}
         for source in primary.sources:
             result = source.measurement

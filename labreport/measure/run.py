@@ -88,6 +88,7 @@ def _fresh(
         environment=facts,
         runtimes=records,
         modes=config.modes,
+        cli_env=dict(config.once.env),
         outputs_kept=True,
     )
 

@@ -339,6 +339,8 @@ class Measurement(Record):
     memory: list[MemoryRecord] = Field(default_factory=list)
     serving: list[ServingRecord] = Field(default_factory=list)
     checks: list[CheckRecord] = Field(default_factory=list)
+    # The CLI mode's environment ([once] env), as the report names the mode (older files: none).
+    cli_env: dict[str, str] = Field(default_factory=dict)
     # The modes the lab declared (older files: all three, as every lab then had).
     modes: list[Mode] = Field(default_factory=lambda: list(ALL_MODES))
     # One checked output per runtime; outputs_kept is False in files measured before they were.

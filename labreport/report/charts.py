@@ -79,7 +79,7 @@ def startup(samples_ms: Mapping[str, Sequence[float]]) -> Chart:
     if log:
         axes.set_xscale("log")
     axes.set_xlabel("spawn-to-exit time, ms" + (" (log scale)" if log else ""))
-    axes.set_title("Startup of MODE=once, valid runs")
+    axes.set_title("Startup of the CLI mode, valid runs")
     axes.invert_yaxis()
     axes.grid(axis="x", alpha=0.3, which="both")
     figure.tight_layout()

@@ -29,7 +29,7 @@ def once_peak_method(cgroup: str) -> str:
     """The method of a CLI run's peak, in words; cgroup names whose (task or container)."""
     return (
         f"{cgroup} cgroup peak usage incl. page cache (memory.max_usage_in_bytes), polled every "
-        f"{POLL_S * 1000:g} ms while one `MODE=once` run lives; the largest of "
+        f"{POLL_S * 1000:g} ms while one CLI run lives; the largest of "
         f"{ONCE_MEMORY_RUNS} runs"
     )
 
