@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from labreport.config import LabConfig
 from labreport.host import proc
 from labreport.record.checks import check_cgi
-from labreport.record.models import CheckRecord, MemoryRecord, ServingRecord, bounded
+from labreport.record.models import (
+    MAX_CAPTURED_CHARS,
+    CheckRecord,
+    MemoryRecord,
+    ServingRecord,
+    bounded,
+)
 from labreport.runtimes.base import RunContext, RuntimeBase, Scope, Served
 from labreport.runtimes.load import CLIENT
 from labreport.runtimes.memory import Meter, Service, measure_service, proc_status_bytes
@@ -40,9 +46,10 @@ def free_port() -> int:
 
 def wait_until_serving(
     url: str, timeout_s: float, alive: Callable[[], bool], started_ns: int
-) -> int:
+) -> tuple[int, str]:
     """Poll url until it answers (any status); stop early when the server died. Returns how
-    long after started_ns (perf_counter) it first answered."""
+    long after started_ns (perf_counter) it first answered, and that answer's body ('' for an
+    error status: the load will say)."""
     deadline = time.monotonic() + timeout_s
     last_error = "no answer"
     while time.monotonic() < deadline:
@@ -50,11 +57,11 @@ def wait_until_serving(
             raise RuntimeError("the server exited before it answered")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                response.read()
-                return time.perf_counter_ns() - started_ns
+                body = response.read(MAX_CAPTURED_CHARS * 4)
+                return time.perf_counter_ns() - started_ns, body.decode("utf-8", "replace")
         except urllib.error.HTTPError as error:  # it answered, if not well: the load will say
             error.close()
-            return time.perf_counter_ns() - started_ns
+            return time.perf_counter_ns() - started_ns, ""
         except OSError as error:
             last_error = str(error)
         time.sleep(0.01)
@@ -112,8 +119,10 @@ def not_serving(runtime: str, method: str, service: Service, reason: str) -> Ser
     )  # fmt: skip
 
 
-def _outcome(records: tuple[MemoryRecord, ServingRecord]) -> ServiceOutcome:
+def _outcome(records: tuple[MemoryRecord, ServingRecord], first: str) -> ServiceOutcome:
+    """The service's records and its check, which keeps the first answer's body."""
     memory, serving = records
+    output, cut = bounded(first)
     return ServiceOutcome(
         memory,
         serving,
@@ -126,6 +135,8 @@ def _outcome(records: tuple[MemoryRecord, ServingRecord]) -> ServiceOutcome:
                 "responses passed"
             ),
             command=serving.command,
+            output=output,
+            output_truncated=cut,
         ),
     )
 
@@ -148,10 +159,10 @@ def measure_started(
     (why_not, as observed before anything is stopped). The caller stops it after."""
     try:
         address = url()
-        ready = wait_until_serving(address, startup_s, alive, started_ns)
+        ready, first = wait_until_serving(address, startup_s, alive, started_ns)
     except (RuntimeError, TimeoutError, LookupError, TypeError) as error:
         return not_serving(runtime, usage_method, service, why_not(error))
-    return _outcome(measure_service(ctx, runtime, address, service, ready, meter()))
+    return _outcome(measure_service(ctx, runtime, address, service, ready, meter()), first)
 
 
 def serves_wagi(config: LabConfig) -> bool:

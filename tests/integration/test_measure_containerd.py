@@ -88,10 +88,13 @@ def test_wasm_and_runc_through_ctr_and_embedded_wasmtime(
     for runtime in ("ctr-wasmtime", "ctr-wasmtime-aot", "wasmtime-embedded"):
         wagi = checks["wagi", runtime]
         assert wagi.ok, wagi.detail
+        assert "moscow_time" in wagi.output  # the CGI response that run wrote, kept
     # Every runtime serves: runc the program's own server, the shims and embedded wasmtime an
     # instance per request (WAGI); the program's own server under WASI preview 1 cannot.
     for runtime in ("ctr-runc", "ctr-wasmtime", "ctr-wasmtime-aot", "wasmtime-embedded"):
         assert checks["server-mode", runtime].ok, checks["server-mode", runtime].detail
+        assert "moscow_time" in checks["server-mode", runtime].output  # its first answer
+    assert {o.runtime for o in result.outputs} >= {"ctr-runc", "ctr-wasmtime-aot"}
     assert not checks["own-server", "wasmtime-embedded"].ok
     serving = {s.runtime: s for s in result.serving}
     assert serving["ctr-runc"].model == "server"
