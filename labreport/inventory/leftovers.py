@@ -21,6 +21,7 @@ import functools
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +268,17 @@ def containerd_namespace(endpoint: ContainerdEndpoint) -> Iterator[Item]:
     )
 
 
+def cgi_scratch() -> Iterator[Item]:
+    """Scratch folders of labreport's CGI server (runtimes/cgi_server.py) that outlived it: it
+    removes its own when stopped as labreport stops it (SIGTERM), never when killed."""
+    for folder in sorted(Path(tempfile.gettempdir()).glob("labreport-cgi-*")):
+        yield Item(
+            "scratch",
+            f"{folder} (a CGI server's scratch folder)",
+            remove=functools.partial(shutil.rmtree, folder, ignore_errors=True),
+        )
+
+
 def shim_cache_files() -> Iterator[Item]:
     try:
         root = shim_cache.cache_dir()
@@ -312,6 +324,7 @@ def every_probe(endpoints: Endpoints) -> tuple[Probe, ...]:
         functools.partial(engine_objects, endpoints.engine),
         functools.partial(containerd_namespace, endpoints.containerd),
         shim_cache_files,
+        cgi_scratch,
     )
 
 

@@ -135,7 +135,7 @@ def test_the_installed_tool_does_the_lab_in_an_empty_folder_as_root(
     assert setup.returncode == 0, setup.stderr
     assert f"building {tool.package}/_data/shim with cargo" in setup.stderr  # the packaged crate
     before = engine_holds()
-    _flow(run, tmp_path / "student", ROOT_RUNTIMES)
+    _flow(run, tmp_path / "lab12", ROOT_RUNTIMES)  # the built-in lab's name: its caches
     assert engine_holds() == before
 
 

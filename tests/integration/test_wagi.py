@@ -89,8 +89,12 @@ def server(
         wait_for(port, process)
         yield port, process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:  # SIGTERM, as labreport stops it: it removes its scratch
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
         process.communicate(timeout=30)
 
 
