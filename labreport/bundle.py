@@ -8,8 +8,7 @@ This module imports only the standard library at its top: the build hook loads i
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -138,9 +137,6 @@ class Install:
             where += f" at {self.commit[:12]}"
             where += " with uncommitted changes" if self.modified else ""
         return f"labreport {self.version} ({where}: {self.location})"
-
-    def as_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
 
 
 def install() -> Install:
