@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labreport.host import fsutil
+from labreport.host import fsutil, proc
 
 
 def test_json_is_stable_and_ends_with_newline(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_ctrl_c_during_the_renames_waits_for_them(tmp_path: Path) -> None:
     import signal
 
     files = {tmp_path / f"{n}.txt": str(n) for n in range(3)}
-    with pytest.raises(KeyboardInterrupt), fsutil.signals_held():
+    with pytest.raises(KeyboardInterrupt), proc.signals_held():
         os.kill(os.getpid(), signal.SIGINT)  # pending until the block ends
         fsutil.atomic_write_all(files)
     assert all(path.read_text() == text for path, text in files.items())

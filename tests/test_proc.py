@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,3 +100,32 @@ def test_ctrl_c_kills_the_child(tmp_path: Path, spawn: Spawn) -> None:
         signal.signal(signal.SIGALRM, previous)
     time.sleep(0.2)
     assert not alive(int(pid_file.read_text()))
+
+
+@SPAWNERS
+def test_an_interrupt_during_the_spawn_kills_the_child(
+    monkeypatch: pytest.MonkeyPatch, spawn: Spawn
+) -> None:
+    """Ctrl-C after the fork, before the spawner holds its child (inside Popen, or as
+    posix_spawn returns): held until the child is known, then the child is killed with its
+    group and the interrupt goes on. (Before, a `go build` outlived a SIGTERM that came then.)"""
+    started: list[int] = []
+    real_popen, real_spawn = subprocess.Popen, os.posix_spawn
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        child = real_popen(*args, **kwargs)
+        started.append(child.pid)
+        os.kill(os.getpid(), signal.SIGINT)
+        return child
+
+    def posix_spawn(*args: Any, **kwargs: Any) -> int:
+        pid = real_spawn(*args, **kwargs)
+        started.append(pid)
+        os.kill(os.getpid(), signal.SIGINT)
+        return pid
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(os, "posix_spawn", posix_spawn)
+    with pytest.raises(KeyboardInterrupt):
+        spawn(["sleep", "60"], timeout_s=30)
+    assert len(started) == 1 and not alive(started[0])

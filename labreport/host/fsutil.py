@@ -15,10 +15,8 @@ import fcntl
 import hashlib
 import json
 import os
-import signal
 import stat
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ from labreport.host import proc
 TEMP_PREFIX = ".labreport-"  # short, so that a long but legal target name still fits
 NEW_FILE_MODE = 0o644
 # The signals that would stop a command between the renames that commit several files.
-COMMIT_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def mounts_under(root: Path) -> list[str]:
@@ -248,32 +245,6 @@ def _sync_folder(folder: Path) -> None:
             os.close(directory)
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block ends (a few renames), then take effect: their
-    handlers are swapped for one that notes them (Python runs handlers in the main thread
-    whichever thread the kernel picked, so this holds where a signal mask would not)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[signal.Signals] = []
-    previous = {
-        number: signal.signal(number, lambda n, _: caught.append(signal.Signals(n)))
-        for number in COMMIT_SIGNALS
-    }
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        for first in caught[:1]:  # the first one, as it would have acted
-            handler = previous[first]
-            if callable(handler):
-                handler(first, None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), first)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file beside the destination, fsync it, then rename over it."""
     atomic_write_all({path: data})
@@ -307,7 +278,7 @@ def atomic_write_all(
             temps[targets[path]] = _temp_beside(targets[path], data)
         last = targets.get(commit_last) if commit_last is not None else None
         order = sorted(temps, key=lambda target: target == last)  # False first: last is last
-        with signals_held():
+        with proc.signals_held():
             for target in order:
                 os.replace(temps[target], target)
                 del temps[target]

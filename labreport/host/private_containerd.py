@@ -120,7 +120,7 @@ def running() -> Iterator[ContainerdEndpoint]:
     _remove_sockets(socket)  # stale ones of ours, left by a killed daemon
     log_path = home() / "containerd.log"
     with log_path.open("ab") as log:
-        daemon = subprocess.Popen(
+        daemon = proc.spawn(
             [str(program), "--config", str(config_file)],
             stdin=subprocess.DEVNULL,
             stdout=log,

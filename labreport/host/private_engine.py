@@ -279,7 +279,7 @@ def running() -> Iterator[Started]:
         try:
             _create_bridge()
             with paths.log.open("ab") as log:
-                daemon = subprocess.Popen(
+                daemon = proc.spawn(
                     [str(paths.dockerd), "--config-file", str(paths.config)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,

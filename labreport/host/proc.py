@@ -13,15 +13,17 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from labreport.errors import LabreportError
 
 STDERR_TAIL_CHARS = 600
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # Ctrl-C, and a CI cancel or `timeout`
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,32 @@ class Completed:
     @property
     def command(self) -> str:
         return shlex.join(self.argv)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (a few renames, a spawn), then take effect:
+    their handlers are swapped for one that notes them (Python runs handlers in the main thread
+    whichever thread the kernel picked, so this holds where a signal mask would not)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[signal.Signals] = []
+    previous = {
+        number: signal.signal(number, lambda n, _: caught.append(signal.Signals(n)))
+        for number in HELD_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for first in caught[:1]:  # the first one, as it would have acted
+            handler = previous[first]
+            if callable(handler):
+                handler(first, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), first)
 
 
 def tail(text: str, limit: int = STDERR_TAIL_CHARS) -> str:
@@ -59,11 +87,46 @@ def command_lines() -> Iterator[tuple[int, list[bytes]]]:
             yield int(entry.name), parts[:-1] if parts[-1] == b"" else parts
 
 
+GROUP_GONE_TIMEOUT_S = 10  # a killed group's processes end at once, unless the kernel holds them
+
+
+def _group_gone(pgid: int, timeout_s: float = GROUP_GONE_TIMEOUT_S) -> None:
+    """Until no process of the group is left (the leader reaped, its children reaped by init),
+    so that a killed build no longer writes in the folders its caller removes next."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # a member changed its user (sudo): still there
+            pass
+        time.sleep(0.01)
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
+        process.wait(timeout=GROUP_GONE_TIMEOUT_S)
+    _group_gone(process.pid)
+
+
+def spawn(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen, but never an orphan: a Ctrl-C or SIGTERM that comes while Popen runs
+    (after the fork, before Popen returns the child) is held until the child is known; then the
+    child is killed with its group, and the interrupt goes on. Without this the interrupt left
+    a `go build` running after labreport had exited. The child must lead a session of its own
+    (start_new_session=True), as every child of labreport's does."""
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        with signals_held():
+            process = subprocess.Popen([str(part) for part in argv], **popen)
+    except BaseException:
+        if process is not None:
+            _kill_group(process)
+        raise
+    return process
 
 
 def run(
@@ -86,7 +149,7 @@ def run(
     label = what or shlex.join(argv)
     started = time.perf_counter_ns()
     try:
-        process = subprocess.Popen(
+        process = spawn(
             argv,
             stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -181,30 +244,35 @@ def timed(
             (os.POSIX_SPAWN_DUP2, err, 2),
         ]
         child_env = dict(os.environ if env is None else env)
-        # Python ignores SIGPIPE and SIGXFSZ; the child gets the defaults back, as with Popen.
-        started = time.perf_counter_ns()
+        pid = started = 0
         try:
-            pid = os.posix_spawn(
-                program,
-                list(argv),
-                child_env,
-                file_actions=actions,
-                setsid=True,
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-            )
-        except OSError as error:
-            raise LabreportError(
-                f"{label}: could not start {program}: {error.strerror}",
-                hint or "check that the program exists and is executable",
-            ) from error
-        try:
+            # An interrupt during the spawn acts once the child is known (swapping the handlers
+            # back after it costs the clock about a microsecond, the same on every runtime).
+            with signals_held():
+                started = time.perf_counter_ns()
+                try:
+                    # Python ignores SIGPIPE and SIGXFSZ; the child gets the defaults back.
+                    pid = os.posix_spawn(
+                        program,
+                        list(argv),
+                        child_env,
+                        file_actions=actions,
+                        setsid=True,
+                        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                    )
+                except OSError as error:
+                    raise LabreportError(
+                        f"{label}: could not start {program}: {error.strerror}",
+                        hint or "check that the program exists and is executable",
+                    ) from error
             pidfd = os.pidfd_open(pid)
             try:
                 status = _reap(pid, pidfd, timeout_s)
             finally:
                 os.close(pidfd)
         except BaseException:
-            _kill_pid_group(pid)
+            if pid:
+                _kill_pid_group(pid)
             raise
         wall_ns = time.perf_counter_ns() - started
         if status is None:
@@ -235,6 +303,7 @@ def _kill_pid_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
+    _group_gone(pid)
 
 
 @contextlib.contextmanager
@@ -251,8 +320,8 @@ def background(
     SIGTERM first (the lab's server shuts down cleanly on it), SIGKILL if it lingers.
     """
     try:
-        process = subprocess.Popen(
-            [str(part) for part in argv],
+        process = spawn(
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,

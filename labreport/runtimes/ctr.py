@@ -169,7 +169,7 @@ class _CtrBase(ContainerServing):
         assert self.ctr is not None
         container_id = self._prefix() + "mem" + str(next(self.names))
         task = cgroup.task_cgroup(self.ctr.namespace, container_id)
-        process = subprocess.Popen(
+        process = proc.spawn(
             self.run_argv(ctx.config.once.env, container_id),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
