@@ -28,6 +28,7 @@ from typing import IO, Any
 import pytest
 
 from labreport.host import proc
+from labreport.record.files import load_measurement
 
 from .conftest import ROOT, lab_copy, require
 from .fakes import SYNTHETIC
@@ -560,42 +561,93 @@ def test_the_catalogue_is_large_and_names_are_unique() -> None:
     }  # fmt: skip
 
 
-def program_processes(marker: str) -> list[int]:
-    """Processes whose command line holds marker (the run's own work directory)."""
-    return [pid for pid, argv in proc.command_lines() if marker.encode() in b"\0".join(argv)]
+def _children(parent: int, program: bytes) -> list[int]:
+    """parent's children whose argv[0] ends with /program."""
+    return [
+        pid for pid, argv in proc.command_lines()
+        if argv and argv[0].endswith(b"/" + program) and _child_of(pid, parent)
+    ]  # fmt: skip
+
+
+def _interrupt_when(process: subprocess.Popen[str], program: bytes) -> list[int]:
+    """Waits until labreport runs program (as its child); the program's pids."""
+    deadline = time.monotonic() + 600
+    found: list[int] = []
+    while not found:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"the run never started {program!r}"
+        time.sleep(0.05)
+        found = _children(process.pid, program)
+    return found
+
+
+def _assert_interrupted(process: subprocess.Popen[str], tmp_path: Path, built: bool) -> None:
+    """Exit 130 in one error; no sample exists (the first run never ended). What was built is
+    measured (sizes), so once the build is done it is kept in the partial file, and named."""
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    partial = tmp_path / "out.partial.json"
+    kept = f"what was measured is kept in {partial} (add --resume to continue it)"
+    assert stderr.strip().splitlines()[-2:] == [
+        "error: interrupted",
+        f"hint: run the command again; {kept if built else 'nothing was measured yet'}",
+    ]
+    assert not (tmp_path / "out.json").exists()
+    assert partial.exists() == built
+    if built:
+        result = load_measurement(partial)
+        assert result.partial and not result.samples and result.artifacts
+
+
+def _measure_native(config_file: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    from .integration.common import labreport
+
+    return labreport(
+        "measure", "--config", str(config_file), "--runtime", "native", "--runs", "3",
+        "--warmup", "0", "--timeout", "600", "--no-memory", "--no-serving",
+        "-o", str(tmp_path / "out.json"),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(SIGNALS))
 def test_signal(name: str, tmp_path: Path) -> None:
     """A run whose program serves forever, interrupted while that program runs."""
     require("go")
-    from .integration.common import hanging_config, labreport
+    from .integration.common import hanging_config
 
-    output = tmp_path / "out.json"
-    process = labreport(
-        "measure", "--config", str(hanging_config(tmp_path)), "--runtime", "native", "--runs", "3",
-        "--warmup", "0", "--timeout", "600", "--no-memory", "--no-serving", "-o", str(output),
-    )  # fmt: skip
-    deadline = time.monotonic() + 600
-    programs: list[int] = []
-    while not programs:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the run never started its program"
-        time.sleep(0.05)
-        programs = [p for p in program_processes("moscow-time") if _child_of(p, process.pid)]
+    process = _measure_native(hanging_config(tmp_path), tmp_path)
+    programs = _interrupt_when(process, b"moscow-time")
     os.kill(process.pid, SIGNALS[name])
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    # Its first run never ended, so no sample exists: said so, and no partial file (one that
-    # has samples is kept and named: tests/test_measure.py, tests/integration).
-    assert lines[-2:] == [
-        "error: interrupted",
-        "hint: run the command again; nothing was measured yet",
-    ]
-    assert not output.exists() and not (tmp_path / "out.partial.json").exists()
-    assert not [p for p in programs if p in program_processes("moscow-time")]  # killed too
+    _assert_interrupted(process, tmp_path, built=True)
+    assert not [p for p in programs if Path(f"/proc/{p}").exists()]  # killed and reaped
+
+
+def test_sigterm_during_the_build_kills_it_and_leaves_no_go_work_folder(tmp_path: Path) -> None:
+    """`go build` cut off (here with -a, so that it compiles for seconds): it and its compilers
+    are gone when labreport exits, and its work folder with them (Go's own is in /tmp, and a
+    killed go leaves it: labreport gives the build a scratch folder of its own)."""
+    require("go")
+    from .integration.common import hanging_config
+
+    config_file = hanging_config(tmp_path)
+    text = config_file.read_text()
+    fast = 'args = ["-buildvcs=false", "-tags"'
+    assert fast in text
+    config_file.write_text(text.replace(fast, 'args = ["-a", "-buildvcs=false", "-tags"', 1))
+    before = set(Path("/tmp").glob("go-build*"))
+    process = _measure_native(config_file, tmp_path)
+    (build,) = _interrupt_when(process, b"go")
+    time.sleep(1.5)  # until it compiles, in its work folder
+    compilers = [
+        pid for pid, argv in proc.command_lines()
+        if argv and pid != build and _group_of(pid) == build
+    ]  # fmt: skip
+    assert compilers, "the build was not compiling yet"
+    os.kill(process.pid, signal.SIGTERM)
+    _assert_interrupted(process, tmp_path, built=False)
+    assert not [p for p in [build, *compilers] if Path(f"/proc/{p}").exists()]
+    assert set(Path("/tmp").glob("go-build*")) == before
 
 
 def test_ctrl_c_while_python_loads_labreport_is_an_interrupt_not_a_traceback() -> None:
@@ -619,12 +671,22 @@ def test_ctrl_c_while_python_loads_labreport_is_an_interrupt_not_a_traceback() -
             assert stderr.strip().splitlines()[-2] == "error: interrupted", stderr
 
 
-def _child_of(pid: int, parent: int) -> bool:
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command's name ([] when it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return False
-    return int(fields[1]) == parent
+        return []
+
+
+def _child_of(pid: int, parent: int) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and int(fields[1]) == parent
+
+
+def _group_of(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[2]) if fields else -1
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -638,7 +700,7 @@ def test_fault(case: Case, tmp_path: Path) -> None:
     beside = snapshot(tmp_path / "outside") if (tmp_path / "outside").is_dir() else None
     engine_before = None
     if case.area == "engines":
-        from .integration.common import engine_holds
+        from .integration.common import NOTHING, engine_gained, engine_holds
 
         engine_before = engine_holds()
     env = {"LABREPORT_STATE_DIR": str(tmp_path / "state"), **case.env}
@@ -666,7 +728,7 @@ def test_fault(case: Case, tmp_path: Path) -> None:
     # Nothing written, nothing half-written, nothing the user had changed or removed.
     assert snapshot(work) == before
     if engine_before is not None:
-        assert engine_holds() == engine_before
+        assert engine_gained(engine_before) == NOTHING
 
 
 # -- handled, not refused: what a write does with what is already at its path ------------------

@@ -197,3 +197,25 @@ def test_doctor_lists_a_labs_build_tools_once_each(tmp_path: Path) -> None:
     missing = tools["labreport-no-such-compiler"]
     assert not missing.found and missing.optional  # only an optional build needs it
     assert "not on PATH" in missing.detail and f"{lab.name}'s builds run it" in missing.hint
+
+
+def test_a_build_keeps_its_scratch_files_in_a_folder_removed_on_every_way_out(
+    tmp_path: Path,
+) -> None:
+    """TMPDIR and GOTMPDIR name a folder of the build's own, inside its build folder, gone once
+    the build ends; so a killed `go build` leaves no /tmp/go-build* behind."""
+    record = 'printf "%s %s" "$TMPDIR" "$GOTMPDIR" > {output}; test -d "$TMPDIR"'
+    builds = COMMAND_BUILDS.replace(
+        'command = ["cp", "{source_dir}/hello.txt", "{output}"]',
+        f"command = ['sh', '-c', '{record}']",
+    )
+    lab = _command_lab(tmp_path, builds)
+    out = tmp_path / "out"
+    native = build.host_build(lab, "native", out)
+    tmpdir, gotmpdir = native.path.read_text().split()
+    assert tmpdir == gotmpdir and Path(tmpdir).parent == out
+    assert not Path(tmpdir).exists() and sorted(out.iterdir()) == [native.path]
+    failing = builds.replace('test -d "$TMPDIR"', "exit 3")
+    with pytest.raises(LabreportError, match=r"builds\.native"):
+        build.host_build(_command_lab(tmp_path, failing), "native", tmp_path / "out2")
+    assert [p.name for p in (tmp_path / "out2").iterdir()] == ["moscow-time"]

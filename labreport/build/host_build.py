@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,18 +98,25 @@ def host_build(config: LabConfig, build_name: str, out_dir: Path) -> Artifact:
         if spec.toolchain == "tinygo" and go_root is not None:
             # TinyGo compiles the standard library of the Go toolchain it finds on PATH.
             env["PATH"] = f"{go_root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env.update(spec.env)
     output.unlink(missing_ok=True)  # labreport's own build folder: no stale result may pass
-    started = time.perf_counter()
-    proc.run(
-        _argv(spec, output, config.app_path),
-        timeout_s=HOST_BUILD_TIMEOUT_S,
-        env=env,
-        cwd=config.app_path,
-        what=f"{where} ({spec.tool})",
-        hint=f"fix the build command or the source in {config.app_dir}, then run again",
-    )
-    duration = time.perf_counter() - started
+    # The build's scratch files (Go's work folder, a compiler's temporaries) go in a folder of
+    # the run's own, removed on every way out: a build cut off by a timeout or Ctrl-C is killed,
+    # and `go build` killed leaves its /tmp/go-build* folder behind.
+    with tempfile.TemporaryDirectory(
+        prefix=".scratch-", dir=out_dir, ignore_cleanup_errors=True
+    ) as scratch:
+        env.update(TMPDIR=scratch, GOTMPDIR=scratch)
+        env.update(spec.env)
+        started = time.perf_counter()
+        proc.run(
+            _argv(spec, output, config.app_path),
+            timeout_s=HOST_BUILD_TIMEOUT_S,
+            env=env,
+            cwd=config.app_path,
+            what=f"{where} ({spec.tool})",
+            hint=f"fix the build command or the source in {config.app_dir}, then run again",
+        )
+        duration = time.perf_counter() - started
     if not output.is_file():
         raise LabreportError(
             f"{where}: the build succeeded but wrote no {spec.output}",
