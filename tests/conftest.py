@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from labreport import config
+from labreport.errors import LabreportError
 from labreport.host.endpoints import Endpoints
 from labreport.inventory import components, leftovers
 
@@ -101,15 +102,28 @@ def stops_what_it_started() -> Iterator[None]:
 
 
 def _cheap_leaks() -> set[str]:
-    return {item.line() for item in leftovers.leaks(leftovers.CHEAP)}
+    return {item.line() for item in leftovers.leaks(leftovers.CHEAP)} | _engine_leaks()
+
+
+def _engine_leaks() -> set[str]:
+    """On the host's engine, where one answers: labreport's containers, run-tagged images and
+    dangling images (a build's stage images, which a later run would remove unseen)."""
+    from .integration.common import engine_holds
+
+    try:
+        holds = engine_holds()
+    except LabreportError:  # no engine here: the unit tests' hosts
+        return set()
+    return {f"engine: {kind}: {name}" for kind, names in holds.items() for name in names}
 
 
 @pytest.fixture(autouse=True, scope="module")
 def module_leaves_nothing(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The cheap part of the leak audit (processes, bundles, mounts, bridge, cgroups) around
-    every test module, so that a leak names the module that made it; the test command ends
-    with the whole audit (`labreport clean --check`). A shim or a cleanup process may take a
-    moment to end, so what is new is looked at again for a few seconds before it counts."""
+    """The cheap part of the leak audit (processes, bundles, mounts, bridge, cgroups, what the
+    host's engine holds of labreport's) around every test module, so that a leak names the
+    module that made it; the test command ends with the whole audit (`labreport clean --check`).
+    A shim or a cleanup process may take a moment to end, so what is new is looked at again for
+    a few seconds before it counts."""
     before = _cheap_leaks()
     yield
     deadline = time.monotonic() + 10

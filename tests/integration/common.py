@@ -43,6 +43,16 @@ def engine_holds(url: str | None = None) -> dict[str, set[str]]:
     return {"containers": containers, "images": tags | stages}
 
 
+def engine_gained(before: dict[str, set[str]]) -> dict[str, set[str]]:
+    """What engine_holds() lists now and did not before: what a run left. (A run may remove a
+    dangling image of an earlier build of labreport's: it removes them all, by design.)"""
+    now = engine_holds()
+    return {kind: now[kind] - before.get(kind, set()) for kind in now}
+
+
+NOTHING = {"containers": set[str](), "images": set[str]()}
+
+
 STARTED: list[subprocess.Popen[str]] = []  # stopped after each test (tests/conftest.py)
 
 

@@ -47,6 +47,7 @@ def test_scratch_image_builds_offline_runs_and_matches_host_build(
         assert verdict.ok, verdict.reason
     finally:
         client.images.remove(tag, force=True)
+        engine.remove_build_leftovers(client)  # as every run of labreport's ends
         leftovers = client.api.containers(
             all=True, filters={"label": engine.LABEL_RUN + "=" + run_label[engine.LABEL_RUN]}
         )
