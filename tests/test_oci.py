@@ -60,6 +60,7 @@ def test_record_labels_each_size(tmp_path: Path) -> None:
     assert record.content_size_uncompressed_bytes == len(MODULE)
     assert record.archive_size_bytes == (tmp_path / "a.tar").stat().st_size
     assert record.platform == "wasi/wasm"
+    assert record.file_count == 1 and record.files == record.entrypoint == ["/app.wasm"]
     assert set(record.size_methods) == {
         "content_size_uncompressed_bytes",
         "layers_size_compressed_bytes",

@@ -84,6 +84,7 @@ def test_both_layouts_give_the_same_sizes(tmp_path: Path, layout: str) -> None:
     assert found.count == 1
     assert found.files_bytes == len(BINARY) + len(b"hello\n")  # files only, no tar headers
     assert found.gzip_bytes == expected_gzip()  # of the uncompressed tar, whatever was stored
+    assert found.file_count == 2 and found.files == ("/app/moscow-time", "/etc/note")  # no dirs
 
 
 def test_archive_without_manifest_or_with_a_missing_layer_is_a_user_error(tmp_path: Path) -> None:

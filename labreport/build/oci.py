@@ -39,6 +39,7 @@ class OciImage:
     config_digest: str
     content_bytes: int
     layer_bytes: int
+    module_path: str  # the layer's one file, and the entrypoint
 
 
 def _blob(data: bytes) -> tuple[str, bytes]:
@@ -137,10 +138,11 @@ def write_wasm_image(module: bytes, module_path: str, reference: str, archive: P
         + [(f"blobs/sha256/{manifest_digest.removeprefix('sha256:')}", manifest)]
     )
     fsutil.atomic_write_bytes(archive, _tar(files))
-    return OciImage(archive, manifest_digest, config_digest, len(module), len(layer))
+    return OciImage(archive, manifest_digest, config_digest, len(module), len(layer), module_path)
 
 
 def image_record(image: OciImage, name: str, reference: str, build_command: str) -> ImageRecord:
+    """The record of a WASM image write_wasm_image wrote: one layer holding the module alone."""
     return ImageRecord(
         name=name,
         reference=reference,
@@ -152,4 +154,7 @@ def image_record(image: OciImage, name: str, reference: str, build_command: str)
         archive_size_bytes=image.archive.stat().st_size,
         size_methods=OCI_SIZE_METHODS,
         build_command=build_command,
+        entrypoint=[image.module_path],
+        file_count=1,
+        files=["/" + image.module_path.lstrip("/")],
     )

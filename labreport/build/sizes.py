@@ -22,7 +22,7 @@ from typing import IO
 import docker
 
 from labreport.errors import LabreportError
-from labreport.record.models import ImageRecord
+from labreport.record.models import FILES_KEPT, ImageRecord
 
 GZIP_LEVEL = 6  # every gzip size labreport computes or writes (here, and the OCI layer)
 GZIP_MAGIC = b"\x1f\x8b"
@@ -42,6 +42,8 @@ class LayerSizes:
     count: int
     files_bytes: int  # regular files' sizes inside the layers
     gzip_bytes: int  # the uncompressed layer tars, gzip level GZIP_LEVEL
+    file_count: int  # regular files inside the layers
+    files: tuple[str, ...]  # the first FILES_KEPT of their paths ("/app"), in layer order
 
 
 class _GzipCounter(io.RawIOBase):
@@ -68,8 +70,8 @@ class _GzipCounter(io.RawIOBase):
         return self.compressed + len(self.compressor.flush())
 
 
-def _layer(archive: tarfile.TarFile, name: str) -> tuple[int, int]:
-    """(files' bytes, gzip bytes) of one layer blob, gzip-compressed or not."""
+def _layer(archive: tarfile.TarFile, name: str) -> tuple[int, int, list[str]]:
+    """(files' bytes, gzip bytes, files' paths) of one layer blob, gzip-compressed or not."""
     try:
         raw = archive.extractfile(name)
     except KeyError as error:
@@ -84,15 +86,19 @@ def _layer(archive: tarfile.TarFile, name: str) -> tuple[int, int]:
     source: IO[bytes] | gzip.GzipFile = gzip.GzipFile(fileobj=raw) if compressed else raw
     counter = _GzipCounter(source)
     files = 0
+    paths: list[str] = []
     try:
         with tarfile.open(fileobj=io.BufferedReader(counter), mode="r|") as layer:
-            files = sum(member.size for member in layer if member.isfile())
+            for member in layer:
+                if member.isfile():
+                    files += member.size
+                    paths.append("/" + member.name.removeprefix("./").lstrip("/"))
     except (tarfile.TarError, OSError, EOFError) as error:
         raise LabreportError(
             f"docker save archive: layer {name} is not a readable tar: {error}",
             "save the image again",
         ) from error
-    return files, counter.finish()
+    return files, counter.finish(), paths
 
 
 def saved_layers(archive_path: Path) -> LayerSizes:
@@ -115,10 +121,13 @@ def saved_layers(archive_path: Path) -> LayerSizes:
         raise LabreportError(
             f"{archive_path}: not a readable docker save archive: {error}", "save the image again"
         ) from error
+    paths = [path for _, _, layer_paths in sizes for path in layer_paths]
     return LayerSizes(
         count=len(sizes),
-        files_bytes=sum(files for files, _ in sizes),
-        gzip_bytes=sum(compressed for _, compressed in sizes),
+        files_bytes=sum(files for files, _, _ in sizes),
+        gzip_bytes=sum(compressed for _, compressed, _ in sizes),
+        file_count=len(paths),
+        files=tuple(paths[:FILES_KEPT]),
     )
 
 
@@ -147,4 +156,7 @@ def docker_image_record(
         archive_size_bytes=archive.stat().st_size,
         size_methods=SAVED_IMAGE_SIZE_METHODS,
         build_command=build_command,
+        entrypoint=list(image.attrs.get("Config", {}).get("Entrypoint") or []),
+        file_count=layers.file_count,
+        files=list(layers.files),
     )

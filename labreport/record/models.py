@@ -101,6 +101,7 @@ class ArtifactRecord(Record):
     build_seconds: float | None = Field(default=None, ge=0)
 
 
+FILES_KEPT = 20  # an image's file paths kept in its record
 # An image's three sizes, by field name; each comes with the method that found it.
 SIZE_FIELDS = (
     "content_size_uncompressed_bytes",
@@ -122,6 +123,12 @@ class ImageRecord(Record):
     archive_size_bytes: int = Field(gt=0)
     size_methods: dict[str, str]  # how each of the three sizes was found, by field name
     build_command: str
+    # What the image holds, read from its layers (older files: not recorded): its entrypoint,
+    # how many regular files, and the first FILES_KEPT of their paths in layer order. An image
+    # whose only file is its entrypoint was built on no base image (FROM scratch).
+    entrypoint: list[str] = Field(default_factory=list, max_length=64)
+    file_count: int | None = Field(default=None, ge=0)
+    files: list[str] = Field(default_factory=list, max_length=FILES_KEPT)
 
     @field_validator("size_methods")
     @classmethod

@@ -72,6 +72,7 @@ def test_measure_traditional_path(
     image = result.images[0]
     assert image.layer_count == 1
     assert image.content_size_uncompressed_bytes == inner.size_bytes  # the one file it holds
+    assert image.file_count == 1 and image.files == image.entrypoint == [inner.path]  # scratch
     assert image.archive_size_bytes > image.content_size_uncompressed_bytes
     assert image.layers_size_compressed_bytes < image.content_size_uncompressed_bytes
 
