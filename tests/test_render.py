@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from labreport.analysis.lab import LabView
+from labreport.analysis.sources import load_sources
 from labreport.cli import app
 from labreport.errors import LabreportError
 from labreport.report import charts, render
@@ -70,6 +72,24 @@ def test_charts_are_byte_for_byte_reproducible_and_referenced(tmp_path: Path) ->
     for chart in first.charts:
         assert f"![{chart.alt}](report/{chart.name})" in first.markdown
         assert "<dc:date>" not in chart.svg
+
+
+def test_the_memory_chart_puts_a_bar_only_beside_bars_of_its_method() -> None:
+    """One panel per mode and method, a CLI run's first: the CLI peaks of the task cgroup are
+    one panel, WASM linear memory another, the server's RSS idle and under load a third."""
+    view = LabView(load_sources([SYNTHETIC]))
+    panels = {panel.title: panel.rows for panel in charts.memory_panels(view)}
+    assert panels == {
+        "one CLI run: cgroup peak": {
+            "ctr-runc": {"peak": 2_500_000},
+            "ctr-wasmtime": {"peak": 190_000_000},
+        },
+        "one CLI run: linear memory": {"wasmtime-embedded": {"at exit": 12_582_912}},
+        "server: VmRSS": {"native": {"idle (median)": 5_900_000, "under load (max)": 7_000_000}},
+    }
+    chart = charts.memory(charts.memory_panels(view))
+    assert chart.alt.startswith("Memory in MiB, one panel per method: one CLI run: cgroup peak:")
+    assert chart.svg.count('id="axes_') == 3  # three panels
 
 
 def test_write_then_check_passes_and_a_hand_edit_fails(tmp_path: Path) -> None:

@@ -115,21 +115,93 @@ def sizes(groups: dict[str, dict[str, int]]) -> Chart:
     return Chart("sizes", alt, _svg(figure))
 
 
-def memory(bars: dict[str, int]) -> Chart:
-    """One horizontal bar per (runtime, what) reading."""
-    labels = list(bars)
-    figure, axes = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.4))
-    values = [bars[label] / MiB for label in labels]
-    drawn = axes.barh(labels, values, color="tab:green")
-    axes.bar_label(drawn, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=2)
-    axes.invert_yaxis()
-    axes.set_xlabel("MiB")
-    axes.set_title("Memory (methods differ: see the table)")
+@dataclass(frozen=True)
+class MemoryPanel:
+    """Readings taken by one method, so comparable with each other: per runtime, a value for
+    each kind of reading (a CLI run's peak; a server idle and under load)."""
+
+    title: str
+    rows: dict[str, dict[str, int]]  # runtime -> reading kind -> bytes
+
+
+TRADITIONAL_COLOUR, WASM_COLOUR = "tab:blue", "tab:orange"
+READING_ALPHA = {"idle (median)": 0.45}  # lighter beside the reading under load
+
+
+def is_wasm(runtime: str) -> bool:
+    """A WASM runtime, by labreport's own runtime names (ctr-wasmtime, docker-wasm, ...)."""
+    return "wasm" in runtime
+
+
+def memory(panels: Sequence[MemoryPanel]) -> Chart:
+    """A panel per method: only readings of one method are ever beside each other; in a panel,
+    a row per runtime (traditional and WASM in two colours) and a bar per kind of reading."""
+    heights = [len(panel.rows) * max(len(kinds) for kinds in panel.rows.values()) + 1.5
+               for panel in panels]  # fmt: skip
+    figure, axes_list = plt.subplots(
+        len(panels), 1, figsize=(8, 0.28 * sum(heights) + 0.9),
+        gridspec_kw={"height_ratios": heights}, squeeze=False,
+    )  # fmt: skip
+    for axes, panel in zip(axes_list[:, 0], panels, strict=True):
+        kinds = list(dict.fromkeys(k for readings in panel.rows.values() for k in readings))
+        width = 0.8 / len(kinds)
+        names = list(panel.rows)
+        for index, kind in enumerate(kinds):
+            ys = [row + index * width for row in range(len(names))]
+            values = [panel.rows[name].get(kind, 0) / MiB for name in names]
+            colours = [WASM_COLOUR if is_wasm(n) else TRADITIONAL_COLOUR for n in names]
+            drawn = axes.barh(ys, values, width, color=colours, alpha=READING_ALPHA.get(kind, 1))
+            labels = [
+                (f"{v:.2f} {kind}" if len(kinds) > 1 else f"{v:.2f}") if v else "" for v in values
+            ]
+            axes.bar_label(drawn, labels=labels, fontsize=7, padding=2)
+        axes.set_yticks([row + width * (len(kinds) - 1) / 2 for row in range(len(names))], names)
+        axes.invert_yaxis()
+        axes.set_title(panel.title, fontsize=9, loc="left")
+        axes.margins(x=0.35)
+        axes.tick_params(labelsize=8)
+    axes_list[-1, 0].set_xlabel("MiB (blue: traditional, orange: WASM)")
     figure.tight_layout()
-    alt = "Memory in MiB: " + ", ".join(
-        f"{label} {value:.2f}" for label, value in zip(labels, values, strict=True)
+    alt = "Memory in MiB, one panel per method: " + "; ".join(
+        f"{panel.title}: "
+        + ", ".join(
+            f"{name} " + " / ".join(f"{kind} {value / MiB:.2f}" for kind, value in kinds.items())
+            for name, kinds in panel.rows.items()
+        )
+        for panel in panels
     )
     return Chart("memory", alt, _svg(figure))
+
+
+def _method(text: str) -> str:
+    """A method's name, without its particulars: 'task cgroup peak usage incl. page cache'."""
+    return text.split(" (", maxsplit=1)[0].split(", ", maxsplit=1)[0]
+
+
+def memory_panels(view: LabView) -> list[MemoryPanel]:
+    """The lab's memory readings grouped by mode and exact method: a CLI run's first, then the
+    server's, each in the order read."""
+    panels: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
+
+    def add(title: str, method: str, who: str, kind: str, value: int | None) -> None:
+        if value:
+            panels.setdefault((title, method), {}).setdefault(who, {})[kind] = value
+
+    rss_peak = "peak resident set size of the serving process, read by the host"
+    for target_short, record in view.memory_rows():
+        who = f"{record.runtime} @ {target_short}" if view.multi else record.runtime
+        if record.mode == "once":
+            if record.linear_memory_bytes:
+                add("one CLI run", record.method, who, "at exit", record.linear_memory_bytes)
+            else:
+                add("one CLI run", record.peak_method or record.method, who, "peak",
+                    record.peak_bytes)  # fmt: skip
+            continue
+        add("server", record.method, who, "idle (median)", record.idle_median_bytes())
+        add("server", record.method, who, "under load (max)", record.load_max_bytes())
+        add("server", rss_peak, who, "peak", record.process_peak_rss_bytes)
+    cli_first = sorted(panels.items(), key=lambda item: item[0][0] != "one CLI run")
+    return [MemoryPanel(f"{title}: {_method(method)}", rows) for (title, method), rows in cli_first]
 
 
 def serving(p50_ms: Mapping[str, Mapping[int, float]]) -> Chart:
@@ -175,18 +247,9 @@ def draw(view: LabView) -> dict[str, Chart]:
         groups.setdefault("image archive", {})[name] = image.archive_size_bytes
     if groups:
         made["sizes"] = sizes(groups)
-    bars: dict[str, int] = {}
-    for target_short, record in view.memory_rows():
-        who = f"{record.runtime} @ {target_short}" if view.multi else record.runtime
-        idle = record.idle_median_bytes()
-        if idle is not None:
-            bars[f"{who}: server idle"] = idle
-        if record.peak_bytes:
-            bars[f"{who}: {record.mode} peak"] = record.peak_bytes
-        if record.linear_memory_bytes:
-            bars[f"{who}: linear memory"] = record.linear_memory_bytes
-    if bars:
-        made["memory"] = memory(bars)
+    panels = memory_panels(view)
+    if panels:
+        made["memory"] = memory(panels)
     latency = {
         served.label: {lv.concurrency: lv.p50_ms for lv in served.levels if lv.p50_ms}
         for served in view.serving
