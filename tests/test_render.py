@@ -203,7 +203,8 @@ def test_the_first_screen_answers_and_marks_what_was_not_measured(tmp_path: Path
     rows *not measured* with the reason, never a figure."""
     data = json.loads(SYNTHETIC.read_text())
     full = render.render([SYNTHETIC]).markdown
-    assert full.index("## At a glance") < full.index("## 2. Where it was measured")
+    assert full.index("## At a glance") < full.index("## Task 1 — ")
+    assert full.index("## Task 4 — ") < full.index("## Appendix A. Where it was measured")
     assert "| startup, cached WASM (ctr) | 112 ms | 193 ms | 1.72x | WASM **slower**" in full
     data["samples"] = [s for s in data["samples"] if s["runtime"] != "ctr-runc"]
     data["runtimes"] = [r for r in data["runtimes"] if r["name"] != "ctr-runc"]
@@ -216,3 +217,45 @@ def test_the_first_screen_answers_and_marks_what_was_not_measured(tmp_path: Path
         "ctr-wasmtime-aot not measured" in markdown
     )
     assert "| memory, one CLI run | *not measured* |" in markdown
+
+
+def test_the_report_follows_the_labs_tasks_and_a_lab_names_them(tmp_path: Path) -> None:
+    """report.md.j2: the first screen, then Task 1 to 4 in order (each side with its builds,
+    startup, memory and what a run printed), then the appendix; the headings are the lab's own
+    (partials/tasks.j2, which a lab's templates override)."""
+    markdown = render.render([SYNTHETIC], with_charts=False).markdown
+    headings = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings[:5] == [
+        "## At a glance",
+        "## Task 1 — Create the Moscow Time application",
+        "## Task 2 — Build the traditional container (static Go binary, FROM scratch)",
+        "## Task 3 — Build the WASM container (the same program compiled to WASI)",
+        "## Task 4 — Performance comparison and analysis",
+    ]
+    assert headings[5].startswith("## Appendix A.")
+    for task in ("## Task 2", "## Task 3"):
+        section = markdown[markdown.index(task) :]
+        section = section[: section.index("\n## ", 1)]
+        for part in ("### How it was built", "### Startup of", "### Memory", "### Functionality"):
+            assert part in section, (task, part)
+    task2 = markdown[markdown.index("## Task 2") : markdown.index("## Task 3")]
+    assert "| ctr-runc | 11/11 |" in task2 and "ctr-wasmtime" not in task2  # its side only
+    assert "ctr-runc's measured run 2 printed" in task2  # a container's output before native's
+    own = tmp_path / "templates" / "partials"
+    own.mkdir(parents=True)
+    (own / "tasks.j2").write_text(
+        '{% set tasks = {"cli": "One", "traditional": "Two", "wasm": "Three", '
+        '"comparison": "Four"} %}'
+    )
+    renamed = render.render([SYNTHETIC], templates=own.parent, with_charts=False).markdown
+    assert "## Task 1 — One" in renamed and "## Task 4 — Four" in renamed
+
+
+def test_the_report_by_metric_stays_a_template_of_its_own() -> None:
+    markdown = render.render([SYNTHETIC], template="by_metric.md.j2", with_charts=False).markdown
+    numbered = [
+        line for line in markdown.splitlines() if line[:4] in {f"## {n}" for n in "12345678"}
+    ]
+    assert [line.split(".")[0] for line in numbered] == [f"## {n}" for n in range(1, 9)]
+    assert numbered[3] == "## 4. Startup: the CLI mode (`MODE=once`), spawn to exit"
+    assert "## Task 1" not in markdown

@@ -130,6 +130,12 @@ class ImageRecord(Record):
     file_count: int | None = Field(default=None, ge=0)
     files: list[str] = Field(default_factory=list, max_length=FILES_KEPT)
 
+    @model_validator(mode="after")
+    def _files_counted(self) -> ImageRecord:
+        if self.file_count is not None and len(self.files) > self.file_count:
+            raise ValueError(f"{len(self.files)} files listed but file_count is {self.file_count}")
+        return self
+
     @field_validator("size_methods")
     @classmethod
     def _every_size_says_how(cls, methods: dict[str, str]) -> dict[str, str]:
