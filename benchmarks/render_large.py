@@ -56,7 +56,7 @@ def main() -> None:
     chart_chars = sum(len(c.svg) for c in report.charts)
     print(f"load and validate the file   {load_s:10.3f} s  ({loaded:,} samples)")
     print(f"whole render                 {render_s:10.3f} s  (load, statistics, charts, templates)")
-    print(f"report {len(report.markdown):,} chars, charts {chart_chars:,} chars")
+    print(f"report {len(report.text):,} chars, charts {chart_chars:,} chars")
 
 
 if __name__ == "__main__":

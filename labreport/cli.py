@@ -15,7 +15,7 @@ from labreport.config import load
 from labreport.host.private_containerd import ContainerdMode
 from labreport.host.private_engine import EngineMode
 from labreport.options import user_errors
-from labreport.report import DEFAULT_TEMPLATE
+from labreport.report import DEFAULT_TEMPLATE, ReportFormat
 
 # The analysis and the report (scipy, matplotlib: 1.3 of the 1.5 s that importing them takes)
 # are imported by the commands that use them, so that every other command, --help and each
@@ -53,12 +53,12 @@ def setup_command(
     packages: options.SetupPackages = False,
     engine: options.SetupEngine = False,
     shims: options.SetupShims = False,
+    browser: options.SetupBrowser = False,
     strict: options.SetupStrict = False,
 ) -> None:
     """Install the system parts: Debian packages, the private engine, the wasmtime shims (all
-    three unless some are named); each step idempotent, skipped with the reason where it cannot
-    run."""
-    chosen = {"packages": packages, "engine": engine, "shims": shims}
+    three unless some are named; --browser only when named); each step idempotent."""
+    chosen = {"packages": packages, "engine": engine, "shims": shims, "browser": browser}
     steps = setup.run(chosen, lambda line: typer.echo(f"setup: {line}", err=True))
     if strict:
         setup.require_no_skip(steps)
@@ -129,18 +129,18 @@ def render_command(
     lab: options.Lab = None,
     output: options.ReportOutput = None,
     templates: options.Templates = None,
-    template: str = typer.Option(DEFAULT_TEMPLATE, help="The template to render."),
+    template: options.Template = DEFAULT_TEMPLATE,
     check: options.Check = False,
+    output_format: options.RenderFormat = ReportFormat.MD,
 ) -> None:
-    """Turn measurements/*.json into report.md with charts, through the Jinja templates."""
+    """Turn measurements/*.json into report.md with charts (or one HTML page), through the Jinja
+    templates."""
     from labreport.commands import render
 
-    rendered = render.run(files or [], lab, output, templates, template, check)
+    chosen = render.Options(files or [], lab, output, templates, template, check, output_format)
+    rendered = render.run(chosen)
     if check:
-        typer.echo(
-            f"{rendered.output} and its charts are up to date "
-            f"({rendered.sources} measurement file(s))"
-        )
+        typer.echo(f"{rendered.output} is up to date ({rendered.sources} measurement file(s))")
     for path in rendered.written:
         typer.echo(f"wrote {path}")
 

@@ -18,6 +18,7 @@ import typer
 from labreport.errors import LabreportError, RunInterruptedError
 from labreport.host.private_containerd import ContainerdMode
 from labreport.host.private_engine import EngineMode
+from labreport.report import ReportFormat
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -263,7 +264,7 @@ ReportOutput = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="The report to write (default: report.md in the lab's folder).",
+        help="The report to write (default: report.md, or report.html, in the lab's folder).",
         parser=output_file,
     ),
 ]
@@ -277,6 +278,15 @@ Templates = Annotated[
 ]
 Check = Annotated[
     bool, typer.Option("--check", help="Write nothing; exit 1 if the report is stale.")
+]
+Template = Annotated[str, typer.Option(help="The template to render.")]
+RenderFormat = Annotated[
+    ReportFormat,
+    typer.Option(
+        "--format",
+        help="md (report.md and its charts) or html (one page, charts inline, for uploads).",
+        parser=choice(ReportFormat),
+    ),
 ]
 Measured = Annotated[Path, typer.Argument(help="A measurement file, or a folder of them.")]
 MeasuredToo = Annotated[Path, typer.Argument(help="The same, to compare with OLD.")]
@@ -316,6 +326,10 @@ SetupEngine = Annotated[
 ]
 SetupShims = Annotated[
     bool, typer.Option("--shims", help="The wasmtime shims, built with cargo and installed.")
+]
+SetupBrowser = Annotated[
+    bool,
+    typer.Option("--browser", help="Chromium and its driver (the test suite's browser check)."),
 ]
 SetupStrict = Annotated[
     bool, typer.Option("--strict", help="Exit 1 when a step is skipped or a shim not installed.")

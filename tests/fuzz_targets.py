@@ -154,7 +154,7 @@ def check_mutated(content: bytes, with_charts: bool = False) -> None:
 def check_valid(data: dict[str, Any], with_charts: bool = False) -> None:
     """A file the models accept renders with the shipped templates, without an error."""
     report = _render(json.dumps(data).encode(), with_charts)
-    assert report.markdown.startswith("# ")
+    assert report.text.startswith("# ")
 
 
 # -- what rendering may touch: no process, no file outside what it was given --------------------
@@ -328,7 +328,9 @@ def check_lab_folder(plants: dict[str, str]) -> None:
         for check in (True, False):
             with watched(lab):
                 try:
-                    done = render_command.run([], lab, None, None, "report.md.j2", check)
+                    done = render_command.run(
+                        render_command.Options([], lab, None, None, "report.md.j2", check)
+                    )
                 except LabreportError as error:
                     assert error.message and "\n" not in error.message
                     continue

@@ -88,7 +88,7 @@ def test_unknown_memory_is_said_not_made_up(tmp_path: Path) -> None:
     data["environment"]["memory_total_bytes"] = None
     path = tmp_path / "m.json"
     path.write_text(json.dumps(data))
-    assert "RAM not known (/proc/meminfo unreadable)" in render.render([path]).markdown
+    assert "RAM not known (/proc/meminfo unreadable)" in render.render([path]).text
 
 
 def test_render_writes_the_report_and_its_charts_all_or_none(tmp_path: Path) -> None:

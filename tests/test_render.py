@@ -25,7 +25,7 @@ def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     # A copy at a fixed relative name, so the report's source line does not depend on tmp_path.
     monkeypatch.chdir(tmp_path)
     Path("synthetic.json").write_bytes(SYNTHETIC.read_bytes())
-    return render.render([Path("synthetic.json")]).markdown
+    return render.render([Path("synthetic.json")]).text
 
 
 def test_report_matches_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +58,7 @@ def test_larger_native_binary_turns_the_answer_round(tmp_path: Path) -> None:
     data["artifacts"][1]["size_bytes"] = 1_000_000  # the module is now the smaller one
     path = tmp_path / "small.json"
     path.write_text(json.dumps(data))
-    markdown = render.render([path]).markdown
+    markdown = render.render([path]).text
     assert "### Why is the WASM binary smaller than the native one?" in markdown
     assert "It is smaller: 1,000,000 B" in markdown
 
@@ -70,7 +70,7 @@ def test_charts_are_byte_for_byte_reproducible_and_referenced(tmp_path: Path) ->
     assert {c.kind for c in first.charts} == {"startup", "sizes", "memory", "serving"}
     assert all(charts.CHART_NAME.match(c.name) for c in first.charts)  # named by content
     for chart in first.charts:
-        assert f"![{chart.alt}](report/{chart.name})" in first.markdown
+        assert f"![{chart.alt}](report/{chart.name})" in first.text
         assert "<dc:date>" not in chart.svg
 
 
@@ -121,7 +121,7 @@ def test_user_templates_override_and_undefined_names_the_place(tmp_path: Path) -
 
 
 def test_example_summary_template_renders(tmp_path: Path) -> None:
-    markdown = render.render([SYNTHETIC], template="summary.md.j2").markdown
+    markdown = render.render([SYNTHETIC], template="summary.md.j2").text
     assert "Fastest to start: **native**" in markdown
     assert "| docker-api | not measured |" in markdown
 
@@ -172,7 +172,7 @@ def test_the_sandbox_allows_the_listed_calls_and_no_other_method(tmp_path: Path)
         "{{ ctx.sources[0].measurement.memory[0].idle_median_bytes() }}\n"
     )
     rendered = render.render([SYNTHETIC], templates=tmp_path, template="ok.md.j2")
-    assert rendered.markdown.startswith("native ['a', 'b'] ")
+    assert rendered.text.startswith("native ['a', 'b'] ")
     for call in (
         "ctx.sources[0].measurement.model_dump_json()",
         "ctx.sources[0].measurement.parse_file('/etc/hostname')",
@@ -193,7 +193,7 @@ def test_a_file_that_kept_no_outputs_says_so(tmp_path: Path) -> None:
     data.pop("outputs")
     data.pop("outputs_kept")
     (tmp_path / "old.json").write_text(json.dumps(data))
-    markdown = render.render([tmp_path / "old.json"]).markdown
+    markdown = render.render([tmp_path / "old.json"]).text
     assert "_Not kept: this file was measured by a labreport that did not keep outputs." in markdown
     assert "measured run 1" not in markdown
 
@@ -202,7 +202,7 @@ def test_the_first_screen_answers_and_marks_what_was_not_measured(tmp_path: Path
     """The at-a-glance table comes before the provenance; a runtime the file lacks makes its
     rows *not measured* with the reason, never a figure."""
     data = json.loads(SYNTHETIC.read_text())
-    full = render.render([SYNTHETIC]).markdown
+    full = render.render([SYNTHETIC]).text
     assert full.index("## At a glance") < full.index("## Task 1 — ")
     assert full.index("## Task 4 — ") < full.index("## Appendix A. Where it was measured")
     assert "| startup, cached WASM (ctr) | 112 ms | 193 ms | 1.72x | WASM **slower**" in full
@@ -211,7 +211,7 @@ def test_the_first_screen_answers_and_marks_what_was_not_measured(tmp_path: Path
     data["memory"] = [m for m in data["memory"] if m["runtime"] != "ctr-runc"]
     path = tmp_path / "no-runc.json"
     path.write_text(json.dumps(data))
-    markdown = render.render([path]).markdown
+    markdown = render.render([path]).text
     assert (
         "| startup, cached WASM (ctr) | *not measured* | *not measured* | - | ctr-runc or "
         "ctr-wasmtime-aot not measured" in markdown
@@ -223,7 +223,7 @@ def test_the_report_follows_the_labs_tasks_and_a_lab_names_them(tmp_path: Path) 
     """report.md.j2: the first screen, then Task 1 to 4 in order (each side with its builds,
     startup, memory and what a run printed), then the appendix; the headings are the lab's own
     (partials/tasks.j2, which a lab's templates override)."""
-    markdown = render.render([SYNTHETIC], with_charts=False).markdown
+    markdown = render.render([SYNTHETIC], with_charts=False).text
     headings = [line for line in markdown.splitlines() if line.startswith("## ")]
     assert headings[:5] == [
         "## At a glance",
@@ -247,12 +247,12 @@ def test_the_report_follows_the_labs_tasks_and_a_lab_names_them(tmp_path: Path) 
         '{% set tasks = {"cli": "One", "traditional": "Two", "wasm": "Three", '
         '"comparison": "Four"} %}'
     )
-    renamed = render.render([SYNTHETIC], templates=own.parent, with_charts=False).markdown
+    renamed = render.render([SYNTHETIC], templates=own.parent, with_charts=False).text
     assert "## Task 1 — One" in renamed and "## Task 4 — Four" in renamed
 
 
 def test_the_report_by_metric_stays_a_template_of_its_own() -> None:
-    markdown = render.render([SYNTHETIC], template="by_metric.md.j2", with_charts=False).markdown
+    markdown = render.render([SYNTHETIC], template="by_metric.md.j2", with_charts=False).text
     numbered = [
         line for line in markdown.splitlines() if line[:4] in {f"## {n}" for n in "12345678"}
     ]

@@ -173,3 +173,13 @@ def test_setup_on_a_system_without_apt_names_what_to_install(tmp_path: Path) -> 
     assert lines[1].startswith("setup: engine: skipped: ")
     assert lines[2].startswith("setup: shims: skipped: cargo not found")
     assert "Traceback" not in done.stderr
+    assert len(lines) == 3  # the browser only when asked for
+    browser = subprocess.run(
+        [sys.executable, "-m", "labreport", "setup", "--browser"],
+        env=env, text=True, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert browser.stderr.splitlines() == [
+        "setup: browser: skipped: not a Debian/Ubuntu system (no apt-get): install with your "
+        "distribution's packages Chromium and its chromedriver; until then the test suite cannot "
+        "check the report in a browser (labreport itself needs none)"
+    ]

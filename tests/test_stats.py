@@ -296,7 +296,7 @@ def render_with(tmp_path: Path, change: dict[str, list[float]]) -> str:
             sample["wall_ns"], sample["ok"], sample["failure"] = int(value * 1e6), True, ""
     path = tmp_path / "changed.json"
     path.write_text(json.dumps(data))
-    return render.render([path]).markdown
+    return render.render([path]).text
 
 
 def comparison_row(markdown: str, a: str, b: str) -> str:
@@ -322,13 +322,13 @@ def test_runtimes_from_different_files_do_not_pair(tmp_path: Path) -> None:
     second = dict(data, runtimes=[r for r in data["runtimes"] if r["name"] not in keep])
     (tmp_path / "a.json").write_text(json.dumps(first))
     (tmp_path / "b.json").write_text(json.dumps(second))
-    markdown = render.render([tmp_path / "a.json", tmp_path / "b.json"]).markdown
+    markdown = render.render([tmp_path / "a.json", tmp_path / "b.json"]).text
     row = comparison_row(markdown, "ctr-wasmtime", "ctr-runc")
     assert "Mann-Whitney U, 11 against 11 runs (unpaired)" in row
     assert "≈95.0 %" in row  # the normal approximation's coverage is marked as such
     # The same two runtimes from one file pair by round.
     assert "sign test, 11 paired rounds" in comparison_row(
-        render.render([SYNTHETIC]).markdown, "ctr-wasmtime", "ctr-runc"
+        render.render([SYNTHETIC]).text, "ctr-wasmtime", "ctr-runc"
     )
 
 

@@ -31,7 +31,7 @@ def target_file(
 
 def test_two_targets_side_by_side_with_a_comparison_across_them(tmp_path: Path) -> None:
     other = target_file(tmp_path, "other.json", "7", factor=1.5)
-    markdown = render.render([SYNTHETIC, other]).markdown
+    markdown = render.render([SYNTHETIC, other]).text
     assert "2 targets, one engine on one host each" in markdown
     short = "testhost / Docker 26.1.7 (given)"
     rows = [line for line in markdown.splitlines() if line.startswith("| ctr-runc |")]
@@ -49,7 +49,7 @@ def test_two_targets_side_by_side_with_a_comparison_across_them(tmp_path: Path) 
 
 
 def test_one_file_renders_as_before_and_has_no_target_column() -> None:
-    markdown = render.render([SYNTHETIC]).markdown
+    markdown = render.render([SYNTHETIC]).text
     assert "| runtime | valid | median |" in markdown
     assert "Across targets" not in markdown and "targets, one engine" not in markdown
 

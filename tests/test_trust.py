@@ -36,7 +36,7 @@ ESCAPES = [
 def test_a_template_reaches_nothing_but_its_figures(body: str, tmp_path: Path) -> None:
     (tmp_path / "t.md.j2").write_text(body + "\n")
     with watched(tmp_path, SYNTHETIC), pytest.raises(LabreportError) as raised:
-        render.run([SYNTHETIC], None, tmp_path / "r.md", tmp_path, "t.md.j2", check=False)
+        render.run(render.Options([SYNTHETIC], None, tmp_path / "r.md", tmp_path, "t.md.j2", False))
     assert raised.value.message.startswith("t.md.j2:") or "not found" in raised.value.message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.md.j2"]  # nothing written
 
@@ -53,9 +53,10 @@ def test_a_students_file_with_a_courses_templates_reads_those_and_writes_the_rep
     shutil.copy(SYNTHETIC, student / "m.json")
     shutil.copytree(Path(__file__).resolve().parent.parent / "templates", course)
     with watched(student / "m.json", course, out):
-        done = render.run(
+        chosen = render.Options(
             [student / "m.json"], None, out / "report.md", course, "report.md.j2", False
         )
+        done = render.run(chosen)
     assert all(path.resolve().is_relative_to(out) for path in done.written)
     assert (out / "report.md").read_text().startswith("# ")
 

@@ -18,7 +18,7 @@ from labreport.analysis.sources import default_sources
 from labreport.commands.common import lab_folder
 from labreport.errors import LabreportError
 from labreport.host import fsutil
-from labreport.report import render
+from labreport.report import ReportFormat, render
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,20 @@ def _lab_name(folder: Path) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def run(
-    files: Sequence[Path],
-    lab: Path | None,
-    output: Path | None,
-    templates: Path | None,
-    template: str,
-    check: bool,
-) -> Rendered:
+@dataclass(frozen=True)
+class Options:
+    files: Sequence[Path]
+    lab: Path | None
+    output: Path | None
+    templates: Path | None
+    template: str
+    check: bool
+    output_format: ReportFormat = ReportFormat.MD
+
+
+def run(chosen: Options) -> Rendered:
+    files, lab, output, templates = chosen.files, chosen.lab, chosen.output, chosen.templates
+    html = chosen.output_format == ReportFormat.HTML
     folder = lab_folder(lab)
     if not files and not any((folder / n).exists() for n in (config.CONFIG_NAME, "measurements")):
         raise LabreportError(
@@ -61,14 +67,14 @@ def run(
     own = folder / "templates"
     if templates is None and own.is_dir():
         templates = fsutil.confined(folder, own, "the lab's templates")  # layered on the defaults
-    output = output or folder / "report.md"
+    output = output or folder / ("report.html" if html else "report.md")
     where = fsutil.destination(output, f"-o {output}")  # a link inside its folder followed
     paths = list(files) or [
         fsutil.confined(folder, path, "a measurement file")
         for path in default_sources(folder / "measurements")
     ]
     report = render.render(
-        paths, templates, template, chart_dir=render.chart_folder(where), report_dir=where.parent
+        paths, templates, chosen.template, render.chart_folder(where), report_dir=where.parent
     )
     name = _lab_name(folder)
     if name is not None and report.lab != name:
@@ -76,8 +82,10 @@ def run(
             f"the measurements are of lab {report.lab!r}, this folder's lab.toml is {name!r}",
             "render them in their own lab's folder (--lab), whose templates describe them",
         )
+    if html:
+        report = render.as_html(report, where)
     fsutil.refuse_inputs(render.outputs(report, where), render.inputs(paths, templates), "-o")
-    if check:
+    if chosen.check:
         render.check(report, where)
         return Rendered(output, len(paths), [])
     return Rendered(output, len(paths), render.write(report, where, root=output.parent))

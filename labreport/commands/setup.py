@@ -6,7 +6,9 @@ saying what it took and what it costs, or why it was skipped and what that costs
 - engine: the private Docker 26 engine with the containerd image store, fetched from Debian 13
   into the state directory (unpacked, never installed; labreport starts and stops it);
 - shims: the wasmtime shims, built with cargo from the crate labreport carries, installed where
-  containerd finds them.
+  containerd finds them;
+- browser (only when named): Chromium and its driver, for the test suite's check of the report
+  as a browser shows it.
 
 It never starts, stops or reconfigures the host's own Docker engine."""
 
@@ -21,13 +23,15 @@ from labreport import bundle
 from labreport.errors import MissingComponentsError
 from labreport.host import engine_layout, packages, paths, shim_build
 
-STEPS = ("packages", "engine", "shims")
+STEPS = ("packages", "engine", "shims")  # what setup does when no step is named
+OPTIONAL_STEPS = ("browser",)  # only when named
 SHIMS_COST = "the ctr-wasmtime* and docker-wasm* runtimes are unavailable"
 ENGINE_COST = (
     "the docker-wasm* runtimes need an engine with the containerd image store: the host's, "
     "where it has one (Docker 29's default), else none"
 )
 PACKAGES_COST = "what needs them is unavailable (ctr, buildah, hyperfine, hey, the shim build)"
+BROWSER_COST = "the test suite cannot check the report in a browser (labreport itself needs none)"
 
 
 @dataclass(frozen=True)
@@ -50,27 +54,41 @@ def _size(folder: Path) -> str:
     return f"{total / 1e6:,.0f} MB in {folder}"
 
 
-def step_packages() -> Step:
+def step_packages(
+    name: str = "packages", wanted: tuple[str, ...] = packages.APT_PACKAGES,
+    cost: str = PACKAGES_COST, elsewhere: str = "",
+) -> Step:  # fmt: skip
     if not packages.has_apt():
+        elsewhere = elsewhere or (
+            f"the commands {', '.join(packages.COMMANDS)} (clang with WASI's libc), and Rust "
+            "with rustup; `labreport doctor` names what is missing"
+        )
         return Step(
-            "packages", "skipped",
-            "not a Debian/Ubuntu system (no apt-get): install with your distribution's packages "
-            f"the commands {', '.join(packages.COMMANDS)} (clang with WASI's libc), and Rust with "
-            f"rustup; `labreport doctor` names what is missing; until then {PACKAGES_COST}",
+            name, "skipped",
+            f"not a Debian/Ubuntu system (no apt-get): install with your distribution's packages "
+            f"{elsewhere}; until then {cost}",
         )  # fmt: skip
-    absent = packages.missing()
+    absent = packages.missing(wanted)
     if not absent:
-        return Step("packages", "present", " ".join(packages.APT_PACKAGES))
+        return Step(name, "present", " ".join(wanted))
     runner = packages.as_root()
     if runner is None:
         return Step(
-            "packages", "skipped",
+            name, "skipped",
             f"needs root, and sudo -n is not available: run `sudo apt-get install "
-            f"{' '.join(absent)}`; until then {PACKAGES_COST}",
+            f"{' '.join(absent)}`; until then {cost}",
         )  # fmt: skip
     started = time.monotonic()
     packages.install(absent, runner)
-    return Step("packages", "done", f"installed {' '.join(absent)}", time.monotonic() - started)
+    return Step(name, "done", f"installed {' '.join(absent)}", time.monotonic() - started)
+
+
+def step_browser() -> Step:
+    """Chromium and its driver: only the test suite's check of the report in a browser uses
+    them (not asked for by default)."""
+    return step_packages(
+        "browser", packages.BROWSER_PACKAGES, BROWSER_COST, "Chromium and its chromedriver"
+    )
 
 
 def step_engine() -> Step:
@@ -116,12 +134,14 @@ def step_shims(say: Callable[[str], None]) -> Step:
 def run(chosen: dict[str, bool], say: Callable[[str], None]) -> list[Step]:
     """The chosen steps (all when none is), in order: the shim build needs the packages'
     libraries. A step that fails is one error; one that cannot run is skipped, saying why."""
-    wanted = [name for name in STEPS if chosen.get(name)] or list(STEPS)
+    wanted = [name for name in (*STEPS, *OPTIONAL_STEPS) if chosen.get(name)] or list(STEPS)
     paths.made_state_dir()
     done = []
     for name in wanted:
         if name == "packages":
             step = step_packages()
+        elif name == "browser":
+            step = step_browser()
         elif name == "engine":
             step = step_engine()
         else:

@@ -21,6 +21,7 @@ APT_PACKAGES = (
     "libsystemd-dev", "libdbus-1-dev", "protobuf-compiler", "clang", "lld-14", "wasi-libc",
     "libclang-rt-14-dev-wasm32", "pipx",
 )  # fmt: skip
+BROWSER_PACKAGES = ("chromium", "chromium-driver")  # `labreport setup --browser`: tests only
 # What doctor checks on a system without apt: the commands those packages give.
 COMMANDS = ("ctr", "buildah", "hyperfine", "hey", "clang", "pipx")
 ENGINE_SUITE = os.environ.get("LABREPORT_ENGINE_SUITE", "trixie")

@@ -25,7 +25,7 @@ from labreport.analysis.sources import load_sources
 from labreport.bundle import bundled
 from labreport.errors import LabreportError, StaleReportError
 from labreport.host import fsutil
-from labreport.report import DEFAULT_TEMPLATE, charts, filters
+from labreport.report import DEFAULT_TEMPLATE, charts, filters, html
 from labreport.report.context import Context
 from labreport.report.sandbox import MAX_OUTPUT_CHARS, LabSandbox, TemplateLimitError
 
@@ -79,7 +79,7 @@ class LabLoader(jinja2.FileSystemLoader):
 
 @dataclass
 class Report:
-    markdown: str
+    text: str  # report.md's Markdown, or (as_html) the whole HTML page
     charts: list[charts.Chart]
     lab: str  # the lab the files measured (one: files of two labs are refused)
 
@@ -226,10 +226,18 @@ def _owner(output: Path) -> str:
     return fsutil.shown(Path(output.name))
 
 
+def as_html(report: Report, output: Path) -> Report:
+    """The report as one HTML page at output: the charts inline, so no chart file is written."""
+    folder = chart_folder(output)
+    title = report.text.partition("\n")[0].removeprefix("# ")
+    inline = {charts.link(folder, chart.name): chart.svg for chart in report.charts}
+    return Report(html.page(report.text, title, inline), [], report.lab)
+
+
 def outputs(report: Report, output: Path) -> dict[Path, str]:
     """report.md, its charts and, in their folder, the manifest of what labreport wrote there
     (what a later render may remove: nothing else in the folder is ever touched)."""
-    files = {output: report.markdown}
+    files = {output: report.text}
     if report.charts:
         chart_root = output.parent / chart_folder(output)
         files.update({chart_root / chart.name: chart.svg for chart in report.charts})
