@@ -104,8 +104,8 @@ def lab_commands(undo: contextlib.ExitStack) -> dict[str, list[str]]:
     # ctr run --rm deletes the container before it returns, so one id serves every run.
     return {
         "native": native.run_argv(env),
-        "ctr-runc": runc.run_argv(env, f"labreport-{run_id}-runc-bench"),
-        "docker-cli": docker_cli.run_argv(env),
+        "ctr-runc": runc.run_argv(env, f"labreport-{run_id}-runc-bench", cli=True),
+        "docker-cli": docker_cli.run_argv(env, cli=True),
     }
 
 

@@ -132,8 +132,14 @@ class WagiConfig(Strict):
     expect_content_type: str
 
 
+Argument = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=4096)]
+
+
 class OnceConfig(Strict):
+    """The CLI mode: its environment, and the arguments after the program's name."""
+
     env: EnvVars
+    args: list[Argument] = Field(default_factory=list, max_length=64)
 
 
 # A key of the output's JSON document: dotted for nested objects, a number indexes a list.

@@ -33,6 +33,16 @@ def test_unknown_field_names_the_path(tmp_path: Path) -> None:
         config.load(_write(tmp_path, text))
 
 
+def test_the_cli_modes_arguments_are_strings_given_as_they_are(tmp_path: Path) -> None:
+    once = 'env = { MODE = "once" }\n'
+    text = (ROOT / "lab.toml").read_text()
+    assert once in text
+    lab = config.load(_write(tmp_path, text.replace(once, once + 'args = ["-n", "a b", ""]\n')))
+    assert lab.once.args == ["-n", "a b", ""]
+    with pytest.raises(LabreportError, match=r"lab\.toml: once\.args\.0: Input should be"):
+        config.load(_write(tmp_path, text.replace(once, once + "args = [1]\n")))
+
+
 def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     text = (ROOT / "lab.toml").read_text().replace("schema_version = 2", "schema_version = 99")
     with pytest.raises(LabreportError, match="schema_version is 99"):

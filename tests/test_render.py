@@ -259,3 +259,11 @@ def test_the_report_by_metric_stays_a_template_of_its_own() -> None:
     assert [line.split(".")[0] for line in numbered] == [f"## {n}" for n in range(1, 9)]
     assert numbered[3] == "## 4. Startup: the CLI mode (`MODE=once`), spawn to exit"
     assert "## Task 1" not in markdown
+
+
+def test_the_cli_mode_is_named_with_its_environment_and_arguments(tmp_path: Path) -> None:
+    data = json.loads(SYNTHETIC.read_text())
+    data["cli_args"] = ["--limit", "10 000"]
+    (tmp_path / "args.json").write_text(json.dumps(data))
+    markdown = render.render([tmp_path / "args.json"], with_charts=False).text
+    assert "### Startup of the CLI mode (`MODE=once`, arguments `--limit` `10 000`)" in markdown

@@ -75,6 +75,7 @@ class LabView:
         self.outputs_kept = all(s.measurement.outputs_kept for s in primary.sources)
         self.modes = list(first.modes)  # the lab's declared modes: cli, server, wagi
         self.cli_env = dict(first.cli_env)  # the CLI mode's environment, where the file has it
+        self.cli_args = list(first.cli_args)  # and its arguments
         self.outputs: dict[str, CapturedOutput] = {}
         for source in primary.sources:
             result = source.measurement

@@ -89,6 +89,7 @@ def _fresh(
         runtimes=records,
         modes=config.modes,
         cli_env=dict(config.once.env),
+        cli_args=list(config.once.args),
         outputs_kept=True,
     )
 

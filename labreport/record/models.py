@@ -354,6 +354,7 @@ class Measurement(Record):
     checks: list[CheckRecord] = Field(default_factory=list)
     # The CLI mode's environment ([once] env), as the report names the mode (older files: none).
     cli_env: dict[str, str] = Field(default_factory=dict)
+    cli_args: list[str] = Field(default_factory=list, max_length=64)  # after the program's name
     # The modes the lab declared (older files: all three, as every lab then had).
     modes: list[Mode] = Field(default_factory=lambda: list(ALL_MODES))
     # One checked output per runtime; outputs_kept is False in files measured before they were.

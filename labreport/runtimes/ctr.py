@@ -83,16 +83,25 @@ class _CtrBase(ContainerServing):
             flags += ["--platform", self.platform]
         return flags
 
-    def run_argv(self, env: Mapping[str, str], container_id: str, *extra: str) -> list[str]:
-        """The `ctr run --rm` command of one run (timed runs, benchmarks, memory and checks)."""
+    def run_argv(
+        self, env: Mapping[str, str], container_id: str, *extra: str, cli: bool = False
+    ) -> list[str]:
+        """The `ctr run --rm` command of one run (timed runs, benchmarks, memory and checks);
+        cli: the CLI mode's, with its arguments (ctr takes a whole command after the container's
+        id, so the image's entrypoint is named first)."""
         assert self.ctr is not None
         flags = self._run_flags() + list(extra)
         for key, value in env.items():
             flags += ["--env", f"{key}={value}"]
-        return self.ctr.argv("run", "--rm", *flags, self.image, container_id)
+        args = self.ctx.config.once.args if cli and self.ctx is not None else []
+        command = [self._entrypoint(), *args] if args else []
+        return self.ctr.argv("run", "--rm", *flags, self.image, container_id, *command)
+
+    def _entrypoint(self) -> str:
+        raise NotImplementedError
 
     def command(self, env: Mapping[str, str]) -> str:
-        return Ctr.shown(self.run_argv(env, f"labreport-RUN-{self.kind}-N"))
+        return Ctr.shown(self.run_argv(env, f"labreport-RUN-{self.kind}-N", cli=True))
 
     def _prefix(self) -> str:
         assert self.ctx is not None
@@ -121,7 +130,7 @@ class _CtrBase(ContainerServing):
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.ctx is not None and self.ctr is not None
         container_id = self._prefix() + str(next(self.names))
-        done = self._timed(self.run_argv(env, container_id), container_id)
+        done = self._timed(self.run_argv(env, container_id, cli=True), container_id)
         return RawRun(
             done.stdout,
             done.wall_ns,
@@ -170,7 +179,7 @@ class _CtrBase(ContainerServing):
         container_id = self._prefix() + "mem" + str(next(self.names))
         task = cgroup.task_cgroup(self.ctr.namespace, container_id)
         process = proc.spawn(
-            self.run_argv(ctx.config.once.env, container_id),
+            self.run_argv(ctx.config.once.env, container_id, cli=True),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -254,6 +263,10 @@ class CtrRuncRuntime(_CtrBase):
     def _reference(self, ctx: RunContext) -> str:
         return ctx.config.image.repository
 
+    def _entrypoint(self) -> str:
+        assert self.ctx is not None
+        return self.ctx.config.image.binary_path
+
 
 class CtrWasmRuntime(_CtrBase):
     """The wasi/wasm image run by containerd on one of labreport's wasmtime shims (runwasi)."""
@@ -275,6 +288,10 @@ class CtrWasmRuntime(_CtrBase):
     def _reference(self, ctx: RunContext) -> str:
         return oci.qualified(ctx.config.wasm_image.reference)  # as measure writes it
 
+    def _entrypoint(self) -> str:
+        assert self.ctx is not None
+        return self.ctx.config.wasm_image.module_path
+
     def _index_name(self) -> str | None:
         # The OCI layout names the image itself (org.opencontainers.image.ref.name). ctr
         # 1.6.20's --index-name fails on an OCI archive: it unpacks an index it never stored
@@ -286,7 +303,8 @@ class CtrWasmRuntime(_CtrBase):
         self.shim.prepare(ctx)
 
     def command(self, env: Mapping[str, str]) -> str:
-        return Ctr.shown(self.run_argv(self.shim.env(env, "TOKEN"), f"labreport-RUN-{self.kind}-N"))
+        shown = self.run_argv(self.shim.env(env, "TOKEN"), f"labreport-RUN-{self.kind}-N", cli=True)
+        return Ctr.shown(shown)
 
     def service_env(self, ctx: RunContext, port: int) -> tuple[dict[str, str], str]:
         """WAGI in the shim: it listens (in the host's network, --net-host) and runs the module
@@ -300,7 +318,9 @@ class CtrWasmRuntime(_CtrBase):
         done, record = self.shim.start(
             env,
             container_id,
-            lambda run_env: self._timed(self.run_argv(run_env, container_id), container_id),
+            lambda run_env: self._timed(
+                self.run_argv(run_env, container_id, cli=True), container_id
+            ),
         )
         return RawRun(
             done.stdout,

@@ -107,8 +107,13 @@ class _DockerBase(ContainerServing):
         flags = ["--runtime", self.runtime_option] if self.runtime_option else []
         return flags + (["--platform", self.platform] if self.platform else [])
 
-    def run_argv(self, env: Mapping[str, str], name: str = "") -> list[str]:
-        """`docker run --rm`, labelled with the run so that a sweep finds what it left."""
+    def _args(self) -> list[str]:
+        """The CLI mode's arguments: docker appends them to the image's entrypoint (Cmd)."""
+        return list(self.ctx.config.once.args) if self.ctx is not None else []
+
+    def run_argv(self, env: Mapping[str, str], name: str = "", cli: bool = False) -> list[str]:
+        """`docker run --rm`, labelled with the run so that a sweep finds what it left; cli: the
+        CLI mode's, with its arguments."""
         argv = [*self._cli(), "run", "--rm", "--network", "none", *self._run_flags()]
         if name:
             argv += ["--name", name]
@@ -116,7 +121,7 @@ class _DockerBase(ContainerServing):
             argv += ["--label", f"{key}={value}"]
         for key, value in env.items():
             argv += ["-e", f"{key}={value}"]
-        return [*argv, self.image_id]
+        return [*argv, self.image_id, *(self._args() if cli else [])]
 
     def _create(self, env: Mapping[str, str], purpose: str, **options: Any) -> Any:
         """A container of this runtime through the API (not started)."""
@@ -167,7 +172,9 @@ class _DockerBase(ContainerServing):
 
     def _once_peak(self, ctx: RunContext) -> tuple[int | None, str]:
         """One checked CLI run while its container cgroup's peak is polled; (peak, failure)."""
-        container = self._create(ctx.config.once.env, "mem", network_mode="none")
+        container = self._create(
+            ctx.config.once.env, "mem", network_mode="none", command=self._args() or None
+        )
 
         def run() -> Finished:
             container.start()
@@ -286,12 +293,13 @@ class DockerCliRuntime(_DockerBase):
     def command(self, env: Mapping[str, str]) -> str:
         flags = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in env.items())
         run = shlex.join([*self._cli(), "run", "--rm", *self._run_flags()])
-        return f"{run} {flags} {self.image_id[:19] or 'IMAGE'}"
+        image = shlex.join([self.image_id[:19] or "IMAGE", *self._args()])
+        return f"{run} {flags} {image}"
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.ctx is not None
         name = self._name("cli")
-        done = self._timed(self.run_argv(env, name), name)
+        done = self._timed(self.run_argv(env, name, cli=True), name)
         return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr)
 
     def _timed(self, argv: list[str], name: str) -> proc.Completed:
@@ -317,14 +325,15 @@ class DockerApiRuntime(_DockerBase):
 
     def command(self, env: Mapping[str, str]) -> str:
         return (
-            f"POST /containers/create (Env={sorted(f'{k}={v}' for k, v in env.items())}) "
+            f"POST /containers/create (Env={sorted(f'{k}={v}' for k, v in env.items())}"
+            f"{f', Cmd={self._args()}' if self._args() else ''}) "
             f"+ /start + /wait + /logs, image {self.image_id[:19] or 'IMAGE'}"
         )
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.ctx is not None
         started = time.perf_counter_ns()
-        container = self._create(env, "api", network_mode="none")
+        container = self._create(env, "api", network_mode="none", command=self._args() or None)
         try:
             container.start()
             try:

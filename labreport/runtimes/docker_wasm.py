@@ -88,7 +88,7 @@ class DockerWasmRuntime(DockerCliRuntime):
         assert self.ctx is not None
         name = self._name("cli")
         done, record = self.shim.start(
-            env, name, lambda run_env: self._timed(self.run_argv(run_env, name), name)
+            env, name, lambda run_env: self._timed(self.run_argv(run_env, name, cli=True), name)
         )
         return RawRun(done.stdout, done.wall_ns, done.returncode, stderr=done.stderr, shim=record)
 

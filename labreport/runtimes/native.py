@@ -35,19 +35,22 @@ class NativeRuntime(RuntimeBase):
     def __init__(self) -> None:
         self.binary: Path | None = None
         self.timeout_s = 60.0
+        self.args: list[str] = []  # the CLI mode's arguments
 
     def command(self, env: Mapping[str, str]) -> str:
         shown = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-        return f"env -i {shown} ./{self.binary.name if self.binary else 'binary'}"
+        program = shlex.join([f"./{self.binary.name if self.binary else 'binary'}", *self.args])
+        return f"env -i {shown} {program}"
 
     def setup(self, ctx: RunContext) -> None:
         self.binary = ctx.built.files[ctx.config.image.build]
         self.timeout_s = ctx.timeout_s
+        self.args = list(ctx.config.once.args)
 
     def run_argv(self, env: Mapping[str, str], name: str = "") -> list[str]:
-        """The program itself; the environment is passed as it is, nothing else."""
+        """The program with the CLI mode's arguments; the environment is passed as it is."""
         assert self.binary is not None
-        return [str(self.binary)]
+        return [str(self.binary), *self.args]
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
         assert self.binary is not None

@@ -82,9 +82,11 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
     def command(self, env: Mapping[str, str]) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in env.items())
         name = self.module_path.name if self.module_path else "module.wasm"
+        args = list(self.ctx.config.once.args) if self.ctx is not None else []
+        argv = f"argv: {[name, *args]}, " if args else ""
         return (
             f"python: wasmtime.Module.deserialize_file(<cache of {name}>); "
-            f"Linker.define_wasi(); WasiConfig(env: {shown}); instantiate; call _start"
+            f"Linker.define_wasi(); WasiConfig({argv}env: {shown}); instantiate; call _start"
         )
 
     def _module_build(self, config: LabConfig) -> str:
@@ -140,8 +142,9 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
             timer.cancel()
 
     def _run(
-        self, env: Mapping[str, str], timeout_s: float | None = None
+        self, env: Mapping[str, str], timeout_s: float | None = None, cli: bool = False
     ) -> tuple[RawRun, int | None]:
+        """One instance run to its end; cli: the CLI mode's, with its arguments."""
         import wasmtime  # where it runs: see prepare()
 
         assert self.ctx is not None and self.scratch is not None
@@ -151,7 +154,8 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         store = wasmtime.Store(self.engine)
         store.set_epoch_deadline(1)
         wasi = wasmtime.WasiConfig()
-        wasi.argv = [self.module_path.name if self.module_path else "module.wasm"]
+        args = list(self.ctx.config.once.args) if cli else []
+        wasi.argv = [self.module_path.name if self.module_path else "module.wasm", *args]
         wasi.env = list(env.items())
         wasi.stdout_file = str(out)
         wasi.stderr_file = str(err)
@@ -188,7 +192,7 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         return run, linear
 
     def run_once(self, env: Mapping[str, str]) -> RawRun:
-        run, _ = self._run(env)
+        run, _ = self._run(env, cli=True)
         return run
 
     def serve(self, ctx: RunContext, scope: Scope) -> Served:
@@ -211,7 +215,7 @@ class WasmtimeEmbeddedRuntime(RuntimeBase):
         )
 
     def _once_memory(self, ctx: RunContext) -> MemoryRecord:
-        run, linear = self._run(ctx.config.once.env)
+        run, linear = self._run(ctx.config.once.env, cli=True)
         failure = "" if run.exit_code == 0 else f"exit {run.exit_code}: {run.stderr[-200:]}"
         return MemoryRecord(
             runtime=self.name,

@@ -22,10 +22,12 @@ PROGRAM = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-int main(void) {
+int main(int argc, char **argv) {
     const char *mode = getenv("MODE");
     if (mode == NULL || strcmp(mode, "once") != 0) { fputs("only MODE=once\n", stderr); return 1; }
-    printf("answer: %d\n", 6 * 7);
+    printf("answer: %d", 6 * 7);
+    for (int i = 1; i < argc; i++) printf(" [%s]", argv[i]);
+    printf("\n");
     return 0;
 }
 """
@@ -177,6 +179,9 @@ def test_a_rule_that_does_not_hold_fails_every_run_and_says_which(
     assert failures == {"check.rules[1] (text): 'answer: 42', expected 'answer: 43'"}
 
 
+ONCE = '[once]\nenv = { MODE = "once" }\n'
+
+
 def _sections_removed(text: str, *names: str) -> str:
     """lab.toml without the named tables (a header and its lines up to the next header)."""
     for name in names:
@@ -189,27 +194,39 @@ def test_a_command_line_only_lab_is_measured_with_no_check_it_never_claimed(
 ) -> None:
     """No [server], no [wagi]: a lab all the same. Memory and serving are asked for (the
     defaults), yet nothing is served and no WAGI or server check is recorded, let alone failed;
-    the default report says the lab declares neither mode."""
+    the default report says the lab declares neither mode. Its CLI mode takes arguments, which
+    every runtime passes to the program as they are (after the image's entrypoint)."""
     needs("docker-engine")
+    needs("containerd")
+    needs("containerd-shim-wasmtime-aot-v1")
     needs_clang()
     before = engine_holds()
     lab = _third_lab(tmp_path)
     config_file = lab / "lab.toml"
-    config_file.write_text(_sections_removed(config_file.read_text(), "server", "wagi"))
+    text = _sections_removed(config_file.read_text(), "server", "wagi")
+    text = text.replace(ONCE, ONCE + 'args = ["--as", "two words"]\n')
+    pattern = 'pattern = "answer: [0-9]+"'
+    assert pattern in text
+    text = text.replace(pattern, "pattern = 'answer: [0-9]+( \\[[^]]+\\])*'")
+    config_file.write_text(
+        text.replace('text = "answer: 42"', 'text = "answer: 42 [--as] [two words]"')
+    )
     assert "[server]" not in config_file.read_text() and "[wagi]" not in config_file.read_text()
     shutil.rmtree(lab / "templates")  # the default report
+    runtimes = ("native", "docker-cli", "docker-api", "ctr-runc", "wasmtime-embedded",
+                "ctr-wasmtime-aot")  # fmt: skip
     _run(
-        "measure", "--lab", str(lab), "--runtime", "native,docker-api,wasmtime-embedded",
+        "measure", "--lab", str(lab), "--runtime", ",".join(runtimes),
         "--runs", "2", "--warmup", "1", "--engine", "host",
     )  # fmt: skip
     measurement = load_measurement(lab / "measurements" / "answer.json")
-    assert measurement.modes == ["cli"]
-    assert all(s.ok for s in measurement.samples)
+    assert measurement.modes == ["cli"] and measurement.cli_args == ["--as", "two words"]
+    assert all(s.ok for s in measurement.samples), [s.failure for s in measurement.samples]
     assert measurement.checks == [] and measurement.serving == []
     assert {m.mode for m in measurement.memory} == {"once"}
     assert not [m for m in measurement.memory if m.failure]
-    assert {o.runtime for o in measurement.outputs} == {"native", "docker-api", "wasmtime-embedded"}
-    assert {o.text for o in measurement.outputs} == {"answer: 42\n"}
+    assert {o.runtime for o in measurement.outputs} == set(runtimes)
+    assert {o.text for o in measurement.outputs} == {"answer: 42 [--as] [two words]\n"}
     _run("render", "--lab", str(lab))
     report = (lab / "report.md").read_text()
     assert "The lab declares no WAGI mode" in report
