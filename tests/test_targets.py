@@ -35,8 +35,9 @@ def test_two_targets_side_by_side_with_a_comparison_across_them(tmp_path: Path) 
     assert "2 targets, one engine on one host each" in markdown
     short = "testhost / Docker 26.1.7 (given)"
     rows = [line for line in markdown.splitlines() if line.startswith("| ctr-runc |")]
-    startup = [line for line in rows if "| 11/11 |" in line]
-    assert len(startup) == 2  # the same runtime's targets side by side
+    startup = [line for line in rows if "| 11/11 |" in line and "| testhost / " in line]
+    assert len(startup) == 2  # the same runtime's targets side by side (in the appendix)
+    assert "the primary target's figures (testhost / no Docker engine)" in markdown  # the tasks'
     assert "testhost / no Docker engine" in startup[0] and short in startup[1]
     assert any(short in line and "| once |" in line for line in rows)  # memory per target too
     across = next(line for line in markdown.splitlines() if f"**ctr-runc on {short}**" in line)
