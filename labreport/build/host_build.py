@@ -7,10 +7,11 @@ import os
 import shlex
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from labreport.config import HostBuild, LabConfig
+from labreport.config import HostBuild, LabConfig, build_outputs_named
 from labreport.errors import LabreportError
 from labreport.host import fsutil, paths, proc
 
@@ -45,13 +46,16 @@ def unavailable(config: LabConfig, build_name: str) -> str:
     return ""
 
 
-def _argv(spec: HostBuild, output: Path, source_dir: Path) -> list[str]:
+def _argv(spec: HostBuild, output: Path, source_dir: Path, built: Mapping[str, Path]) -> list[str]:
     """The command to run; placeholders replaced one by one (no format string, no shell)."""
     if spec.toolchain != "command":
         tool = _tool(spec)
         assert tool is not None  # checked by the caller
         return [str(tool), "build", *spec.args, "-o", str(output), "."]
     values = {"output": str(output), "source_dir": str(source_dir), "build_dir": str(output.parent)}
+    values.update(
+        {f"output:{name}": str(built[name]) for name in build_outputs_named(spec.command)}
+    )
     return [_substituted(argument, values) for argument in spec.command]
 
 
@@ -71,17 +75,29 @@ def shown_command(spec: HostBuild) -> str:
             .replace("{build_dir}", ".")
             for word in spec.command
         ]
+        for name in build_outputs_named(spec.command):  # as `labreport build` leaves them
+            words = [word.replace(f"{{output:{name}}}", name) for word in words]
         shown = shlex.join(words)
     else:
         shown = f"{spec.toolchain} build {shlex.join(spec.args)} -o {spec.output} ."
     return f"{shown_env} {shown}".strip()
 
 
-def host_build(config: LabConfig, build_name: str, out_dir: Path) -> Artifact:
-    """One build of the lab config, offline, into out_dir; a missing tool or a failing
-    command is one error naming the lab config and the build."""
+def host_build(
+    config: LabConfig, build_name: str, out_dir: Path, built: Mapping[str, Path] | None = None
+) -> Artifact:
+    """One build of the lab config, offline, into out_dir; built: the outputs of the builds
+    made before it, by name (what {output:NAME} names). A missing tool, a build it uses that
+    was not made, or a failing command is one error naming the lab config and the build."""
     spec = config.builds[build_name]
     where = f"{config.base_dir / 'lab.toml'}: builds.{build_name}"
+    built = built or {}
+    for used in build_outputs_named(spec.command):
+        if used not in built:
+            raise LabreportError(
+                f"{where}: it uses the output of {used!r}, which this run did not build",
+                f"make {used!r} build here (`labreport doctor --lab` names what it needs)",
+            )
     tool = _tool(spec)
     if tool is None:
         raise LabreportError(
@@ -109,7 +125,7 @@ def host_build(config: LabConfig, build_name: str, out_dir: Path) -> Artifact:
         env.update(spec.env)
         started = time.perf_counter()
         proc.run(
-            _argv(spec, output, config.app_path),
+            _argv(spec, output, config.app_path, built),
             timeout_s=HOST_BUILD_TIMEOUT_S,
             env=env,
             cwd=config.app_path,

@@ -83,7 +83,7 @@ def real_build(
         reason = host_build.unavailable(config, name)
         if not reason:
             try:
-                artifact = host_build.host_build(config, name, workdir / name)
+                artifact = host_build.host_build(config, name, workdir / name, ctx.built.files)
             except LabreportError as error:
                 if not config.builds[name].optional:
                     raise

@@ -25,7 +25,8 @@ def run(config: LabConfig, endpoint: EngineEndpoint) -> LabBuild:
         if reason:
             skipped[name] = reason
         else:
-            artifacts[name] = host_build.host_build(config, name, out_dir)
+            built = {done: artifact.path for done, artifact in artifacts.items()}
+            artifacts[name] = host_build.host_build(config, name, out_dir, built)
     client = engine.connect(url=endpoint.url)
     try:
         tag = f"{config.image.repository}:latest"
