@@ -116,8 +116,9 @@ def chromium(size: tuple[int, int] = LAPTOP) -> Iterator[Browser]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-# What a reader's browser shows, in numbers: every image, whether it loaded; the tables; and
-# whether anything is wider than the window.
+# What a reader's browser shows, in numbers: every image, whether it loaded; the tables, and
+# which of them had to scroll (the page's style gives a table that does not fit a scroll box of
+# its own, as GitHub's does); and whether anything is wider than the window.
 LOOK = """
 const images = Array.from(document.images).map(i => ({
   src: i.getAttribute("src").slice(0, 80), loaded: i.complete && i.naturalWidth > 0,
@@ -126,7 +127,10 @@ const wide = Array.from(document.body.querySelectorAll("*"))
   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
                && !e.closest("table, pre"))
   .map(e => e.tagName + ": " + (e.textContent || "").slice(0, 60));
-return {images: images, tables: document.querySelectorAll("table").length,
+const scrolling = Array.from(document.querySelectorAll("table"))
+  .filter(t => t.scrollWidth > t.clientWidth + 1)
+  .map(t => (t.querySelector("th") || t).textContent.slice(0, 40));
+return {images: images, tables: document.querySelectorAll("table").length, scrolling: scrolling,
         page_width: document.documentElement.scrollWidth, window_width: window.innerWidth,
         wide: wide.slice(0, 10)};
 """
@@ -138,6 +142,7 @@ def problems(look: dict[str, Any], markdown: str) -> list[str]:
     tables = len(re.findall(r"^\|(?: *:?-+:? *\|)+ *$", markdown, flags=re.MULTILINE))
     if look["tables"] != tables:
         found.append(f"{tables} tables in the Markdown, {look['tables']} shown as tables")
+    found += [f"a table wider than the page (it scrolls): {head}" for head in look["scrolling"]]
     if look["page_width"] > look["window_width"]:
         found.append(f"the page is {look['page_width']} px wide in a {look['window_width']} px "
                      f"window: {look['wide']}")  # fmt: skip
