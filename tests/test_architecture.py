@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "labreport"
 LAYERS = (
     ("errors", "bundle"),
     ("host",),
-    ("config", "record"),
+    ("config", "rules", "record"),
     ("build",),
     ("runtimes",),
     ("inventory",),

@@ -1,6 +1,6 @@
 """Is a run's output what the lab program must print? A sample counts only if this says yes.
 
-The lab config lists rules (config.CheckRule); every one must hold. A rule that does not says
+The lab config lists rules (rules.CheckRule); every one must hold. A rule that does not says
 which one it is (its place in check.rules and its kind) and where (the key), with what it found.
 """
 
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from labreport.config import (
+from labreport.config import WagiConfig
+from labreport.rules import (
     CheckConfig,
     CheckRule,
     EqualsRule,
@@ -24,7 +25,6 @@ from labreport.config import (
     RangeRule,
     RegexRule,
     TextRule,
-    WagiConfig,
 )
 
 # Longer outputs are cut before a regular expression sees them: a lab's pattern is untrusted,
