@@ -193,9 +193,17 @@ def throwaway_user() -> Iterator[tuple[str, Path]]:
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     home = Path(f"/home/{name}")
+    uid = int(
+        subprocess.run(
+            ["id", "-u", name], check=True, capture_output=True, text=True, timeout=30
+        ).stdout
+    )
     try:
         yield name, home
     finally:
         subprocess.run(["pkill", "-KILL", "-u", name], check=False, timeout=30)
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True, timeout=60)
         shutil.rmtree(home, ignore_errors=True)
+        # What buildah (doctor asks its version) makes for a user with no XDG_RUNTIME_DIR.
+        for runtime_dir in (f"/tmp/containers-user-{uid}", f"/tmp/podman-run-{uid}"):
+            shutil.rmtree(runtime_dir, ignore_errors=True)

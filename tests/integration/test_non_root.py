@@ -91,7 +91,7 @@ def user() -> Iterator[User]:
         lab.mkdir()
         for part in ("labreport", "templates", "app", "scripts"):
             shutil.copytree(ROOT / part, lab / part, ignore=shutil.ignore_patterns("__pycache__"))
-        for part in ("lab.toml", "pyproject.toml", "hatch_build.py"):
+        for part in ("lab.toml", "pyproject.toml", "hatch_build.py", "README.md"):
             shutil.copy(ROOT / part, lab / part)
         for pth in venv.glob("lib/python3.11/site-packages/*editable*labreport*.pth"):
             pth.write_text(f"{lab}\n")
