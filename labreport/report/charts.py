@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from labreport.analysis.lab import LabView
+from labreport.report.filters import is_wasm
 
 LOG_SCALE_SPREAD = 20  # use a log axis when the largest median is this many times the smallest
 MAX_DOTS = 300  # per runtime; beyond that, evenly spaced quantiles stand for the runs
@@ -126,11 +127,6 @@ class MemoryPanel:
 
 TRADITIONAL_COLOUR, WASM_COLOUR = "tab:blue", "tab:orange"
 READING_ALPHA = {"idle (median)": 0.45}  # lighter beside the reading under load
-
-
-def is_wasm(runtime: str) -> bool:
-    """A WASM runtime, by labreport's own runtime names (ctr-wasmtime, docker-wasm, ...)."""
-    return "wasm" in runtime
 
 
 def memory(panels: Sequence[MemoryPanel]) -> Chart:

@@ -32,3 +32,10 @@ def fenced(text: str, info: str = "text") -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{info}\n{text.rstrip(chr(10))}\n{fence}"
+
+
+def is_wasm(name: str) -> bool:
+    """The WASM side of the lab, by labreport's own names: a runtime (ctr-wasmtime,
+    docker-wasm-aot, ...) or a build (wasm, wasm-tinygo). Charts colour by it; templates ask
+    `name is wasm`."""
+    return "wasm" in name

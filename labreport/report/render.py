@@ -103,6 +103,7 @@ def jinja_environment(templates: Path | None) -> jinja2.Environment:
         times=filters.fmt_times,
         fenced=filters.fenced,
     )
+    env.tests["wasm"] = filters.is_wasm
     return env
 
 
