@@ -9,8 +9,11 @@ start each per round. Printed: the median of each in-shim phase per variant, the
 and each variant's in-shim total against the shipped setting (ratio of medians, same run).
 
 Variants (`LABREPORT_SHIM_BENCH_VARIANT`, read in this mode only):
-- `shipped`: the module file mapped, wasmtime's default engine settings;
-- `heap-read`: the module read into the heap instead of mapped (what the shim did before);
+- `shipped`: a known module file (neither read nor hashed: shim/src/cache.rs), wasmtime's
+  default engine settings;
+- `no-known`: the module file mapped and hashed (sha-256) at every start, its entry checked
+  whole (what the shim did before known-file records);
+- `no-known,heap-read`: as `no-known`, the module read into the heap instead of mapped;
 - `no-address-map`: `Config::generate_address_map(false)`: no wasm-offset map in the compiled
   code (smaller; traps still trap, their backtraces lose wasm offsets).
 """
@@ -33,8 +36,12 @@ from labreport.host import paths
 from labreport.host import shim_cache as shimcache
 from labreport.host.shims import WASMTIME_AOT_SHIM
 
-VARIANTS = ("shipped", "heap-read", "no-address-map")
-IN_SHIM = ("engine", "read", "key", "load", "instantiate", "exit")
+VARIANTS = ("shipped", "no-known", "no-known,heap-read", "no-address-map")
+IN_SHIM = ("engine", "open", "read", "key", "load", "instantiate", "exit")
+
+
+def token(variant: str) -> str:
+    return variant.replace(",", "_")
 
 
 def start(shim: Path, state: Path, module: Path, variant: str, token: str) -> dict[str, object]:
@@ -70,15 +77,15 @@ def main() -> int:
         state = Path(scratch)
         sizes = {}
         for variant in VARIANTS:
-            first = start(args.shim, state, args.module, variant, f"first-{variant}")
+            first = start(args.shim, state, args.module, variant, f"first-{token(variant)}")
             facts = first["facts"]
             assert isinstance(facts, dict)
-            # heap-read shares the shipped engine, so its first start is already a hit.
+            # The variants but no-address-map share the shipped engine: their first start hits.
             sizes[variant] = int(facts.get("artifact_bytes", sizes.get("shipped", 0)))
         phases: dict[str, dict[str, list[float]]] = {v: {} for v in VARIANTS}
         for index in range(args.runs):
             for variant in VARIANTS:
-                result = start(args.shim, state, args.module, variant, f"r{index}-{variant}")
+                result = start(args.shim, state, args.module, variant, f"r{index}-{token(variant)}")
                 facts = result["facts"]
                 assert isinstance(facts, dict) and facts["cache"] == "hit", facts
                 timed = result["phases"]
@@ -90,11 +97,11 @@ def main() -> int:
                 )
     names = [*IN_SHIM, "in-shim total"]
     print(f"{args.runs} cached starts per variant, interleaved; median ms")
-    print(f"{'phase':16}" + "".join(f"{v:>16}" for v in VARIANTS))
+    print(f"{'phase':16}" + "".join(f"{v:>20}" for v in VARIANTS))
     for name in names:
-        row = "".join(f"{statistics.median(phases[v][name]):16.2f}" for v in VARIANTS)
+        row = "".join(f"{statistics.median(phases[v][name]):20.2f}" for v in VARIANTS)
         print(f"{name:16}{row}")
-    print(f"{'artifact bytes':16}" + "".join(f"{sizes[v]:16,}" for v in VARIANTS))
+    print(f"{'artifact bytes':16}" + "".join(f"{sizes[v]:20,}" for v in VARIANTS))
     shipped = statistics.median(phases["shipped"]["in-shim total"])
     for variant in VARIANTS[1:]:
         ratio = statistics.median(phases[variant]["in-shim total"]) / shipped

@@ -12,8 +12,8 @@ from labreport.record.models import Sample, ShimPhase
 
 # The shims' marks in the order a start passes them (shim/src/lib.rs), then the client's return.
 PHASE_ORDER = (
-    "shim_main", "run_wasi", "engine", "read", "key", "compile", "store", "load", "instantiate",
-    "exit", "client_return",
+    "shim_main", "run_wasi", "engine", "open", "read", "key", "compile", "store", "load",
+    "instantiate", "exit", "client_return",
 )  # fmt: skip
 
 

@@ -1,8 +1,10 @@
 """The wasmtime shims' cache directory: the compiled-module cache and the phase records.
 
 The caching shim (io.containerd.wasmtime-aot.v1, shim/src/cache.rs) keeps one file per module
-and engine in `modules/<module sha256>-<engine hash>.cwasm`; both shims write the timeline of
-a start to `phases/<token>.json` when the run's environment carries LABREPORT_PHASES=<token>.
+and engine in `modules/<module sha256>-<engine hash>.cwasm`, and in `known/<32 hex>` a record
+per module file it hashed (the file's identity, its sha256, the entry checked for it), so that
+a later start of that unchanged file reads neither; both shims write the timeline of a start to
+`phases/<token>.json` when the run's environment carries LABREPORT_PHASES=<token>.
 
 Where: /var/cache/labreport-wasmtime (root only), or $LABREPORT_WASMTIME_CACHE, which must then
 be set for the containerd that starts the shims too. Bounded by the shim: beyond 512 MiB of
@@ -31,6 +33,8 @@ DEFAULT_DIR = Path("/var/cache/labreport-wasmtime")
 PHASES_ENV = "LABREPORT_PHASES"
 ENTRY = re.compile(r"^(?P<module>[0-9a-f]{64})-(?P<engine>[0-9a-f]{16})\.cwasm$")
 TEMP = re.compile(r"^\..+\.tmp$")
+RECORD = re.compile(r"^[0-9a-f]{32}$")
+PHASE_RECORD = re.compile(r"^.+\.json$")
 TOKEN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 MAX_RECORD_BYTES = 64 * 1024
 
@@ -86,17 +90,20 @@ def forget(module_sha256: str, root: Path | None = None) -> int:
 
 
 def clear(root: Path | None = None) -> tuple[int, int]:
-    """Removes every entry, dead writer's temp file and phase record; (files, bytes)."""
+    """Removes every entry, known-file record, dead writer's temp file and phase record;
+    (files, bytes)."""
     root = root or cache_dir()
     files = size = 0
     candidates = [e.path for e in entries(root)]
-    for folder, pattern in ((root / "modules", TEMP), (root / "phases", None)):
+    for folder, patterns in (
+        (root / "modules", (TEMP,)),
+        (root / "known", (RECORD, TEMP)),
+        (root / "phases", (PHASE_RECORD,)),
+    ):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             for child in folder.iterdir():
-                is_record = pattern is None and child.suffix == ".json"
-                if (is_record or (pattern is not None and pattern.match(child.name))) and (
-                    child.is_file() and not child.is_symlink()
-                ):
+                named = any(p.match(child.name) for p in patterns)
+                if named and child.is_file() and not child.is_symlink():
                     candidates.append(child)
     for path in candidates:
         with contextlib.suppress(FileNotFoundError):

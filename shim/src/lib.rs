@@ -130,26 +130,34 @@ fn open_state(dir: &std::path::Path) {
     }
 }
 
-/// Settings tried by `benchmarks/shim_settings.py`, in `--labreport-run` mode only (the shim
-/// under containerd never reads it): words from `heap-read`, `no-address-map`.
+/// Settings tried by benchmarks, in `--labreport-run` mode only (the shim under containerd never
+/// reads it): words from `heap-read`, `no-address-map`, `no-known` (`benchmarks/shim_settings.py`),
+/// `on-demand`, `no-guest` (`benchmarks/serve.py`).
 static BENCH_VARIANT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-fn variant(word: &str) -> bool {
+pub(crate) fn variant(word: &str) -> bool {
     BENCH_VARIANT.get().is_some_and(|v| v.split(',').any(|w| w == word))
 }
 
-/// The engine every compile and every load uses, so cached code always meets the engine
-/// that made it. Its settings are part of the cache key (the compatibility hash). Epoch
-/// interruption is on for every start (WAGI serving stops a guest at its deadline with it), so
-/// a serving container maps the same cached code as a CLI start; a CLI start's deadline is
-/// never reached (nothing ticks the epoch).
-pub fn engine() -> Result<Engine> {
+/// The settings of every engine: every compile and every load uses them, so cached code always
+/// meets an engine like the one that made it. They are part of the cache key (the
+/// compatibility hash); the instance allocator, which a serving engine sets (`wagi::engine`),
+/// is not. Epoch interruption is on for every start (WAGI serving stops a guest at its deadline
+/// with it), so a serving container maps the same cached code as a CLI start; a CLI start's
+/// deadline is never reached (nothing ticks the epoch).
+pub fn config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     if variant("no-address-map") {
         config.generate_address_map(false);
     }
-    Engine::new(&config).map_err(wasm_err)
+    config
+}
+
+/// The engine of a CLI start: instances allocated on demand (a pool would reserve its address
+/// space for the one instance a CLI start makes).
+pub fn engine() -> Result<Engine> {
+    Engine::new(&config()).map_err(wasm_err)
 }
 
 /// The engine's precompile-compatibility hash (wasmtime version, target, flags, settings).
@@ -190,19 +198,49 @@ fn split_env(entry: &str) -> (String, String) {
     }
 }
 
-/// The module's bytes: a layer that is itself a module, else the rootfs file of arg0, mapped
-/// (reading it into the heap cost about 10 ms a start for a 9.6 MB module: page faults to zero
-/// a fresh buffer, then the copy).
-fn module_bytes(ctx: &impl RuntimeContext) -> Result<ModuleBytes> {
+/// Where the module is: a layer that is itself a module, else the rootfs file of arg0, opened.
+fn module_source(ctx: &impl RuntimeContext) -> Result<ModuleSource> {
     if let Source::Oci(layers) = ctx.entrypoint().source {
         if let [layer] = layers {
             if layer.layer.starts_with(WASM_MAGIC) {
-                return Ok(ModuleBytes::Owned(layer.layer.clone()));
+                return Ok(ModuleSource::Layer(layer.layer.clone()));
             }
         }
     }
     let path = ctx.args().first().map(String::as_str).unwrap_or_default();
-    ModuleBytes::map(PathBuf::from(path.split_once('#').map_or(path, |(file, _)| file)))
+    ModuleSource::open(PathBuf::from(path.split_once('#').map_or(path, |(file, _)| file)))
+}
+
+/// A module as a start finds it: bytes handed over, or a file not read yet.
+pub enum ModuleSource {
+    Layer(Vec<u8>),
+    File(std::fs::File, PathBuf),
+}
+
+impl ModuleSource {
+    pub fn open(path: PathBuf) -> Result<ModuleSource> {
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(ModuleSource::File(file, path))
+    }
+
+    /// The file's identity (`cache::Identity`), read before its bytes.
+    fn identity(&self) -> Option<cache::Identity> {
+        match self {
+            ModuleSource::File(file, _) => cache::Identity::of(file),
+            ModuleSource::Layer(_) => None,
+        }
+    }
+
+    /// The bytes, and the file they were mapped from: a file is mapped (reading it into the
+    /// heap cost about 10 ms a start for a 9.6 MB module: page faults to zero a fresh buffer,
+    /// then the copy).
+    fn bytes(self) -> Result<(ModuleBytes, Option<std::fs::File>)> {
+        match self {
+            ModuleSource::Layer(bytes) => Ok((ModuleBytes::Owned(bytes), None)),
+            ModuleSource::File(_, path) if variant("heap-read") => Ok((ModuleBytes::Owned(std::fs::read(&path)?), None)),
+            ModuleSource::File(file, path) => Ok((ModuleBytes::map(&file, &path)?, Some(file))),
+        }
+    }
 }
 
 /// A module's bytes, owned or mapped read-only from its file.
@@ -212,8 +250,7 @@ pub enum ModuleBytes {
 }
 
 impl ModuleBytes {
-    pub fn map(path: PathBuf) -> Result<ModuleBytes> {
-        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    pub fn map(file: &std::fs::File, path: &std::path::Path) -> Result<ModuleBytes> {
         let len = file.metadata()?.len() as usize;
         if len == 0 {
             return Ok(ModuleBytes::Owned(Vec::new()));
@@ -222,7 +259,7 @@ impl ModuleBytes {
         // unmaps it on drop. A module file changed while mapped gives other bytes, which the
         // hash (computed from these very bytes) and the compiler see alike.
         let ptr = unsafe {
-            rustix::mm::mmap(std::ptr::null_mut(), len, rustix::mm::ProtFlags::READ, rustix::mm::MapFlags::PRIVATE, &file, 0)
+            rustix::mm::mmap(std::ptr::null_mut(), len, rustix::mm::ProtFlags::READ, rustix::mm::MapFlags::PRIVATE, file, 0)
         }
         .with_context(|| format!("mapping {}", path.display()))?;
         Ok(ModuleBytes::Mapped(ptr, len))
@@ -255,13 +292,11 @@ impl Drop for ModuleBytes {
     }
 }
 
-/// The compiled module: from the cache (mapped) or compiled now, and then stored. Every
-/// cache failure is a miss with its reason in the timeline, never an error.
-fn cached_module(engine: &Engine, bytes: &[u8], state: Option<&OwnedFd>, timeline: &mut Timeline) -> Result<Module> {
-    let digest = cache::module_digest(bytes);
+/// The compiled module: from the cache (mapped) or compiled now, and then stored. A module file
+/// the cache knows (`Cache::load_known`) is neither read nor hashed. Every cache failure is a
+/// miss with its reason in the timeline, never an error.
+fn cached_module(engine: &Engine, source: ModuleSource, state: Option<&OwnedFd>, timeline: &mut Timeline) -> Result<Module> {
     let engine_hash = engine_hash(engine);
-    timeline.fact("module_sha256", cache::hex(&digest));
-    timeline.mark("key");
     let max_bytes = MAX_BYTES.load(std::sync::atomic::Ordering::Relaxed);
     let cache = match state.map(|fd| Cache::open(fd, max_bytes)) {
         Some(Ok(cache)) => Some(cache),
@@ -274,17 +309,46 @@ fn cached_module(engine: &Engine, bytes: &[u8], state: Option<&OwnedFd>, timelin
             None
         }
     };
+    let identity = source.identity();
+    if let (Some(cache), Some(identity)) = (&cache, &identity) {
+        if variant("no-known") {
+            timeline.fact("known", "not asked (benchmark)");
+        } else {
+            match cache.load_known(engine, identity, engine_hash) {
+                Ok((module, digest)) => {
+                    timeline.mark("load");
+                    timeline.fact("module_sha256", cache::hex(&digest));
+                    timeline.fact("key", "known file");
+                    timeline.fact("cache", "hit");
+                    return Ok(module);
+                }
+                Err(reason) => timeline.fact("known", reason),
+            }
+        }
+    }
+    let (bytes, file) = source.bytes()?;
+    timeline.mark("read");
+    timeline.fact("module_bytes", bytes.len());
+    let digest = cache::module_digest(&bytes);
+    timeline.fact("module_sha256", cache::hex(&digest));
+    timeline.fact("key", "sha256 of the module");
+    timeline.mark("key");
+    // The hash is of the bytes this identity names only if the file did not change meanwhile.
+    let hashed = identity.filter(|before| file.as_ref().and_then(cache::Identity::of) == Some(*before));
     if let Some(cache) = &cache {
         match cache.load(engine, &digest, engine_hash) {
-            Ok(module) => {
+            Ok((module, entry)) => {
                 timeline.mark("load");
                 timeline.fact("cache", "hit");
+                if let (Some(file), Some(entry)) = (hashed, entry) {
+                    cache.remember(&file, engine_hash, &digest, &entry);
+                }
                 return Ok(module);
             }
             Err(reason) => timeline.fact("cache", format!("miss: {reason}")),
         }
     }
-    let artifact = engine.precompile_module(bytes).map_err(wasm_err)?;
+    let artifact = engine.precompile_module(&bytes).map_err(wasm_err)?;
     timeline.mark("compile");
     timeline.fact("artifact_bytes", artifact.len());
     if let Some(cache) = &cache {
@@ -292,8 +356,11 @@ fn cached_module(engine: &Engine, bytes: &[u8], state: Option<&OwnedFd>, timelin
             Ok(_) => {
                 timeline.mark("store");
                 timeline.fact("stored", "yes");
-                if let Ok(module) = cache.load(engine, &digest, engine_hash) {
+                if let Ok((module, entry)) = cache.load(engine, &digest, engine_hash) {
                     timeline.mark("load");
+                    if let (Some(file), Some(entry)) = (hashed, entry) {
+                        cache.remember(&file, engine_hash, &digest, &entry);
+                    }
                     return Ok(module);
                 }
             }
@@ -315,7 +382,7 @@ async fn run(
     args: &[String],
     envs: &[String],
     func: &str,
-    read: impl FnOnce() -> Result<ModuleBytes>,
+    open: impl FnOnce() -> Result<ModuleSource>,
     state: Option<OwnedFd>,
 ) -> Result<i32> {
     let mut timeline = Timeline::start();
@@ -325,20 +392,25 @@ async fn run(
         .filter(|t| phases::valid_token(t))
         .map(str::to_owned);
     let serving = wagi::Settings::from_env(envs)?;
-    let engine = engine()?;
+    let (engine, allocator) = match &serving {
+        Some(settings) => wagi::engine(settings)?,
+        None => (engine()?, "on demand".to_string()),
+    };
     timeline.mark("engine");
-    let bytes = read()?;
-    timeline.mark("read");
-    timeline.fact("module_bytes", bytes.len());
+    timeline.fact("allocator", &allocator);
+    let source = open()?;
+    timeline.mark("open");
     let module = if cached() {
-        cached_module(&engine, &bytes, state.as_ref(), &mut timeline)?
+        cached_module(&engine, source, state.as_ref(), &mut timeline)?
     } else {
         timeline.fact("cache", "off: compiled at every start");
+        let (bytes, _) = source.bytes()?;
+        timeline.mark("read");
+        timeline.fact("module_bytes", bytes.len());
         let module = Module::new(&engine, &bytes[..]).map_err(wasm_err)?;
         timeline.mark("compile");
         module
     };
-    drop(bytes);
     let phases_dir = match (&token, &state) {
         (Some(_), Some(fd)) => openat(fd, "phases", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok(),
         _ => None,
@@ -352,7 +424,7 @@ async fn run(
         .collect();
     if let Some(settings) = serving {
         drop(phases_dir);
-        return wagi::serve(engine, module, args.to_vec(), envs, func.to_string(), settings);
+        return wagi::serve(engine, allocator, module, args.to_vec(), envs, func.to_string(), settings);
     }
     let mut builder = WasiCtxBuilder::new();
     builder
@@ -388,7 +460,7 @@ impl Sandbox for WasmtimeSandbox {
     async fn run_wasi(&self, ctx: &impl RuntimeContext) -> Result<i32> {
         let state = STATE.lock().unwrap_or_else(|e| e.into_inner()).take();
         let func = ctx.entrypoint().func;
-        run(ctx.args(), ctx.envs(), &func, || module_bytes(ctx), state).await
+        run(ctx.args(), ctx.envs(), &func, || module_source(ctx), state).await
     }
 }
 
@@ -409,12 +481,7 @@ fn standalone(args: &[OsString]) -> Result<i32> {
         &guest_args,
         &envs,
         "_start",
-        || {
-            if variant("heap-read") {
-                return Ok(ModuleBytes::Owned(std::fs::read(&path)?));
-            }
-            ModuleBytes::map(path)
-        },
+        || ModuleSource::open(path),
         state,
     ))
 }

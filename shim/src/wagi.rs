@@ -1,7 +1,8 @@
 //! WAGI serving: the shim answers HTTP requests by running the module once per request, with the
 //! CGI convention (the request in the environment and on stdin, the response on stdout), as
 //! Spin's WAGI executor does for preview-1 modules. A WASI preview-1 guest cannot open a socket,
-//! so the host side listens.
+//! so the host side listens. HTTP/1.1 is hyper's, the library runwasi's wasmtime shim serves
+//! `wasi:http` with: the shim parses nothing of HTTP itself, only the guest's CGI output.
 //!
 //! A container asks for it with `LABREPORT_WAGI_LISTEN=ADDR:PORT` in its environment; that
 //! variable and the other `LABREPORT_WAGI_*` settings are the shim's, never the guest's. The
@@ -9,21 +10,33 @@
 //! namespaces are applied: it lives in the container's network namespace (`docker run -p`
 //! maps a port into it; `ctr run --net-host` has none of its own).
 //!
-//! The module is compiled (or, by the caching shim, mapped from its file cache) once per
-//! container; every request gets a fresh `Store` and instance from one `InstancePre`, so
-//! requests share nothing. Bounds: at most `concurrency` guests run at once, a guest that runs
-//! longer than `timeout` is stopped by an epoch deadline (504), a request body larger than
-//! `max_body` is refused (413), a guest's output is capped, and a guest's linear memory is
-//! limited. A guest that traps gives 500, a response that is not CGI gives 502; the server
-//! keeps serving. SIGTERM or SIGINT stops it (exit 0); SIGKILL kills it like any task.
+//! What a request costs is only what must be per request: the module is compiled (or, by the
+//! caching shim, mapped from its file cache) once per container and linked once (`InstancePre`);
+//! the engine of a serving container uses wasmtime's pooling allocator (`pooling_engine`), whose
+//! slots are reserved once and reused, with each memory initialised copy-on-write from the
+//! module's image; every request still gets a fresh `Store` and instance, so requests share
+//! nothing. Bounds: at most `concurrency` guests run at once, a guest that runs longer than
+//! `timeout` is stopped by an epoch deadline (504), a request body larger than `max_body` is
+//! refused (413), a request head over 16 KiB gets 431 (hyper), a guest's output is capped, and a
+//! guest's linear memory is limited. A guest that traps gives 500, a response that is not CGI
+//! gives 502; the server keeps serving. SIGTERM or SIGINT stops it (exit 0); SIGKILL kills it
+//! like any task.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use wasmtime::{Engine, InstancePre, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap};
@@ -34,10 +47,19 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 /// Every variable with this prefix is a setting of the shim's, removed from the guest's env.
 pub const PREFIX: &str = "LABREPORT_WAGI_";
 pub const LISTEN_ENV: &str = "LABREPORT_WAGI_LISTEN";
+/// What the no-op guest of `benchmarks/serve.py` prints, and what the shim answers without a
+/// guest when a benchmark asks for that floor (`--labreport-run` only, variant `no-guest`).
+pub const NOOP_CGI: &[u8] = b"Content-Type: text/plain\n\nok\n";
 const TICK: Duration = Duration::from_millis(10);
-const MAX_HEAD_BYTES: u64 = 16 * 1024;
+const MAX_HEAD_BYTES: usize = 16 * 1024;
 const IDLE_CONNECTION: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 1024;
+/// A pool slot keeps this much of a guest's linear memory mapped when it is freed, zeroed by
+/// `memset` instead of returned to the kernel: the next guest in that slot then takes no page
+/// fault for it. Spin keeps none; a Go guest writes its first megabytes at every start.
+const KEEP_RESIDENT: usize = 2 << 20;
+/// The largest table a pooled instance may have (Go's wasm modules have one of some thousands).
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 /// The serving settings a container asked for.
 #[derive(Debug, Clone)]
@@ -74,6 +96,37 @@ impl Settings {
     }
 }
 
+/// The engine of a serving container: the shim's engine (`crate::config`) with wasmtime's pooling
+/// allocator, one slot (instance, memory, table, async stack) per guest that may run at once.
+/// The pool's address space is reserved here, once; where the host refuses the reservation (a
+/// `ulimit -v`, a strict overcommit policy) the same engine allocates on demand instead, as
+/// runwasi's and Spin's probes do, and the returned text says which it is. The allocator is not
+/// part of wasmtime's precompile-compatibility hash, so both engines load the code the cache
+/// holds for a CLI start of the same module.
+pub fn engine(settings: &Settings) -> Result<(Engine, String)> {
+    if crate::variant("on-demand") {
+        return Ok((crate::engine()?, "on demand (asked for)".into()));
+    }
+    let slots = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
+        .total_stacks(slots)
+        .max_memory_size(settings.max_memory)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .linear_memory_keep_resident(KEEP_RESIDENT);
+    let mut config = crate::config();
+    config.allocation_strategy(pool);
+    match Engine::new(&config) {
+        Ok(engine) => Ok((engine, format!("pooling allocator, {slots} slots"))),
+        Err(error) => {
+            let reason = format!("{error:?}");
+            Ok((crate::engine()?, format!("on demand: the host refused the pooling allocator ({})", first_line(&reason))))
+        }
+    }
+}
+
 /// One guest's state: its WASI context and the limits on its memory.
 struct Guest {
     wasi: WasiP1Ctx,
@@ -90,16 +143,20 @@ struct Server {
     settings: Settings,
     guests: Semaphore,
     local: SocketAddr,
+    /// The benchmark floor: answer `NOOP_CGI` without running a guest.
+    no_guest: bool,
 }
 
 /// Serves until SIGTERM/SIGINT; blocks. The engine must have epoch interruption on (the
 /// timeout). Runs its own runtime on a thread of its own: the caller's runtime may be one
-/// whose workers did not survive the fork into the container.
-pub fn serve(engine: Engine, module: Module, args: Vec<String>, envs: Vec<(String, String)>, func: String, settings: Settings) -> Result<i32> {
+/// whose workers did not survive the fork into the container. `allocator` says how the engine
+/// allocates instances (from `engine`), for the log.
+pub fn serve(engine: Engine, allocator: String, module: Module, args: Vec<String>, envs: Vec<(String, String)>, func: String, settings: Settings) -> Result<i32> {
     let mut linker: Linker<Guest> = Linker::new(&engine);
     p1::add_to_linker_async(&mut linker, |guest: &mut Guest| &mut guest.wasi).map_err(crate::wasm_err)?;
     let pre = linker.instantiate_pre(&module).map_err(crate::wasm_err)?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let no_guest = crate::variant("no-guest");
     let _ticker = Ticker::start(engine.clone());
     std::thread::spawn(move || -> Result<i32> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
@@ -107,8 +164,8 @@ pub fn serve(engine: Engine, module: Module, args: Vec<String>, envs: Vec<(Strin
             let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
             let local = listener.local_addr()?;
             let guests = Semaphore::new(settings.concurrency);
-            let server = Arc::new(Server { engine, pre, func, args, envs, settings, guests, local });
-            eprintln!("labreport-wagi: serving on {local}");
+            let server = Arc::new(Server { engine, pre, func, args, envs, settings, guests, local, no_guest });
+            eprintln!("labreport-wagi: serving on {local}; instances: {allocator}");
             let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -121,7 +178,7 @@ pub fn serve(engine: Engine, module: Module, args: Vec<String>, envs: Vec<(Strin
                         let Ok(permit) = connections.clone().try_acquire_owned() else { continue }; // dropped: too many
                         let server = server.clone();
                         tokio::spawn(async move {
-                            let _ = server.connection(stream, peer).await;
+                            server.connection(stream, peer).await;
                             drop(permit);
                         });
                     }
@@ -165,79 +222,86 @@ impl Drop for Ticker {
     }
 }
 
-/// A parsed request head and its body.
-struct Request {
-    method: String,
-    target: String,
-    version: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// A response before it is handed to hyper: status, headers (hyper adds Content-Length, and
+/// keeps or closes the connection as the request asked), body.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
 }
 
-/// Why a request could not be read: the peer went away, or an error answer and close.
-enum Refusal {
-    Gone,
-    Answer(u16, String),
-}
-
-/// A response: status, headers (without Content-Length and Connection), body.
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn error(status: u16, message: impl Into<String>) -> Response {
+impl Reply {
+    fn error(status: StatusCode, message: impl Into<String>) -> Reply {
         let mut body = message.into().into_bytes();
         body.push(b'\n');
-        Response { status, headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())], body }
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        Reply { status, headers, body: body.into() }
+    }
+
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(self.body));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
     }
 }
 
 impl Server {
-    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Result<()> {
-        stream.set_nodelay(true)?;
-        let (read, mut write) = stream.into_split();
-        let mut reader = BufReader::new(read);
-        loop {
-            let request = match tokio::time::timeout(IDLE_CONNECTION, read_request(&mut reader, self.settings.max_body)).await {
-                Err(_) | Ok(Err(Refusal::Gone)) => return Ok(()),
-                Ok(Err(Refusal::Answer(status, message))) => {
-                    write_response(&mut write, &Response::error(status, message), false, false).await?;
-                    return Ok(());
-                }
-                Ok(Ok(request)) => request,
-            };
-            let keep_alive = wants_keep_alive(&request);
-            let head = request.method == "HEAD";
-            let response = self.answer(request, peer).await;
-            write_response(&mut write, &response, keep_alive, head).await?;
-            if !keep_alive {
-                return Ok(());
-            }
-        }
+    /// One connection, served by hyper until the peer closes it, asks to close, or stays idle
+    /// past IDLE_CONNECTION (hyper's header read timeout covers the wait for the next request).
+    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let server = self.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.handle(request, peer).await.into_response()) }
+        });
+        let _ = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(IDLE_CONNECTION)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
     }
 
-    /// One request: a fresh instance, the CGI environment, the guest's stdout as the response.
-    async fn answer(&self, request: Request, peer: SocketAddr) -> Response {
-        let Ok(_permit) = self.guests.acquire().await else {
-            return Response::error(503, "labreport-wagi: shutting down");
+    /// One request: its body (bounded), then the guest.
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Reply {
+        let (head, body) = request.into_parts();
+        let too_large = |length: u64| {
+            Reply::error(StatusCode::PAYLOAD_TOO_LARGE, format!("labreport-wagi: request body of {length} bytes is over the limit of {}", self.settings.max_body))
         };
+        let declared = head.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if let Some(length) = declared.filter(|length| *length > self.settings.max_body as u64) {
+            return too_large(length);
+        }
+        let body = match Limited::new(body, self.settings.max_body).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return too_large(self.settings.max_body as u64 + 1);
+            }
+            Err(error) => return Reply::error(StatusCode::BAD_REQUEST, format!("labreport-wagi: reading the request body: {error}")),
+        };
+        let env = cgi_env(&head, body.len(), peer, self.local);
+        self.answer(env, body).await
+    }
+
+    /// A fresh instance with the CGI environment; the guest's stdout is the response.
+    async fn answer(&self, env: Vec<(String, String)>, body: Bytes) -> Reply {
+        let Ok(_permit) = self.guests.acquire().await else {
+            return Reply::error(StatusCode::SERVICE_UNAVAILABLE, "labreport-wagi: shutting down");
+        };
+        if self.no_guest {
+            return reply_from_cgi(NOOP_CGI);
+        }
         let stdout = MemoryOutputPipe::new(self.settings.max_output);
         let mut builder = WasiCtxBuilder::new();
-        builder
-            .inherit_stderr()
-            .stdout(stdout.clone())
-            .args(&self.args)
-            .envs(&self.envs)
-            .envs(&cgi_env(&request, peer, self.local));
-        builder.stdin(MemoryInputPipe::new(request.body));
+        builder.inherit_stderr().stdout(stdout.clone()).stdin(MemoryInputPipe::new(body)).args(&self.args).envs(&self.envs).envs(&env);
         if let Err(error) = builder.preopened_dir("/", "/", FsPerms::ReadOnly) {
-            return Response::error(500, format!("labreport-wagi: preopening /: {error:?}"));
+            return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, format!("labreport-wagi: preopening /: {error:?}"));
         }
-        let guest = Guest { wasi: builder.build_p1(), limits: StoreLimitsBuilder::new().memory_size(self.settings.max_memory).instances(1).build() };
-        let mut store = Store::new(&self.engine, guest);
+        let limits = StoreLimitsBuilder::new().memory_size(self.settings.max_memory).instances(1).build();
+        let mut store = Store::new(&self.engine, Guest { wasi: builder.build_p1(), limits });
         store.limiter(|guest| &mut guest.limits);
         let ticks = (self.settings.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
@@ -261,123 +325,61 @@ impl Server {
                 } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     return timed_out(self.settings.timeout);
                 } else {
-                    return Response::error(500, format!("labreport-wagi: the guest trapped: {}", first_line(&format!("{error:?}"))));
+                    return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, format!("labreport-wagi: the guest trapped: {}", first_line(&format!("{error:?}"))));
                 }
             }
         };
         drop(store);
         if code != 0 {
-            return Response::error(500, format!("labreport-wagi: the guest exited {code}"));
+            return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, format!("labreport-wagi: the guest exited {code}"));
         }
-        let output = stdout.contents();
-        match parse_cgi(&output) {
-            Ok(response) => response,
-            Err(reason) => Response::error(502, format!("labreport-wagi: not a CGI response: {reason}")),
-        }
+        reply_from_cgi(&stdout.contents())
     }
 }
 
-fn timed_out(timeout: Duration) -> Response {
-    Response::error(504, format!("labreport-wagi: the guest ran longer than {} ms", timeout.as_millis()))
+fn reply_from_cgi(output: &[u8]) -> Reply {
+    match parse_cgi(output) {
+        Ok(reply) => reply,
+        Err(reason) => Reply::error(StatusCode::BAD_GATEWAY, format!("labreport-wagi: not a CGI response: {reason}")),
+    }
+}
+
+fn timed_out(timeout: Duration) -> Reply {
+    Reply::error(StatusCode::GATEWAY_TIMEOUT, format!("labreport-wagi: the guest ran longer than {} ms", timeout.as_millis()))
 }
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
-fn wants_keep_alive(request: &Request) -> bool {
-    let connection = header(&request.headers, "connection").map(str::to_ascii_lowercase);
-    match request.version.as_str() {
-        "HTTP/1.1" => connection.as_deref() != Some("close"),
-        _ => connection.as_deref() == Some("keep-alive"),
-    }
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
-}
-
-/// Reads one request: the head (at most MAX_HEAD_BYTES), then a Content-Length body.
-async fn read_request<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, max_body: usize) -> Result<Request, Refusal> {
-    let mut head = Vec::new();
-    let mut limited = (&mut *reader).take(MAX_HEAD_BYTES);
-    loop {
-        let before = head.len();
-        match limited.read_until(b'\n', &mut head).await {
-            Err(_) => return Err(Refusal::Gone),
-            Ok(0) if head.is_empty() => return Err(Refusal::Gone),
-            Ok(0) => return Err(Refusal::Answer(431, "labreport-wagi: request head too large or cut short".into())),
-            Ok(_) => {}
-        }
-        let line = &head[before..];
-        if line == b"\r\n" || line == b"\n" {
-            if before == 0 {
-                head.clear(); // blank lines before a request are allowed
-                continue;
-            }
-            break;
-        }
-    }
-    let bad = |what: &str| Refusal::Answer(400, format!("labreport-wagi: bad request: {what}"));
-    let text = std::str::from_utf8(&head).map_err(|_| bad("head is not UTF-8"))?;
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(bad("request line"));
-    };
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) || !target.starts_with('/') || !version.starts_with("HTTP/1.") {
-        return Err(bad("request line"));
-    }
-    let mut headers = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').ok_or_else(|| bad("header line"))?;
-        if name.is_empty() || name.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_')) {
-            return Err(bad("header name"));
-        }
-        headers.push((name.to_string(), value.trim().to_string()));
-    }
-    if header(&headers, "transfer-encoding").is_some() {
-        return Err(Refusal::Answer(411, "labreport-wagi: send a Content-Length body (no chunked requests)".into()));
-    }
-    let length = match header(&headers, "content-length") {
-        None => 0,
-        Some(text) => text.parse::<usize>().map_err(|_| bad("Content-Length"))?,
-    };
-    if length > max_body {
-        return Err(Refusal::Answer(413, format!("labreport-wagi: request body of {length} bytes is over the limit of {max_body}")));
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await.map_err(|_| Refusal::Gone)?;
-    Ok(Request { method: method.into(), target: target.into(), version: version.into(), headers, body })
-}
-
 /// The CGI/1.1 environment of a request (RFC 3875), headers as HTTP_* (not Proxy: httpoxy).
-fn cgi_env(request: &Request, peer: SocketAddr, local: SocketAddr) -> Vec<(String, String)> {
-    let (path, query) = request.target.split_once('?').unwrap_or((&request.target, ""));
+/// A header value that is not text is left out.
+fn cgi_env(head: &hyper::http::request::Parts, body_len: usize, peer: SocketAddr, local: SocketAddr) -> Vec<(String, String)> {
+    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut env = vec![
         ("GATEWAY_INTERFACE".to_string(), "CGI/1.1".to_string()),
         ("SERVER_SOFTWARE".into(), "labreport-wagi".into()),
-        ("SERVER_PROTOCOL".into(), request.version.clone()),
+        ("SERVER_PROTOCOL".into(), format!("{:?}", head.version)),
         ("SERVER_NAME".into(), local.ip().to_string()),
         ("SERVER_PORT".into(), local.port().to_string()),
         ("REMOTE_ADDR".into(), peer.ip().to_string()),
         ("REMOTE_PORT".into(), peer.port().to_string()),
-        ("REQUEST_METHOD".into(), request.method.clone()),
-        ("REQUEST_URI".into(), request.target.clone()),
+        ("REQUEST_METHOD".into(), head.method.as_str().to_string()),
+        ("REQUEST_URI".into(), target.to_string()),
         ("SCRIPT_NAME".into(), String::new()),
-        ("PATH_INFO".into(), path.to_string()),
-        ("QUERY_STRING".into(), query.to_string()),
+        ("PATH_INFO".into(), head.uri.path().to_string()),
+        ("QUERY_STRING".into(), head.uri.query().unwrap_or_default().to_string()),
     ];
-    if !request.body.is_empty() {
-        env.push(("CONTENT_LENGTH".into(), request.body.len().to_string()));
+    if body_len > 0 {
+        env.push(("CONTENT_LENGTH".into(), body_len.to_string()));
     }
-    for (name, value) in &request.headers {
-        let key = name.to_ascii_uppercase().replace('-', "_");
+    for (name, value) in &head.headers {
+        let Ok(value) = value.to_str() else { continue };
+        let key = name.as_str().to_ascii_uppercase().replace('-', "_");
         match key.as_str() {
-            "CONTENT_TYPE" => env.push((key, value.clone())),
-            "CONTENT_LENGTH" | "PROXY" | "CONNECTION" => {}
-            _ => env.push((format!("HTTP_{key}"), value.clone())),
+            "CONTENT_TYPE" => env.push((key, value.to_string())),
+            "CONTENT_LENGTH" | "PROXY" | "CONNECTION" | "TRANSFER_ENCODING" => {}
+            _ => env.push((format!("HTTP_{key}"), value.to_string())),
         }
     }
     env
@@ -385,7 +387,7 @@ fn cgi_env(request: &Request, peer: SocketAddr, local: SocketAddr) -> Vec<(Strin
 
 /// A CGI response: header lines, a blank line, the body. `Status` gives the status (else 302
 /// with a `Location`, else 200); at least one of Status, Content-Type, Location is required.
-fn parse_cgi(output: &[u8]) -> Result<Response, String> {
+fn parse_cgi(output: &[u8]) -> Result<Reply, String> {
     let crlf = find(output, b"\r\n\r\n").map(|i| (i, i + 4));
     let lf = find(output, b"\n\n").map(|i| (i, i + 2));
     let (end, body_start) = match (crlf, lf) {
@@ -395,67 +397,34 @@ fn parse_cgi(output: &[u8]) -> Result<Response, String> {
     };
     let head = std::str::from_utf8(&output[..end]).map_err(|_| "headers are not UTF-8".to_string())?;
     let mut status = None;
-    let mut headers = Vec::new();
+    let mut headers = HeaderMap::new();
     for line in head.split('\n').map(|l| l.trim_end_matches('\r')) {
         let (name, value) = line.split_once(':').ok_or_else(|| format!("header line {line:?} has no ':'"))?;
         let (name, value) = (name.trim(), value.trim());
-        if name.is_empty() || name.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_')) {
-            return Err(format!("bad header name {name:?}"));
-        }
         if name.eq_ignore_ascii_case("status") {
             let code = value.split(' ').next().and_then(|c| c.parse::<u16>().ok()).filter(|c| (100..=599).contains(c));
-            status = Some(code.ok_or_else(|| format!("bad Status {value:?}"))?);
-        } else if !["content-length", "connection", "transfer-encoding"].iter().any(|h| name.eq_ignore_ascii_case(h)) {
-            headers.push((name.to_string(), value.to_string()));
+            let code = code.ok_or_else(|| format!("bad Status {value:?}"))?;
+            status = Some(StatusCode::from_u16(code).map_err(|_| format!("bad Status {value:?}"))?);
+            continue;
         }
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("bad header name {name:?}"))?;
+        if [CONTENT_LENGTH, hyper::header::CONNECTION, hyper::header::TRANSFER_ENCODING].contains(&name) {
+            continue;
+        }
+        let value = HeaderValue::from_str(value).map_err(|_| format!("bad value of header {name}"))?;
+        headers.append(name, value);
     }
     let status = match status {
         Some(code) => code,
-        None if header(&headers, "location").is_some() => 302,
-        None if header(&headers, "content-type").is_some() => 200,
+        None if headers.contains_key(LOCATION) => StatusCode::FOUND,
+        None if headers.contains_key(CONTENT_TYPE) => StatusCode::OK,
         None => return Err("none of Status, Content-Type, Location".into()),
     };
-    Ok(Response { status, headers, body: output[body_start..].to_vec() })
+    Ok(Reply { status, headers, body: Bytes::copy_from_slice(&output[body_start..]) })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
-    }
-}
-
-async fn write_response<W: AsyncWriteExt + Unpin>(write: &mut W, response: &Response, keep_alive: bool, head: bool) -> std::io::Result<()> {
-    let mut out = format!("HTTP/1.1 {} {}\r\n", response.status, reason(response.status)).into_bytes();
-    for (name, value) in &response.headers {
-        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    let connection = if keep_alive { "keep-alive" } else { "close" };
-    out.extend_from_slice(format!("Content-Length: {}\r\nConnection: {connection}\r\n\r\n", response.body.len()).as_bytes());
-    if !head {
-        out.extend_from_slice(&response.body);
-    }
-    write.write_all(&out).await?;
-    write.flush().await
 }
 
 #[cfg(test)]
@@ -464,12 +433,19 @@ mod tests {
 
     #[test]
     fn cgi_status_headers_and_body() {
-        let response = parse_cgi(b"Content-Type: application/json\r\nStatus: 201 Created\r\nX-A: b\r\n\r\n{}").unwrap();
-        assert_eq!(response.status, 201);
-        assert_eq!(response.body, b"{}");
-        assert_eq!(header(&response.headers, "x-a"), Some("b"));
-        assert_eq!(parse_cgi(b"Content-Type: text/plain\n\nhi\n\nthere").unwrap().body, b"hi\n\nthere");
-        assert_eq!(parse_cgi(b"Location: /x\n\n").unwrap().status, 302);
+        let reply = parse_cgi(b"Content-Type: application/json\r\nStatus: 201 Created\r\nX-A: b\r\n\r\n{}").unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED);
+        assert_eq!(&reply.body[..], b"{}");
+        assert_eq!(reply.headers.get("x-a").unwrap(), "b");
+        assert_eq!(&parse_cgi(b"Content-Type: text/plain\n\nhi\n\nthere").unwrap().body[..], b"hi\n\nthere");
+        assert_eq!(parse_cgi(b"Location: /x\n\n").unwrap().status, StatusCode::FOUND);
+        assert_eq!(parse_cgi(NOOP_CGI).unwrap().status, StatusCode::OK);
+    }
+
+    #[test]
+    fn framing_headers_of_the_guest_are_dropped() {
+        let reply = parse_cgi(b"Content-Type: text/plain\nContent-Length: 999\nConnection: close\nTransfer-Encoding: chunked\n\nok").unwrap();
+        assert_eq!(reply.headers.len(), 1);
     }
 
     #[test]
@@ -478,6 +454,8 @@ mod tests {
         assert!(parse_cgi(b"X-Only: 1\n\nbody").is_err());
         assert!(parse_cgi(b"Status: abc\n\n").is_err());
         assert!(parse_cgi(b"no colon here\n\n").is_err());
+        assert!(parse_cgi(b"Bad Name: x\nContent-Type: text/plain\n\n").is_err());
+        assert!(parse_cgi(b"Content-Type: a\x01b\n\n").is_err());
     }
 
     #[test]
@@ -487,5 +465,12 @@ mod tests {
         assert_eq!(settings.concurrency, 3);
         assert!(Settings::from_env(&[format!("{LISTEN_ENV}=nope")]).is_err());
         assert!(Settings::from_env(&[format!("{LISTEN_ENV}=127.0.0.1:1"), "LABREPORT_WAGI_TIMEOUT_MS=0".into()]).is_err());
+    }
+
+    #[test]
+    fn a_pool_for_the_guests_that_may_run_at_once() {
+        let settings = Settings::from_env(&[format!("{LISTEN_ENV}=127.0.0.1:0"), "LABREPORT_WAGI_CONCURRENCY=4".into()]).unwrap().unwrap();
+        let (_, allocator) = engine(&settings).unwrap();
+        assert_eq!(allocator, "pooling allocator, 4 slots");
     }
 }

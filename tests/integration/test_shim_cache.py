@@ -109,6 +109,7 @@ def damaged(damage: Callable[[Path], None], reason: str, start: Start, tmp_path:
     damage(only_entry(start.state))
     out, facts = start(a)
     assert out == "hello from module a\n"
+    assert facts["known"] == "entry is not the one checked", facts
     assert facts["cache"] == f"miss: {reason}", facts
     assert facts["stored"] == "yes"
     assert start(a)[1]["cache"] == "hit"
@@ -249,10 +250,88 @@ def test_a_cleared_cache_is_rebuilt(start: Start, tmp_path: Path) -> None:
     process = labreport("cache", "--clear", env={"LABREPORT_WASMTIME_CACHE": str(start.state)})
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    assert stdout.startswith("removed 1 file(s)")
+    assert stdout.startswith("removed 2 file(s)")  # the entry and the module file's record
     assert shimcache.entries(start.state) == []
+    assert list((start.state / "known").iterdir()) == []
     assert (start.state / "modules" / "not-ours.txt").read_text() == "kept"
     out, facts = start(a)
     assert out == "hello from module a\n"
     assert facts["cache"] == "miss: no entry" and facts["stored"] == "yes"
     assert start(a)[1]["cache"] == "hit"
+
+
+def marks(start: Start, wasm: Path) -> tuple[str, dict[str, str], list[str]]:
+    """One start with its phase names."""
+    start.count += 1
+    token = f"test-{start.count}"
+    done = subprocess.run(
+        [str(start.shim), "--labreport-run", str(start.state), str(wasm)],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, shimcache.PHASES_ENV: token},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = shimcache.take_record(token, start.state)
+    assert record is not None
+    return done.stdout, record.facts, [name for name, _ in record.marks]
+
+
+def test_a_known_module_file_is_neither_read_nor_hashed(start: Start, tmp_path: Path) -> None:
+    a = module(tmp_path, "a")
+    digest = hashlib.sha256(a.read_bytes()).hexdigest()
+    out, facts, names = marks(start, a)
+    assert facts["known"] == "no record" and facts["key"] == "sha256 of the module"
+    assert "read" in names and "key" in names
+    (record,) = (start.state / "known").iterdir()
+    assert record.stat().st_size == 156
+    out, facts, names = marks(start, a)
+    assert out == "hello from module a\n"
+    assert facts["key"] == "known file" and facts["cache"] == "hit", facts
+    assert facts["module_sha256"] == digest
+    assert "read" not in names and "key" not in names, names
+
+
+def test_a_module_changed_in_place_is_hashed_again_even_with_its_old_mtime(
+    start: Start, tmp_path: Path
+) -> None:
+    """Same inode, same size, the modification time put back: the change time still moved, so
+    the record no longer holds and the new bytes are hashed (and compiled)."""
+    a, b = module(tmp_path, "a"), module(tmp_path, "b")
+    start(a)
+    assert start(a)[1]["key"] == "known file"
+    before = a.stat()
+    with a.open("r+b") as file:  # in place: the same inode
+        file.write(b.read_bytes())
+    os.utime(a, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (a.stat().st_ino, a.stat().st_size, a.stat().st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns,
+    )  # fmt: skip
+    out, facts = start(a)
+    assert out == "hello from module b\n"
+    assert facts["known"] == "no record" and facts["cache"] == "miss: no entry", facts
+    out, facts = start(a)
+    assert out == "hello from module b\n" and facts["key"] == "known file"
+
+
+def test_a_copy_of_a_module_is_hashed_once_then_known(start: Start, tmp_path: Path) -> None:
+    a = module(tmp_path, "a")
+    start(a)
+    copy = tmp_path / "copy.wasm"
+    copy.write_bytes(a.read_bytes())
+    out, facts = start(copy)
+    assert out == "hello from module a\n"
+    assert facts["known"] == "no record" and facts["cache"] == "hit", facts  # by its sha256
+    assert start(copy)[1]["key"] == "known file"
+    assert start(a)[1]["key"] == "known file"
+
+
+def test_a_damaged_record_is_a_miss_and_is_written_again(start: Start, tmp_path: Path) -> None:
+    a = module(tmp_path, "a")
+    start(a)
+    (record,) = (start.state / "known").iterdir()
+    data = bytearray(record.read_bytes())
+    data[100] ^= 1
+    record.write_bytes(bytes(data))
+    out, facts = start(a)
+    assert out == "hello from module a\n"
+    assert facts["known"] == "record damaged" and facts["cache"] == "hit", facts
+    assert start(a)[1]["key"] == "known file"

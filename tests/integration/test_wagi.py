@@ -196,3 +196,34 @@ def test_sigterm_while_serving_stops_it(server: tuple[int, subprocess.Popen[byte
     assert process.returncode == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+@pytest.mark.parametrize("limit", [None, 12 << 30], ids=["pooled", "pool-refused"])
+def test_instances_come_from_a_pool_or_on_demand_where_the_host_refuses_it(
+    limit: int | None, guest: Path, tmp_path: Path, needs: object
+) -> None:
+    """16 slots of 4 GiB of address space each: reserved at the start, or, under a 12 GiB
+    address-space limit that refuses them, the same server allocating each instance on demand
+    (one at a time fits). Either way every answer is the guest's."""
+    needs(WASMTIME_AOT_SHIM.binary)  # type: ignore[operator]
+    found = WASMTIME_AOT_SHIM.find()
+    assert found is not None
+    port = free_port()
+    env = {**os.environ, WAGI_LISTEN_ENV: f"127.0.0.1:{port}", "LABREPORT_WAGI_CONCURRENCY": "16"}
+    wrap = [] if limit is None else ["prlimit", f"--as={limit}"]  # util-linux: it execs the shim
+    process = subprocess.Popen(
+        [*wrap, str(found), "--labreport-run", str(tmp_path / "state"), str(guest)],
+        env=env, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(port, process)
+        assert [request(port) for _ in range(20)] == [(200, GOOD_BODY)] * 20
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    said = stderr.decode().splitlines()[0]
+    if limit is None:
+        assert said.endswith("instances: pooling allocator, 16 slots"), said
+    else:
+        assert "instances: on demand: the host refused the pooling allocator" in said, said
+    assert process.returncode == 0

@@ -61,3 +61,23 @@ def precompiled(module: Path) -> Path:
     out = module.with_suffix(".cwasm")
     out.write_bytes(bytes(wasmtime.Module(engine, module.read_bytes()).serialize()))
     return out
+
+
+# The no-op WAGI guest: it prints a fixed CGI response and returns, nothing else; its bytes are
+# the shim's NOOP_CGI (shim/src/wagi.rs), which the shim's no-guest floor answers without a guest.
+NOOP_OUTPUT = "Content-Type: text/plain\n\nok\n"
+NOOP_WAT = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "Content-Type: text/plain\\n\\nok\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 29))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"""
+
+
+def write_noop_guest(folder: Path) -> Path:
+    path = folder / "noop.wasm"
+    path.write_bytes(wasmtime.wat2wasm(NOOP_WAT))
+    return path
