@@ -63,16 +63,18 @@ class ShimView:
 
 
 def median_phases(runs: Sequence[Sequence[ShimPhase]]) -> list[PhaseView]:
-    """Each phase's median over runs, in the order the runs give them."""
+    """Each phase's median over runs, in the order the runs give them. A run that did not pass
+    a phase spent nothing there (0 ms): a cached start that found its module file known has no
+    hashing phase. A phase that fewer than half the runs passed is left out (its median is 0)."""
     names: list[str] = []
     for phases in runs:
         names += [p.name for p in phases if p.name not in names]
-    return [
-        PhaseView(
-            name, stats.summarize([p.ns / 1e6 for r in runs for p in r if p.name == name]).median
-        )
-        for name in names
-    ]
+    views = []
+    for name in names:
+        values = [sum(p.ns for p in r if p.name == name) / 1e6 for r in runs]
+        if 2 * sum(1 for r in runs if any(p.name == name for p in r)) >= len(runs):
+            views.append(PhaseView(name, stats.summarize(values).median))
+    return views
 
 
 def shim_view(samples: Sequence[Sample]) -> ShimView | None:

@@ -35,6 +35,9 @@ ENTRY = re.compile(r"^(?P<module>[0-9a-f]{64})-(?P<engine>[0-9a-f]{16})\.cwasm$"
 TEMP = re.compile(r"^\..+\.tmp$")
 RECORD = re.compile(r"^[0-9a-f]{32}$")
 PHASE_RECORD = re.compile(r"^.+\.json$")
+RECORD_MAGIC = b"LRKNOWN1"
+RECORD_LEN = 156
+DIGEST_AT = 8 + 52 + 8
 TOKEN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 MAX_RECORD_BYTES = 64 * 1024
 
@@ -79,14 +82,33 @@ def entries(root: Path | None = None) -> list[Entry]:
 
 
 def forget(module_sha256: str, root: Path | None = None) -> int:
-    """Removes the entries of one module (any engine); how many there were."""
+    """Removes the entries of one module (any engine), and the known-file records that point
+    to them; how many entries there were."""
+    root = root or cache_dir()
     removed = 0
     for entry in entries(root):
         if entry.module_sha256 == module_sha256:
             with contextlib.suppress(FileNotFoundError):
                 entry.path.unlink()
                 removed += 1
+    digest = bytes.fromhex(module_sha256)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError, PermissionError):
+        for record in (root / "known").iterdir():
+            if RECORD.match(record.name) and _record_digest(record) == digest:
+                with contextlib.suppress(FileNotFoundError):
+                    record.unlink()
     return removed
+
+
+def _record_digest(path: Path) -> bytes | None:
+    """The module sha256 a known-file record holds (shim/src/cache.rs: magic, the file's
+    identity, the engine hash, the digest, the entry's identity, CRC-32); None if it is none."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    data = path.read_bytes()[: RECORD_LEN + 1]
+    if len(data) != RECORD_LEN or not data.startswith(RECORD_MAGIC):
+        return None
+    return data[DIGEST_AT : DIGEST_AT + 32]
 
 
 def clear(root: Path | None = None) -> tuple[int, int]:

@@ -237,17 +237,17 @@ impl Cache {
 
     /// Records that `module` (a file whose identity was the same before and after it was
     /// hashed to `digest`) has the entry `entry` (checked whole). A failure is only a lost
-    /// shortcut.
-    pub fn remember(&self, module: &Identity, engine_hash: u64, digest: &[u8; 32], entry: &Identity) {
+    /// shortcut: the start says why in its timeline.
+    pub fn remember(&self, module: &Identity, engine_hash: u64, digest: &[u8; 32], entry: &Identity) -> std::io::Result<()> {
         let name = record_name(module, engine_hash);
         let temp = format!(".{name}.{}.tmp", std::process::id());
-        let Ok(fd) = openat(&self.known, temp.as_str(), OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::from_raw_mode(0o600)) else {
-            return;
-        };
-        let mut file = File::from(fd);
-        if file.write_all(&record(module, engine_hash, digest, entry)).is_err() || renameat(&self.known, temp.as_str(), &self.known, name.as_str()).is_err() {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let mut file = File::from(openat(&self.known, temp.as_str(), flags, Mode::from_raw_mode(0o600))?);
+        let written = file.write_all(&record(module, engine_hash, digest, entry)).and_then(|()| Ok(renameat(&self.known, temp.as_str(), &self.known, name.as_str())?));
+        if written.is_err() {
             let _ = unlinkat(&self.known, temp.as_str(), AtFlags::empty());
         }
+        written
     }
 
     /// The compiled module from its entry, mapped, with the entry's identity; Err(reason) is a

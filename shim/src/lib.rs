@@ -340,9 +340,7 @@ fn cached_module(engine: &Engine, source: ModuleSource, state: Option<&OwnedFd>,
             Ok((module, entry)) => {
                 timeline.mark("load");
                 timeline.fact("cache", "hit");
-                if let (Some(file), Some(entry)) = (hashed, entry) {
-                    cache.remember(&file, engine_hash, &digest, &entry);
-                }
+                remember(cache, hashed, entry, engine_hash, &digest, timeline);
                 return Ok(module);
             }
             Err(reason) => timeline.fact("cache", format!("miss: {reason}")),
@@ -358,9 +356,7 @@ fn cached_module(engine: &Engine, source: ModuleSource, state: Option<&OwnedFd>,
                 timeline.fact("stored", "yes");
                 if let Ok((module, entry)) = cache.load(engine, &digest, engine_hash) {
                     timeline.mark("load");
-                    if let (Some(file), Some(entry)) = (hashed, entry) {
-                        cache.remember(&file, engine_hash, &digest, &entry);
-                    }
+                    remember(cache, hashed, entry, engine_hash, &digest, timeline);
                     return Ok(module);
                 }
             }
@@ -374,6 +370,20 @@ fn cached_module(engine: &Engine, source: ModuleSource, state: Option<&OwnedFd>,
     let module = unsafe { Module::deserialize(engine, &artifact) }.map_err(wasm_err)?;
     timeline.mark("load");
     Ok(module)
+}
+
+/// Writes the known-file record of a module file hashed unchanged (`hashed`) and the entry
+/// checked for it, and says in the timeline whether it did.
+fn remember(cache: &Cache, hashed: Option<cache::Identity>, entry: Option<cache::Identity>, engine_hash: u64, digest: &[u8; 32], timeline: &mut Timeline) {
+    let outcome = match (hashed, entry) {
+        (None, _) => "no: the module is no file with an identity, or it changed while hashed".to_string(),
+        (_, None) => "no: the entry has no identity".to_string(),
+        (Some(file), Some(entry)) => match cache.remember(&file, engine_hash, digest, &entry) {
+            Ok(()) => "yes".to_string(),
+            Err(error) => format!("no: {error}"),
+        },
+    };
+    timeline.fact("remembered", outcome);
 }
 
 /// Everything a start does after the runtime hands over: engine, module (cache or compile),

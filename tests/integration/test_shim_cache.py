@@ -335,3 +335,18 @@ def test_a_damaged_record_is_a_miss_and_is_written_again(start: Start, tmp_path:
     assert out == "hello from module a\n"
     assert facts["known"] == "record damaged" and facts["cache"] == "hit", facts
     assert start(a)[1]["key"] == "known file"
+
+
+def test_forgetting_a_module_removes_its_entry_and_the_records_that_point_to_it(
+    start: Start, tmp_path: Path
+) -> None:
+    a, b = module(tmp_path, "a"), module(tmp_path, "b")
+    start(a)
+    start(b)
+    assert len(list((start.state / "known").iterdir())) == 2
+    assert shimcache.forget(hashlib.sha256(a.read_bytes()).hexdigest(), start.state) == 1
+    (kept,) = (start.state / "known").iterdir()
+    assert start(b)[1]["key"] == "known file"  # b's record is the one kept
+    assert kept.exists()
+    out, facts = start(a)
+    assert out == "hello from module a\n" and facts["cache"] == "miss: no entry"
