@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from labreport.build import oci
-from labreport.host import engine, engine_layout
+from labreport.host import engine, engine_layout, private_engine
 from labreport.host.endpoints import ContainerdEndpoint, Endpoints, EngineEndpoint, is_local
 from labreport.inventory import components
 
@@ -210,3 +215,36 @@ def test_doctor_probes_the_engine_and_containerd_it_is_given(tmp_path: Path) -> 
     assert gone in found["docker-engine"].detail
     assert not found["containerd"].found
     assert str(absent.socket) in found["containerd"].detail
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder whose sockets fit in a unix socket's 107 bytes (pytest's tmp_path may not)."""
+    folder = Path(tempfile.mkdtemp(prefix="s", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_dead_task_and_its_shims_socket_are_cleared_with_the_run_state(
+    tmp_path: Path, short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shim killed mid-start leaves its task's bundle in the exec root and its socket in
+    /run/containerd/s; both go (the socket found by containerd's own naming), and so does the
+    rest of the exec root. Another task's socket stays."""
+    sockets = short_dir
+    monkeypatch.setattr(engine_layout, "SHIM_SOCKET_DIR", sockets)
+    paths = engine_layout.Layout(tmp_path / "engine")
+    task = "f6e8a726f504ffd0663537999a4ea3a073f9a773ca65ab3a6eb115d67035285d"
+    (paths.tasks / "moby" / task).mkdir(parents=True)
+    (paths.exec_root / "netns").mkdir()
+    dead, other = paths.shim_socket("moby", task), sockets / ("0" * 64)
+    expected = f"{paths.containerd_socket}/moby/{task}"
+    assert dead.name == hashlib.sha256(expected.encode()).hexdigest()
+    for path in (dead, other):
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(path))
+    assert paths.dead_tasks() == [("moby", task)]
+    found = private_engine.clear_leftovers(paths, bridge=False)
+    assert found == ["1 dead task(s)"]
+    assert not paths.exec_root.exists() and not dead.exists() and other.is_socket()
+    assert private_engine.clear_leftovers(paths, bridge=False) == []

@@ -3,6 +3,7 @@ configured, and whether setup has unpacked it. Starting and stopping it: private
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from labreport.host.shims import SHIM_DIR
 BRIDGE = "labreport0"
 BRIDGE_ADDRESS = "10.213.77.1/24"  # the private engine's own bridge; checked against the host's
 CALL_TIMEOUT_S = 20.0
+# Where containerd's shims listen (runc's and runwasi's alike): a host-wide folder.
+SHIM_SOCKET_DIR = Path("/run/containerd/s")
 
 
 def home() -> Path:
@@ -59,6 +62,25 @@ class Layout:
     @property
     def containerd_socket(self) -> Path:
         return self.exec_root / "containerd" / "containerd.sock"
+
+    @property
+    def tasks(self) -> Path:
+        """containerd's task bundles, a folder per namespace, one per task in it."""
+        return self.exec_root / "containerd" / "daemon" / "io.containerd.runtime.v2.task"
+
+    def dead_tasks(self) -> list[tuple[str, str]]:
+        """(namespace, task id) of every bundle left here: a task whose shim was killed."""
+        try:
+            namespaces = [n for n in self.tasks.iterdir() if n.is_dir() and not n.is_symlink()]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted((n.name, t.name) for n in namespaces for t in n.iterdir())
+
+    def shim_socket(self, namespace: str, task: str) -> Path:
+        """The socket a task's shim listens on: containerd names it by the sha256 of its own
+        address, the namespace and the task id (shim.SocketAddress)."""
+        name = f"{self.containerd_socket}/{namespace}/{task}"
+        return SHIM_SOCKET_DIR / hashlib.sha256(name.encode()).hexdigest()
 
     @property
     def pidfile(self) -> Path:

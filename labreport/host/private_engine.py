@@ -20,6 +20,7 @@ import enum
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -111,6 +112,7 @@ def clear_leftovers(paths: Layout, bridge: bool = True) -> list[str]:
         found.append(f"{len(mounts)} mount(s)")
         for point in mounts:
             fsutil.unmount(point)
+    _clear_run_state(paths, found)
     if bridge and bridge_exists():
         found.append(f"bridge {BRIDGE}")
         remove_bridge()
@@ -125,6 +127,27 @@ def clear_leftovers(paths: Layout, bridge: bool = True) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     return found
+
+
+def _clear_run_state(paths: Layout, found: list[str]) -> None:
+    """Removes the exec root: run-time state, what /var/run/docker (a tmpfs wiped at boot) is
+    to the host's engine, kept on disk here. What a killed run leaves in it outlives a reboot,
+    and a dead task's bundle makes the next containerd try to clean up after its shim at start,
+    which hung past dockerd's wait for containerd (seen here: every later start failed with
+    "timeout waiting for containerd to start"). The dead shims' sockets in the host-wide
+    /run/containerd/s go with their tasks. Only when nothing is mounted under the exec root
+    (the caller unmounted and killed what was there)."""
+    if fsutil.mounts_under(paths.exec_root):
+        return
+    dead = paths.dead_tasks()
+    if dead:
+        found.append(f"{len(dead)} dead task(s)")
+    for namespace, task in dead:
+        socket = paths.shim_socket(namespace, task)
+        if socket.is_socket():
+            with contextlib.suppress(FileNotFoundError):
+                socket.unlink()
+    shutil.rmtree(paths.exec_root, ignore_errors=True)
 
 
 def _check_address_free() -> None:
