@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labreport.errors import LabreportError
-from labreport.host import paths, proc
+from labreport.host import paths, proc, shim_patch
 from labreport.host.shims import SHIM_DIR, SHIMS
 
 BUILD_TIMEOUT_S = 3600
@@ -94,9 +94,11 @@ def _read_messages(stream: object, progress: Progress, log: list[str]) -> None:
 
 
 def build(manifest: Path, say: Callable[[str], None]) -> float:
-    """cargo build --release --locked of the crate, saying its progress; returns its seconds."""
+    """cargo build --release --locked of the crate (its copy with the one patched dependency,
+    shim_patch.py), saying its progress; returns its seconds."""
     if paths.which("cargo") is None:
         raise LabreportError("cargo not found", "install Rust with rustup, then rerun")
+    manifest = shim_patch.prepare(manifest)
     env = {**os.environ, "CARGO_TARGET_DIR": str(target_dir())}
     progress = Progress(crate_count(manifest), set(), time.monotonic())
     errors: list[str] = []
