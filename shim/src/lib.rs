@@ -132,7 +132,7 @@ fn open_state(dir: &std::path::Path) {
 
 /// Settings tried by benchmarks, in `--labreport-run` mode only (the shim under containerd never
 /// reads it): words from `heap-read`, `no-address-map`, `no-known` (`benchmarks/shim_settings.py`),
-/// `on-demand`, `no-keep`, `no-guest` (`benchmarks/serve.py`).
+/// `on-demand`, `no-keep`, `no-guest` (`benchmarks/serve.py`), `no-trim` (tests).
 static BENCH_VARIANT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 pub(crate) fn variant(word: &str) -> bool {

@@ -65,6 +65,8 @@ const MAX_CONNECTIONS: usize = 1024;
 const KEEP_RESIDENT: usize = 16 << 20;
 /// The same for a table (lab 12's has some thousands of 8-byte elements).
 const TABLE_KEEP_RESIDENT: usize = 1 << 20;
+/// A server idle this long hands the memory it keeps back to the kernel (`trim_if_idle`).
+const TRIM_AFTER: Duration = Duration::from_millis(500);
 /// The largest table a pooled instance may have (Go's wasm modules have one of some thousands).
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
@@ -152,6 +154,11 @@ struct Server {
     settings: Settings,
     guests: Semaphore,
     local: SocketAddr,
+    /// The linear memories the pool keeps resident, by address and length, until `trim`.
+    kept: std::sync::Mutex<Vec<(usize, usize)>>,
+    /// When the last guest finished (ms on the server's clock).
+    last_done: std::sync::atomic::AtomicU64,
+    clock: std::time::Instant,
     /// The benchmark floor: answer `NOOP_CGI` without running a guest.
     no_guest: bool,
 }
@@ -173,7 +180,16 @@ pub fn serve(engine: Engine, allocator: String, module: Module, args: Vec<String
             let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
             let local = listener.local_addr()?;
             let guests = Semaphore::new(settings.concurrency);
-            let server = Arc::new(Server { engine, pre, func, args, envs, settings, guests, local, no_guest });
+            let kept = std::sync::Mutex::new(Vec::new());
+            let (last_done, clock) = (std::sync::atomic::AtomicU64::new(0), std::time::Instant::now());
+            let server = Arc::new(Server { engine, pre, func, args, envs, settings, guests, local, kept, last_done, clock, no_guest });
+            let trimmer = server.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(TRIM_AFTER).await;
+                    trimmer.trim_if_idle();
+                }
+            });
             eprintln!("labreport-wagi: serving on {local}; instances: {allocator}");
             let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -315,16 +331,22 @@ impl Server {
         let ticks = (self.settings.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
+        let mut made = None;
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
+            made = Some(instance);
             let start = instance.get_typed_func::<(), ()>(&mut store, &self.func)?;
             start.call_async(&mut store, ()).await
         };
         // The epoch deadline stops a guest that computes; this one stops a guest that waits in
         // a host call (a sleep) past the deadline.
-        let outcome = match tokio::time::timeout(self.settings.timeout + TICK * 10, run).await {
-            Err(_) => return timed_out(self.settings.timeout),
-            Ok(outcome) => outcome,
+        let outcome = tokio::time::timeout(self.settings.timeout + TICK * 10, run).await;
+        if let Some(instance) = made {
+            self.note_memory(&mut store, instance);
+        }
+        self.last_done.store(self.clock.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let Ok(outcome) = outcome else {
+            return timed_out(self.settings.timeout);
         };
         let code = match outcome {
             Ok(()) => 0,
@@ -343,6 +365,47 @@ impl Server {
             return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, format!("labreport-wagi: the guest exited {code}"));
         }
         reply_from_cgi(&stdout.contents())
+    }
+}
+
+impl Server {
+    /// Remembers where a guest's linear memory is: its pool slot keeps it resident afterwards.
+    fn note_memory(&self, store: &mut Store<Guest>, instance: wasmtime::Instance) {
+        let memories: Vec<wasmtime::Memory> = instance.exports(&mut *store).filter_map(|e| e.into_memory()).collect();
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        for memory in memories {
+            let range = (memory.data_ptr(&*store) as usize, memory.data_size(&*store));
+            match kept.iter_mut().find(|(base, _)| *base == range.0) {
+                Some(known) => known.1 = known.1.max(range.1),
+                None => kept.push(range),
+            }
+        }
+    }
+
+    /// Hands the memory the pool keeps resident back to the kernel once the server has been idle
+    /// for TRIM_AFTER, so that an idle service holds what it held before its first request.
+    /// Safe because it holds every guest slot's permit: a `Store`, and so an instance, exists
+    /// only while its request holds a permit, so no instance uses any of these slots, and
+    /// `madvise(MADV_DONTNEED)` leaves each slot as wasmtime's own reset does for the memory it
+    /// does not keep (anonymous pages read back as zeros, the module's image mapping as the
+    /// image).
+    fn trim_if_idle(&self) {
+        if crate::variant("no-trim") {
+            return;
+        }
+        let now = self.clock.elapsed().as_millis() as u64;
+        if now.saturating_sub(self.last_done.load(Ordering::Relaxed)) < TRIM_AFTER.as_millis() as u64 {
+            return;
+        }
+        let Ok(_every_slot) = self.guests.try_acquire_many(self.settings.concurrency as u32) else {
+            return; // a guest runs or waits: not idle
+        };
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        for (base, len) in kept.drain(..) {
+            // SAFETY: see above; the range is a pool slot's linear memory, mapped while the
+            // engine lives (the server holds it).
+            let _ = unsafe { rustix::mm::madvise(base as *mut std::ffi::c_void, len, rustix::mm::Advice::LinuxDontNeed) };
+        }
     }
 }
 

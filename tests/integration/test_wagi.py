@@ -23,7 +23,7 @@ import pytest
 from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM
 from labreport.runtimes.serving import WAGI_LISTEN_ENV, free_port
 
-from .wagi_guest import GOOD_BODY, precompiled, write_guest
+from .wagi_guest import GOOD_BODY, precompiled, write_dirty_guest, write_guest
 
 TIMEOUT_MS = 1500
 
@@ -227,3 +227,47 @@ def test_instances_come_from_a_pool_or_on_demand_where_the_host_refuses_it(
     else:
         assert "instances: on demand: the host refused the pooling allocator" in said, said
     assert process.returncode == 0
+
+
+def resident_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@pytest.mark.parametrize("variant", ["", "no-trim"], ids=["trimmed", "kept"])
+def test_an_idle_server_hands_back_the_memory_its_pool_keeps(
+    variant: str, tmp_path: Path, needs: object
+) -> None:
+    """A guest dirties 8 MiB; its slot keeps them resident for the next guest, and the server
+    hands them back to the kernel once it has been idle for half a second (not when asked not
+    to: the benchmark variant no-trim)."""
+    needs(WASMTIME_AOT_SHIM.binary)  # type: ignore[operator]
+    found = WASMTIME_AOT_SHIM.find()
+    assert found is not None
+    port = free_port()
+    env = {
+        **os.environ, WAGI_LISTEN_ENV: f"127.0.0.1:{port}", "LABREPORT_WAGI_CONCURRENCY": "2",
+        "LABREPORT_SHIM_BENCH_VARIANT": variant,
+    }  # fmt: skip
+    process = subprocess.Popen(
+        [str(found), "--labreport-run", str(tmp_path / "state"), str(write_dirty_guest(tmp_path))],
+        env=env, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(port, process)
+        before = resident_mib(process.pid)
+        assert request(port) == (200, "ok\n")
+        kept = resident_mib(process.pid) - before
+        time.sleep(1.5)
+        left = resident_mib(process.pid) - before
+        assert request(port) == (200, "ok\n")  # the trimmed slot serves again
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert kept >= 7, kept  # the slot keeps what its guest dirtied
+    if variant == "no-trim":
+        assert left >= 7, left
+    else:
+        assert left < 2, left
