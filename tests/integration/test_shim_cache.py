@@ -23,23 +23,14 @@ from labreport.host import shim_cache as shimcache
 from labreport.host.shims import WASMTIME_AOT_SHIM
 
 from .common import labreport
+from .wagi_guest import printing_module
 
 pytestmark = [pytest.mark.shim]
 
-TEMPLATE = """(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "{text}")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const {length}))
-    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
-
 
 def module(tmp_path: Path, name: str) -> Path:
-    text = f"hello from module {name}\\n"
     path = tmp_path / f"{name}.wasm"
-    path.write_bytes(wasmtime.wat2wasm(TEMPLATE.format(text=text, length=len(name) + 19)))
+    path.write_bytes(printing_module(f"hello from module {name}\n"))
     return path
 
 

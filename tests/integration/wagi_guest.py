@@ -63,46 +63,43 @@ def precompiled(module: Path) -> Path:
     return out
 
 
+def printing_module(text: str, pages: int = 1, before: str = "") -> bytes:
+    """A module whose _start runs `before` (WAT instructions, with a local $at) and then writes
+    text (ASCII) to stdout; its memory has `pages` pages."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return wasmtime.wat2wasm(f"""(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") {pages})
+  (data (i32.const 16) "{escaped}")
+  (func (export "_start") (local $at i32)
+    {before}
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const {len(text)}))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))""")
+
+
 # The no-op WAGI guest: it prints a fixed CGI response and returns, nothing else; its bytes are
 # the shim's NOOP_CGI (shim/src/wagi.rs), which the shim's no-guest floor answers without a guest.
 NOOP_OUTPUT = "Content-Type: text/plain\n\nok\n"
-NOOP_WAT = """(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "Content-Type: text/plain\\n\\nok\\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 29))
-    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-"""
 
 
 def write_noop_guest(folder: Path) -> Path:
     path = folder / "noop.wasm"
-    path.write_bytes(wasmtime.wat2wasm(NOOP_WAT))
+    path.write_bytes(printing_module(NOOP_OUTPUT))
     return path
 
 
 # A guest that writes one byte in each 4 KiB page of 8 MiB of its memory, then answers like
 # the no-op guest: what a pool slot keeps resident after it, and hands back when idle.
 DIRTY_MIB = 8
-DIRTY_WAT = f"""(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") {DIRTY_MIB * 16 + 1})
-  (data (i32.const 16) "Content-Type: text/plain\\n\\nok\\n")
-  (func (export "_start") (local $at i32)
-    (local.set $at (i32.const 65536))
+DIRTY_PAGES = f"""(local.set $at (i32.const 65536))
     (loop $pages
       (i32.store8 (local.get $at) (i32.const 1))
       (local.set $at (i32.add (local.get $at) (i32.const 4096)))
-      (br_if $pages (i32.lt_u (local.get $at) (i32.const {65536 + DIRTY_MIB * 1048576}))))
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 29))
-    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-"""
+      (br_if $pages (i32.lt_u (local.get $at) (i32.const {65536 + DIRTY_MIB * 1048576}))))"""
 
 
 def write_dirty_guest(folder: Path) -> Path:
     path = folder / "dirty.wasm"
-    path.write_bytes(wasmtime.wat2wasm(DIRTY_WAT))
+    path.write_bytes(printing_module(NOOP_OUTPUT, pages=DIRTY_MIB * 16 + 1, before=DIRTY_PAGES))
     return path
