@@ -2,14 +2,16 @@
 stopping setup stops the build, and a build that fails is one error with the end of its log.
 Nothing is installed by any of them.
 
-The stand-in answers `cargo build` only; everything else setup runs is the host's own. The
-state directory is a temporary one.
+The stand-in answers `cargo build` and passes `cargo fetch` to the host's cargo (the shim's
+patched dependency is taken from what it fetched); everything else setup runs is the host's
+own. The state directory is a temporary one.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +32,8 @@ case "$1" in
     echo '{"reason":"compiler-artifact","package_id":"itoa 1.0.0","target":{"kind":["lib"]}}'
     if [ "$FAKE_BUILD" = fail ]; then echo "error[E0000]: the stand-in build failed" >&2; exit 1; fi
     exec sleep 300 ;;
+  fetch)
+    exec "$REAL_CARGO" "$@" ;;
 esac
 exit 2
 """
@@ -47,6 +51,7 @@ def fake(tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "FAKE_DIR": str(tmp_path),
+        "REAL_CARGO": shutil.which("cargo") or "cargo",
         "LABREPORT_STATE_DIR": str(tmp_path / "state"),
     }
 

@@ -283,13 +283,15 @@ def shim_cache_files() -> Iterator[Item]:
     try:
         root = shim_cache.cache_dir()
         entries = shim_cache.entries(root)
+        known = list((root / "known").glob("*")) if (root / "known").is_dir() else []
         records = list((root / "phases").glob("*")) if (root / "phases").is_dir() else []
     except (LabreportError, OSError):  # not a folder, or root's alone (this user is not root)
         return
-    if entries or records:
+    if entries or known or records:
         yield Item(
             "cache",
-            f"{root}: {len(entries)} compiled module(s), {len(records)} phase record(s)",
+            f"{root}: {len(entries)} compiled module(s), {len(known)} known-file record(s), "
+            f"{len(records)} phase record(s)",
             remove=lambda: _discard(shim_cache.clear(root)),
         )
 
