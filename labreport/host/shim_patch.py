@@ -26,7 +26,7 @@ import tomllib
 from pathlib import Path
 
 from labreport.errors import LabreportError
-from labreport.host import paths, proc
+from labreport.host import fsutil, paths, proc
 
 CRATE = "containerd-shimkit"
 PATCHED_FILE = "src/sandbox/shim/local.rs"
@@ -79,9 +79,17 @@ def _write(path: Path, data: bytes) -> None:
     if path.is_file() and path.read_bytes() == data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+    fsutil.atomic_write_bytes(path, data)
+
+
+def _sync(into: Path, files: dict[str, bytes]) -> None:
+    """into holds exactly files (relative path -> content): changed ones written, others gone."""
+    for relative, content in files.items():
+        _write(into / relative, content)
+    if into.is_dir():
+        for stale in [p for p in into.rglob("*") if p.is_file()]:
+            if str(stale.relative_to(into)) not in files:
+                stale.unlink()
 
 
 def _patched_crate(data: bytes, version: str, into: Path) -> None:
@@ -109,11 +117,7 @@ def _patched_crate(data: bytes, version: str, into: Path) -> None:
             "the shim crate's dependencies changed: update labreport/host/shim_patch.py",
         )
     files[PATCHED_FILE] = source.replace(SECOND_RUN, INSTEAD).encode()
-    for relative, content in files.items():
-        _write(into / relative, content)
-    for stale in [p for p in into.rglob("*") if p.is_file()]:
-        if str(stale.relative_to(into)) not in files:
-            stale.unlink()
+    _sync(into, files)
 
 
 def _patched_lock(text: str) -> str:
@@ -146,13 +150,11 @@ def prepare(manifest: Path) -> Path:
     toml += f'\n[patch.crates-io]\n{CRATE} = {{ path = "{patched}" }}\n'
     _write(copy / "Cargo.toml", toml.encode())
     _write(copy / "Cargo.lock", _patched_lock((crate / "Cargo.lock").read_text()).encode())
-    sources = {p.relative_to(crate) for p in (crate / "src").rglob("*") if p.is_file()}
-    for relative in sources:
-        _write(copy / relative, (crate / relative).read_bytes())
-    if (copy / "src").is_dir():
-        for stale in [p for p in (copy / "src").rglob("*") if p.is_file()]:
-            if stale.relative_to(copy) not in sources:
-                stale.unlink()
+    sources = crate / "src"
+    _sync(
+        copy / "src",
+        {str(p.relative_to(sources)): p.read_bytes() for p in sources.rglob("*") if p.is_file()},
+    )
     return copy / "Cargo.toml"
 
 
