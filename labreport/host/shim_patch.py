@@ -1,18 +1,30 @@
-"""The one change labreport makes to a dependency of its shims, made where the shims are built.
+"""The changes labreport makes to dependencies of its shims, made where the shims are built.
 
-containerd-shimkit (runwasi's task service, under containerd-shim-wasm) runs a container's OCI
-prestart hooks a second time at the end of its Create handler, after libcontainer ran them while
-it made the container, as runc does. Docker 26 puts one there, `libnetwork-setkey`: a re-exec of
-dockerd that keys the container's network sandbox. Its second run cost every WASM start through
-Docker about 42 ms that runc does not pay (the engine's debug log: "call prehook before the
-start", then dockerd's "sandbox set key processing" 41.6 and 42.1 ms later, before containerd
-got its answer). Docker 28 dropped the hook; the double run stays for any hook.
+Two published crates are patched, each by exact text that must be found once:
+
+- containerd-shimkit (runwasi's task service, under containerd-shim-wasm) runs a container's
+  OCI prestart hooks a second time at the end of its Create handler, after libcontainer ran
+  them while it made the container, as runc does. Docker 26 puts one there,
+  `libnetwork-setkey`: a re-exec of dockerd that keys the container's network sandbox. Its
+  second run cost every WASM start through Docker about 42 ms that runc does not pay (the
+  engine's debug log: "call prehook before the start", then dockerd's "sandbox set key
+  processing" 41.6 and 42.1 ms later, before containerd got its answer). Docker 28 dropped the
+  hook; the double run stays for any hook.
+- libcgroups (youki's, under libcontainer) moves the container's first process into each cgroup
+  v1 hierarchy by writing its pid to `cgroup.procs`. For a pid, the kernel write-locks
+  cgroup_threadgroup_rwsem, which waits for an RCU grace period: `perf trace` showed that one
+  4-byte write blocking 8 to 14 ms at every start (runc pays it too). The process that moves is
+  libcontainer's intermediate process, single-threaded, moving itself; writing 0 to the
+  hierarchy's `tasks` file moves the calling thread, which for a single-threaded process is the
+  whole process, and the kernel takes no such lock for it ("If we migrate a single thread, we
+  don't care about threadgroup stability", kernel/cgroup/cgroup.c). The cgroups are the same;
+  any other pid, or a process with more than one thread, is written to `cgroup.procs` as before.
 
 So the shims are not built from the checkout's (or the wheel's) crate folder itself but from a
-copy in the state directory, whose manifest patches containerd-shimkit with the published crate
-(cargo's own download, its checksum checked against Cargo.lock) with that second call taken
-out. Nothing else differs. Files are rewritten only when their content changes, so cargo's
-fingerprints hold and a warm build stays a no-op.
+copy in the state directory, whose manifest patches those crates with the published ones
+(cargo's own download, each checksum checked against Cargo.lock) with those edits made. Nothing
+else differs. Files are rewritten only when their content changes, so cargo's fingerprints hold
+and a warm build stays a no-op.
 """
 
 from __future__ import annotations
@@ -23,21 +35,62 @@ import os
 import sys
 import tarfile
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from labreport.errors import LabreportError
 from labreport.host import fsutil, paths, proc
 
-CRATE = "containerd-shimkit"
-PATCHED_FILE = "src/sandbox/shim/local.rs"
-SECOND_RUN = (
+
+@dataclass(frozen=True)
+class Edit:
+    """old, found exactly once in file (a path in the crate), becomes new."""
+
+    file: str
+    old: str
+    new: str
+    what: str  # what old is, in words, for the error when it is not there once
+
+
+@dataclass(frozen=True)
+class Patch:
+    crate: str
+    edits: tuple[Edit, ...]
+
+
+HOOKS_TWICE = Edit(
+    "src/sandbox/shim/local.rs",
     '        debug!("call prehook before the start");\n'
-    "        oci::setup_prestart_hooks(spec.hooks())?;\n"
-)
-INSTEAD = (
+    "        oci::setup_prestart_hooks(spec.hooks())?;\n",
     "        // labreport: the prestart hooks ran once already, in libcontainer's create (as\n"
-    "        // runc runs them); a second run here cost Docker's WASM starts a dockerd re-exec.\n"
+    "        // runc runs them); a second run here cost Docker's WASM starts a dockerd re-exec.\n",
+    "the one second run of the prestart hooks",
 )
+_PROCS_WRITE = "        common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;\n"
+_ATTACH = "        common::attach_task(cgroup_path, pid)?;\n"
+ATTACH_TASK = (
+    Edit("src/v1/controller.rs", _PROCS_WRITE, _ATTACH, "the controllers' write to cgroup.procs"),
+    Edit("src/v1/cpuset.rs", _PROCS_WRITE, _ATTACH, "cpuset's write to cgroup.procs"),
+    Edit(
+        "src/common.rs",
+        "#[inline]\npub fn write_cgroup_file<",
+        "/// labreport: a single-threaded process moving itself writes 0 to the hierarchy's\n"
+        "/// `tasks` (the calling thread moves, without the RCU grace period a pid written to\n"
+        "/// cgroup.procs waits for); any other move writes the pid to cgroup.procs.\n"
+        "pub fn attach_task(cgroup_path: &Path, pid: Pid) -> Result<(), WrappedIoError> {\n"
+        "    let itself_alone = pid == nix::unistd::getpid()\n"
+        '        && fs::read_dir("/proc/self/task").is_ok_and(|threads| threads.count() == 1);\n'
+        "    if itself_alone {\n"
+        '        write_cgroup_file(cgroup_path.join("tasks"), 0)\n'
+        "    } else {\n"
+        "        write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)\n"
+        "    }\n"
+        "}\n\n"
+        "#[inline]\npub fn write_cgroup_file<",
+        "write_cgroup_file",
+    ),
+)
+PATCHES = (Patch("containerd-shimkit", (HOOKS_TWICE,)), Patch("libcgroups", ATTACH_TASK))
 FETCH_TIMEOUT_S = 1800
 
 
@@ -45,25 +98,29 @@ def build_dir() -> Path:
     return paths.state_dir() / "shim-build"
 
 
-def _locked(lock: Path) -> tuple[str, str]:
-    """The version and checksum of CRATE in the shim's Cargo.lock."""
+def _locked(lock: Path, crate: str) -> tuple[str, str]:
+    """The version and checksum of crate in the shim's Cargo.lock."""
     for package in tomllib.loads(lock.read_text())["package"]:
-        if package["name"] == CRATE:
+        if package["name"] == crate:
             return str(package["version"]), str(package["checksum"])
-    raise LabreportError(f"{lock} has no {CRATE}", "the shim crate is not labreport's own")
+    raise LabreportError(f"{lock} has no {crate}", "the shim crate is not labreport's own")
 
 
 def _cargo_home() -> Path:
     return Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
 
 
-def _downloaded(manifest: Path, version: str, checksum: str) -> bytes:
-    """The published .crate, as cargo fetched it for this lock file, checked by its checksum."""
+def _fetch(manifest: Path) -> None:
+    """cargo's own download of every dependency of the lock file."""
     proc.run(
         ["cargo", "fetch", "--locked", "--manifest-path", str(manifest)],
         timeout_s=FETCH_TIMEOUT_S, what="cargo fetch (the shims' dependencies)",
     )  # fmt: skip
-    name = f"{CRATE}-{version}.crate"
+
+
+def _downloaded(crate: str, version: str, checksum: str) -> bytes:
+    """The published .crate, as cargo fetched it, checked by the lock file's checksum."""
+    name = f"{crate}-{version}.crate"
     for found in sorted((_cargo_home() / "registry" / "cache").glob(f"*/{name}")):
         data = found.read_bytes()
         if hashlib.sha256(data).hexdigest() == checksum:
@@ -92,9 +149,9 @@ def _sync(into: Path, files: dict[str, bytes]) -> None:
                 stale.unlink()
 
 
-def _patched_crate(data: bytes, version: str, into: Path) -> None:
-    """The crate's files under into, with the second run of the prestart hooks taken out."""
-    prefix = f"{CRATE}-{version}/"
+def _patched_crate(data: bytes, patch: Patch, version: str, into: Path) -> None:
+    """The crate's files under into, with the patch's edits made."""
+    prefix = f"{patch.crate}-{version}/"
     files: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         for member in archive.getmembers():
@@ -103,28 +160,30 @@ def _patched_crate(data: bytes, version: str, into: Path) -> None:
             relative = member.name[len(prefix) :]
             if relative.startswith("/") or ".." in Path(relative).parts:
                 raise LabreportError(
-                    f"{CRATE} {version} holds a path outside it: {member.name}",
+                    f"{patch.crate} {version} holds a path outside it: {member.name}",
                     "the published crate is not what cargo should have fetched",
                 )
             extracted = archive.extractfile(member)
             assert extracted is not None
             files[relative] = extracted.read()
-    source = files.get(PATCHED_FILE, b"").decode()
-    if source.count(SECOND_RUN) != 1:
-        raise LabreportError(
-            f"{CRATE} {version} no longer has the one second run of the prestart hooks "
-            f"that labreport takes out ({PATCHED_FILE})",
-            "the shim crate's dependencies changed: update labreport/host/shim_patch.py",
-        )
-    files[PATCHED_FILE] = source.replace(SECOND_RUN, INSTEAD).encode()
+    for edit in patch.edits:
+        source = files.get(edit.file, b"").decode()
+        if source.count(edit.old) != 1:
+            raise LabreportError(
+                f"{patch.crate} {version} no longer has {edit.what} that labreport changes, "
+                f"once, in {edit.file}",
+                "the shim crate's dependencies changed: update labreport/host/shim_patch.py",
+            )
+        files[edit.file] = source.replace(edit.old, edit.new).encode()
     _sync(into, files)
 
 
-def _patched_lock(text: str) -> str:
-    """Cargo.lock with CRATE as the path crate it is patched to: no source, no checksum."""
+def _patched_lock(text: str, crates: set[str]) -> str:
+    """Cargo.lock with the crates as the path crates they are patched to: no source, no
+    checksum."""
     blocks = text.split("\n[[package]]\n")
     for index, block in enumerate(blocks):
-        if block.startswith(f'name = "{CRATE}"\n'):
+        if block.split("\n", 1)[0].removeprefix("name = ").strip('"') in crates:
             kept = [
                 line for line in block.split("\n")
                 if not line.startswith(("source = ", "checksum = "))
@@ -133,23 +192,35 @@ def _patched_lock(text: str) -> str:
     return "\n[[package]]\n".join(blocks)
 
 
+def _marker(patch: Patch, checksum: str) -> str:
+    """What a patched crate's folder was made from: the published crate and the edits."""
+    text = "\n".join([checksum, *(f"{e.file}\n{e.old}\n{e.new}" for e in patch.edits)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def prepare(manifest: Path) -> Path:
     """The manifest to build the shims from: a copy of the crate at manifest (its Cargo.toml,
-    Cargo.lock and src/) in the state directory, CRATE patched in."""
+    Cargo.lock and src/) in the state directory, every crate of PATCHES patched in."""
     crate = manifest.parent
-    version, checksum = _locked(crate / "Cargo.lock")
     root = build_dir()
-    patched = root / f"{CRATE}-{version}"
-    stamp = root / f".{CRATE}-{version}.patched"
-    marker = hashlib.sha256(f"{checksum}\n{SECOND_RUN}\n{INSTEAD}".encode()).hexdigest()
-    if not (stamp.is_file() and stamp.read_text() == marker and patched.is_dir()):
-        _patched_crate(_downloaded(manifest, version, checksum), version, patched)
-        _write(stamp, marker.encode())
+    toml = (crate / "Cargo.toml").read_text() + "\n[patch.crates-io]\n"
+    fetched = False
+    for patch in PATCHES:
+        version, checksum = _locked(crate / "Cargo.lock", patch.crate)
+        patched = root / f"{patch.crate}-{version}"
+        stamp = root / f".{patch.crate}-{version}.patched"
+        marker = _marker(patch, checksum)
+        if not (stamp.is_file() and stamp.read_text() == marker and patched.is_dir()):
+            if not fetched:
+                _fetch(manifest)
+                fetched = True
+            _patched_crate(_downloaded(patch.crate, version, checksum), patch, version, patched)
+            _write(stamp, marker.encode())
+        toml += f'{patch.crate} = {{ path = "{patched}" }}\n'
     copy = root / "shim"
-    toml = (crate / "Cargo.toml").read_text()
-    toml += f'\n[patch.crates-io]\n{CRATE} = {{ path = "{patched}" }}\n'
     _write(copy / "Cargo.toml", toml.encode())
-    _write(copy / "Cargo.lock", _patched_lock((crate / "Cargo.lock").read_text()).encode())
+    lock = _patched_lock((crate / "Cargo.lock").read_text(), {p.crate for p in PATCHES})
+    _write(copy / "Cargo.lock", lock.encode())
     sources = crate / "src"
     _sync(
         copy / "src",

@@ -52,6 +52,34 @@ def exercise(port: int, alive: Callable[[], bool]) -> None:
     assert alive()
 
 
+# The cgroup v1 controllers libcontainer (youki) moves a container's process into.
+YOUKI_V1_CONTROLLERS = {
+    "cpu", "cpuacct", "cpuset", "devices", "hugetlb", "memory", "pids", "perf_event", "blkio",
+    "net_cls", "net_prio", "freezer",
+}  # fmt: skip
+
+
+def assert_in_its_cgroups(pid: int, container: str) -> None:
+    """Every thread of the container's process is in the container's cgroup in each hierarchy
+    libcontainer manages (the shims' patched libcgroups moves it by `tasks`, see shim_patch.py),
+    or, on a cgroup v2 host, in its unified cgroup."""
+    threads = list(Path(f"/proc/{pid}/task").iterdir())
+    assert len(threads) > 1  # the WAGI server's threads, made after the move: they follow it
+    for thread in threads:
+        lines = [line.split(":", 2) for line in (thread / "cgroup").read_text().splitlines()]
+        managed = [line for line in lines if YOUKI_V1_CONTROLLERS & set(line[1].split(","))]
+        for _, controllers, path in managed or [line for line in lines if line[0] == "0"]:
+            assert path.endswith(f"/{container}"), (thread.name, controllers, path)
+
+
+def task_pid(ctr: Ctr, container: str) -> int:
+    for line in ctr.call("task", "ls").splitlines()[1:]:
+        name, pid, *_ = line.split()
+        if name == container:
+            return int(pid)
+    raise AssertionError(f"no task {container}")
+
+
 def forget_compiled(guest: Path) -> None:
     """The caching shim's entry for the guest: each run of labreport removes its own."""
     shim_cache.forget(hashlib.sha256(guest.read_bytes()).hexdigest())
@@ -85,6 +113,7 @@ def test_through_ctr(tmp_path: Path, needs: Callable[[str], None]) -> None:
         service = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             exercise(port, lambda: service.poll() is None)
+            assert_in_its_cgroups(task_pid(ctr, container), container)
             ctr.call("task", "kill", "--signal", "SIGTERM", container)
             _, stderr = service.communicate(timeout=30)
             assert service.returncode == 0, stderr
