@@ -94,7 +94,7 @@ def _read_messages(stream: object, progress: Progress, log: list[str]) -> None:
 
 
 def build(manifest: Path, say: Callable[[str], None]) -> float:
-    """cargo build --release --locked of the crate (its copy with the one patched dependency,
+    """cargo build --release --locked of the crate (its copy with the patched dependencies,
     shim_patch.py), saying its progress; returns its seconds."""
     if paths.which("cargo") is None:
         raise LabreportError("cargo not found", "install Rust with rustup, then rerun")
