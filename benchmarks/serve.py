@@ -82,11 +82,12 @@ WAYS = {
 def way_server(
     shim: Path, state: Path, guest: Path, variant: str, env: dict[str, str]
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """The caching shim serving guest by WAGI in its --labreport-run mode, one way."""
+    """The caching shim serving guest by WAGI in its --labreport-run mode, one way (8 guest
+    slots unless env says otherwise)."""
     port = free_port()
     env = {
-        **os.environ, **env, WAGI_LISTEN_ENV: f"127.0.0.1:{port}",
-        "LABREPORT_WAGI_CONCURRENCY": "8", "LABREPORT_SHIM_BENCH_VARIANT": variant,
+        **os.environ, "LABREPORT_WAGI_CONCURRENCY": "8", **env,
+        WAGI_LISTEN_ENV: f"127.0.0.1:{port}", "LABREPORT_SHIM_BENCH_VARIANT": variant,
     }  # fmt: skip
     argv = [str(shim), "--labreport-run", str(state), str(guest)]
     process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, start_new_session=True)
