@@ -36,7 +36,7 @@ version = "0.6.0"
 source = "registry+https://github.com/rust-lang/crates.io-index"
 checksum = "cc"
 """
-SHIMKIT, CGROUPS = shim_patch.PATCHES
+SHIMKIT, CGROUPS, SHIM_WASM = shim_patch.PATCHES
 HOOKS = shim_patch.HOOKS_TWICE
 
 
@@ -52,7 +52,7 @@ def crate(files: dict[str, str], name: str = "containerd-shimkit", version: str 
 
 
 def test_the_lock_names_the_patched_crates_as_path_crates_and_nothing_else_changes() -> None:
-    patched = shim_patch._patched_lock(LOCK, {"containerd-shimkit", "libcgroups"})
+    patched = shim_patch._patched_lock(LOCK, {p.crate for p in shim_patch.PATCHES})
     registry = 'source = "registry+https://github.com/rust-lang/crates.io-index"\n'
     expected = LOCK.replace(f'{registry}checksum = "bb"\n', "")
     assert patched == expected.replace(f'{registry}checksum = "cc"\n', "")
@@ -114,3 +114,31 @@ def test_a_changed_edit_marks_the_patched_crate_stale() -> None:
     assert shim_patch._marker(CGROUPS, "cc") == shim_patch._marker(CGROUPS, "cc")
     assert shim_patch._marker(CGROUPS, "cc") != shim_patch._marker(CGROUPS, "dd")
     assert shim_patch._marker(CGROUPS, "cc") != shim_patch._marker(moved, "cc")
+
+
+def test_the_image_layers_are_read_only_where_the_entrypoint_is_no_file(tmp_path: Path) -> None:
+    """containerd-shim-wasm's Instance::new as published (the parts the edits touch, in order):
+    the containerd client is made and the layers read only when the helper says no."""
+    before = (
+        "pub struct Instance<S: Shim> {\n    id: String,\n}\n\n"
+        "    async fn new(id: String, cfg: &InstanceConfig) -> Result<Self, SandboxError> {\n"
+        "        let oci_client = OCI_CLIENT\n            .get_or_try_init(|| async {\n"
+        "                connect().await\n            })\n            .await?;\n\n"
+        "        // check if container is OCI image with wasm layers and read the module\n"
+        "        let modules = oci_client\n            .load_modules(&id)\n            .await\n"
+        "            .unwrap_or_else(|e| vec![]);\n"
+    )
+    instance = "src/sys/unix/container/instance.rs"
+    data = crate({instance: before}, "containerd-shim-wasm", "1.0.1")
+    shim_patch._patched_crate(data, SHIM_WASM, "1.0.1", tmp_path)
+    after = (tmp_path / instance).read_text()
+    assert after.index("fn labreport_entrypoint_in_rootfs(") < after.index("pub struct Instance")
+    assert "let from_file = labreport_entrypoint_in_rootfs(&cfg.bundle);\n" in after
+    assert "if from_file { None } else { Some(OCI_CLIENT" in after
+    assert "            .await?) };\n" in after
+    assert (
+        "None => Ok(vec![])," in after
+        and "Some(client) => client.load_modules(&id).await," in after
+    )
+    assert after.endswith("        }\n            .unwrap_or_else(|e| vec![]);\n")
+    assert after.count("{") - after.count("}") == before.count("{") - before.count("}")
