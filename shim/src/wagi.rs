@@ -70,6 +70,8 @@ const TABLE_KEEP_RESIDENT: usize = 1 << 20;
 /// for up to a second after a request, about half of a 2 s idle reading (labreport's median of it
 /// read 5.7 MiB in one run and 1.6 in the next); a request after a longer pause pays the faults.
 const TRIM_AFTER: Duration = Duration::from_millis(250);
+/// How `engine` says its instances come from the pool (the start of its text).
+const POOLED: &str = "pooling allocator";
 /// The largest table a pooled instance may have (Go's wasm modules have one of some thousands).
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
@@ -133,7 +135,7 @@ pub fn engine(settings: &Settings) -> Result<(Engine, String)> {
     let mut config = crate::config();
     config.allocation_strategy(pool);
     match Engine::new(&config) {
-        Ok(engine) => Ok((engine, format!("pooling allocator, {slots} slots, {} MiB of memory kept resident in each", kept >> 20))),
+        Ok(engine) => Ok((engine, format!("{POOLED}, {slots} slots, {} MiB of memory kept resident in each", kept >> 20))),
         Err(error) => {
             let reason = format!("{error:?}");
             Ok((crate::engine()?, format!("on demand: the host refused the pooling allocator ({})", first_line(&reason))))
@@ -164,6 +166,10 @@ struct Server {
     clock: std::time::Instant,
     /// The benchmark floor: answer `NOOP_CGI` without running a guest.
     no_guest: bool,
+    /// Whether instances come from the pool: only a pool slot's memory outlives its guest, so
+    /// only then is there memory to note and trim (an on-demand memory is unmapped with its
+    /// store, and its addresses may be another mapping's by the time the server is idle).
+    pooled: bool,
 }
 
 /// Serves until SIGTERM/SIGINT; blocks. The engine must have epoch interruption on (the
@@ -176,6 +182,7 @@ pub fn serve(engine: Engine, allocator: String, module: Module, args: Vec<String
     let pre = linker.instantiate_pre(&module).map_err(crate::wasm_err)?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let no_guest = crate::variant("no-guest");
+    let pooled = allocator.starts_with(POOLED);
     let _ticker = Ticker::start(engine.clone());
     std::thread::spawn(move || -> Result<i32> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
@@ -185,7 +192,7 @@ pub fn serve(engine: Engine, allocator: String, module: Module, args: Vec<String
             let guests = Semaphore::new(settings.concurrency);
             let kept = std::sync::Mutex::new(Vec::new());
             let (last_done, clock) = (std::sync::atomic::AtomicU64::new(0), std::time::Instant::now());
-            let server = Arc::new(Server { engine, pre, func, args, envs, settings, guests, local, kept, last_done, clock, no_guest });
+            let server = Arc::new(Server { engine, pre, func, args, envs, settings, guests, local, kept, last_done, clock, no_guest, pooled });
             let trimmer = server.clone();
             tokio::spawn(async move {
                 loop {
@@ -374,6 +381,9 @@ impl Server {
 impl Server {
     /// Remembers where a guest's linear memory is: its pool slot keeps it resident afterwards.
     fn note_memory(&self, store: &mut Store<Guest>, instance: wasmtime::Instance) {
+        if !self.pooled {
+            return;
+        }
         let memories: Vec<wasmtime::Memory> = instance.exports(&mut *store).filter_map(|e| e.into_memory()).collect();
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         for memory in memories {
@@ -564,5 +574,6 @@ mod tests {
         let settings = Settings::from_env(&[format!("{LISTEN_ENV}=127.0.0.1:0"), "LABREPORT_WAGI_CONCURRENCY=4".into()]).unwrap().unwrap();
         let (_, allocator) = engine(&settings).unwrap();
         assert_eq!(allocator, "pooling allocator, 4 slots, 16 MiB of memory kept resident in each");
+        assert!(allocator.starts_with(POOLED));
     }
 }

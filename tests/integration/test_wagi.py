@@ -241,8 +241,8 @@ def test_an_idle_server_hands_back_the_memory_its_pool_keeps(
     variant: str, tmp_path: Path, needs: object
 ) -> None:
     """A guest dirties 8 MiB; its slot keeps them resident for the next guest, and the server
-    hands them back to the kernel once it has been idle for a quarter of a second (not when asked not
-    to: the benchmark variant no-trim)."""
+    hands them back to the kernel once it has been idle for a quarter of a second (not when
+    asked not to: the benchmark variant no-trim)."""
     needs(WASMTIME_AOT_SHIM.binary)  # type: ignore[operator]
     found = WASMTIME_AOT_SHIM.find()
     assert found is not None
