@@ -23,14 +23,21 @@ def labreport_measure(*args: str) -> None:
 
 
 @functools.cache
-def _lab() -> config.LabConfig:
+def lab() -> config.LabConfig:
+    """Lab 12's configuration (lab.toml)."""
     return config.load(ROOT / "lab.toml")
+
+
+def lab_check(text: str) -> str:
+    """Why text fails lab 12's rules, or "" when it passes: a load client's check."""
+    verdict = check_output(text, lab().check, time.time())
+    return "" if verdict.ok else verdict.reason
 
 
 def check_run(done: subprocess.CompletedProcess[str], what: str) -> None:
     """Exits unless the run ended 0 with output that passes lab 12's rules (lab.toml), as every
     measured run must."""
-    verdict = check_output(done.stdout, _lab().check, time.time())
+    verdict = check_output(done.stdout, lab().check, time.time())
     if done.returncode != 0 or not verdict.ok:
         why = done.stderr.strip()[-300:] if done.returncode else verdict.reason
         raise SystemExit(f"{what}: the start failed: {why}")

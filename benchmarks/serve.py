@@ -51,13 +51,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from measure_cli import labreport_measure
+from measure_cli import lab, lab_check, labreport_measure
 
-from labreport import config
 from labreport.analysis.serving import ServingView, serving_view
 from labreport.host import paths
 from labreport.host.shims import WASMTIME_AOT_SHIM
-from labreport.record.checks import check_output
 from labreport.record.files import load_measurement
 from labreport.runtimes import hey
 from labreport.runtimes.load import Client
@@ -210,15 +208,11 @@ def lab_ways(concurrency: int, requests: int, rounds: int) -> int:
     module = paths.state_dir() / "artifacts" / "lab12" / "moscow-time.wasm"
     if not module.is_file():
         raise SystemExit(f"no module at {module}: run `labreport build` first")
-    lab = config.load(ROOT / "lab.toml")
-
-    def check(text: str) -> str:
-        verdict = check_output(text, lab.check, time.time())
-        return "" if verdict.ok else verdict.reason
-
     ways = [way for way in WAYS if way != FLOOR]
-    env = lab.wagi.env if lab.wagi else {}
-    results = compare_ways(module, ways, (concurrency, requests, rounds), check, env)
+    wagi = lab().wagi
+    results = compare_ways(
+        module, ways, (concurrency, requests, rounds), lab_check, wagi.env if wagi else {}
+    )
     show_ways(results, f"lab 12 by WAGI, concurrency {concurrency}, {rounds} rounds of {requests}:")
     return 0
 

@@ -38,19 +38,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure_cli import check_run
+from measure_cli import check_run, lab, lab_check
 from serve import way_server
 
-from labreport import config
 from labreport.analysis import stats
 from labreport.host import paths
 from labreport.host.shims import WASMTIME_AOT_SHIM, WASMTIME_SHIM
-from labreport.record.checks import check_output
 from labreport.record.models import ServingLevel
 from labreport.runtimes.load import Client
 from labreport.runtimes.memory import proc_status_bytes
-
-ROOT = Path(__file__).resolve().parent.parent
 
 KINDS = {"compiling start": WASMTIME_SHIM.binary, "cached start": WASMTIME_AOT_SHIM.binary}
 
@@ -130,13 +126,8 @@ def show(
 def serve(builds: dict[str, Path], module: Path, concurrency: int, rounds: int) -> int:
     """Lab 12 by WAGI in each build's caching shim, side by side: private memory under load and
     idle after it (MiB) and the rate (checked requests a second), per round."""
-    lab = config.load(ROOT / "lab.toml")
-
-    def check(text: str) -> str:
-        verdict = check_output(text, lab.check, time.time())
-        return "" if verdict.ok else verdict.reason
-
-    env = {**(lab.wagi.env if lab.wagi else {}), "LABREPORT_WAGI_CONCURRENCY": "16"}
+    wagi = lab().wagi
+    env = {**(wagi.env if wagi else {}), "LABREPORT_WAGI_CONCURRENCY": "16"}
     kinds = ("private, load MiB", "private, idle MiB", "checked req/s")
     figures: dict[str, dict[str, dict[int, float]]] = {b: {k: {} for k in kinds} for b in builds}
     servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
@@ -147,11 +138,11 @@ def serve(builds: dict[str, Path], module: Path, concurrency: int, rounds: int) 
                 start(shim, Path(scratch, name), module)  # compile and store, as a container's
                 servers[name] = way_server(shim, Path(scratch, name), module, "", env)  # first
             for url, _ in servers.values():
-                Client(url, check).level(concurrency, 100, 60)  # warm
+                Client(url, lab_check).level(concurrency, 100, 60)  # warm
             for index in range(rounds):
                 for name in builds if index % 2 == 0 else reversed(builds):
                     url, process = servers[name]
-                    peak, level = sampled(process.pid, Client(url, check), concurrency)
+                    peak, level = sampled(process.pid, Client(url, lab_check), concurrency)
                     if level.ok != level.requests:
                         raise SystemExit(f"{name}: {level.ok} of {level.requests} passed")
                     time.sleep(1.5)
