@@ -142,3 +142,17 @@ def test_the_image_layers_are_read_only_where_the_entrypoint_is_no_file(tmp_path
     )
     assert after.endswith("        }\n            .unwrap_or_else(|e| vec![]);\n")
     assert after.count("{") - after.count("}") == before.count("{") - before.count("}")
+
+
+def test_the_lock_is_read_once_for_every_patched_crate_and_a_missing_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    lock = tmp_path / "Cargo.lock"
+    lock.write_text(LOCK)
+    crates = ["containerd-shimkit", "libcgroups"]
+    assert shim_patch._locked(lock, crates) == {
+        "containerd-shimkit": ("0.1.2", "bb"),
+        "libcgroups": ("0.6.0", "cc"),
+    }
+    with pytest.raises(LabreportError, match="has no containerd-shim-wasm"):
+        shim_patch._locked(lock, [*crates, "containerd-shim-wasm"])

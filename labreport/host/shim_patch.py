@@ -165,12 +165,17 @@ def build_dir() -> Path:
     return paths.state_dir() / "shim-build"
 
 
-def _locked(lock: Path, crate: str) -> tuple[str, str]:
-    """The version and checksum of crate in the shim's Cargo.lock."""
-    for package in tomllib.loads(lock.read_text())["package"]:
-        if package["name"] == crate:
-            return str(package["version"]), str(package["checksum"])
-    raise LabreportError(f"{lock} has no {crate}", "the shim crate is not labreport's own")
+def _locked(lock: Path, crates: list[str]) -> dict[str, tuple[str, str]]:
+    """The version and checksum of each of crates in the shim's Cargo.lock."""
+    found = {
+        str(package["name"]): (str(package["version"]), str(package.get("checksum", "")))
+        for package in tomllib.loads(lock.read_text())["package"]
+        if package["name"] in crates
+    }
+    for crate in crates:
+        if not found.get(crate, ("", ""))[1]:
+            raise LabreportError(f"{lock} has no {crate}", "the shim crate is not labreport's own")
+    return found
 
 
 def _cargo_home() -> Path:
@@ -272,8 +277,9 @@ def prepare(manifest: Path) -> Path:
     root = build_dir()
     toml = (crate / "Cargo.toml").read_text() + "\n[patch.crates-io]\n"
     fetched = False
+    locked = _locked(crate / "Cargo.lock", [patch.crate for patch in PATCHES])
     for patch in PATCHES:
-        version, checksum = _locked(crate / "Cargo.lock", patch.crate)
+        version, checksum = locked[patch.crate]
         patched = root / f"{patch.crate}-{version}"
         stamp = root / f".{patch.crate}-{version}.patched"
         marker = _marker(patch, checksum)
